@@ -1,0 +1,54 @@
+"""Nox sessions: the same checks on a laptop and in CI.
+
+nox -s lint tests migrations      # what CI runs before the e2e tier
+nox -s migrations -- --migrations-dir DIR --init-sql FILE
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests", "migrations"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+DEV = ".[dev]"
+
+
+def _sql(pattern: str, *dirs: str) -> list[str]:
+    return sorted(str(p) for d in dirs for p in (ROOT / d).glob(pattern))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (check + format), mypy, squawk on the migrations."""
+    session.install("-e", DEV)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    dirs = ("db/migrations", "tests/fixtures/vector_only/migrations")
+    ups = [p for p in _sql("*.sql", *dirs) if not p.endswith(".down.sql")]
+    session.run("squawk", "--config", ".squawk.toml", *ups)
+    # down files undo things by nature: dropping what the up file added is their job
+    session.run(
+        "squawk", "--config", ".squawk.toml", "--exclude", "ban-drop-column",
+        *_sql("*.down.sql", *dirs),
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit and integration tiers (a throwaway PostgreSQL 18 for the latter)."""
+    session.install("-e", DEV)
+    session.run("pytest", "tests/unit", "tests/integration", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def migrations(session: nox.Session) -> None:
+    """init.sql + every migration on a fresh server, version rows, rollback round trip."""
+    session.install("-e", DEV)
+    session.run("invoke", "db.check-migrations", *session.posargs)

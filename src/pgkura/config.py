@@ -1,0 +1,194 @@
+"""Settings, built once from `.env` at the project root and the environment.
+
+Real environment variables win over `.env` (python-dotenv semantics, without mutating
+`os.environ`). Every value is validated here, so a typo fails before anything runs, with a
+message that names the variable and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from dotenv import dotenv_values
+
+from pgkura.dsn import Target, parse_database_url
+from pgkura.durations import parse_ms
+from pgkura.errors import ConfigError
+
+ENVIRONMENTS = ("development", "production")
+_IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a task needs to know about the project and the server it works on."""
+
+    root: Path
+    environment: str
+    postgres_user: str
+    postgres_password: str | None = field(repr=False)
+    postgres_db: str
+    postgres_host: str
+    postgres_port: int
+    container_name: str
+    database_url: str | None = field(repr=False)
+    migrations_dir: Path
+    init_sql: Path
+    migrations_schema: str
+    migrations_table: str
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    runner_lock_wait_ms: int
+    connect_wait_ms: int
+    backup_dir: Path
+    backup_keep: int
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def target(self) -> Target:
+        """DATABASE_URL when set (a managed or remote server), else the local container."""
+        if self.database_url:
+            return Target(parse_database_url(self.database_url), "DATABASE_URL")
+        params = {
+            "host": self.postgres_host,
+            "port": str(self.postgres_port),
+            "user": self.postgres_user,
+            "dbname": self.postgres_db,
+        }
+        if self.postgres_password:
+            params["password"] = self.postgres_password
+        return Target(params, "container")
+
+
+class _Values:
+    """Merged `.env` and environment values that remember where each one came from."""
+
+    def __init__(self, env_file: Path, environ: Mapping[str, str]) -> None:
+        self.env_file = env_file
+        self._file = dotenv_values(env_file) if env_file.is_file() else {}
+        self._environ = environ
+
+    def raw(self, name: str) -> str | None:
+        if name in self._environ:
+            return self._environ[name]
+        value = self._file.get(name)
+        return value if value is not None else None
+
+    def where(self, name: str) -> str:
+        return "the environment" if name in self._environ else f"{self.env_file}"
+
+    def get(self, name: str, default: str) -> str:
+        value = self.raw(name)
+        return default if value is None or value == "" else value
+
+    def parsed(self, name: str, default: str, parse: Callable[[str], T], expected: str) -> T:
+        text = self.get(name, default)
+        try:
+            return parse(text)
+        except ValueError as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            raise ConfigError(
+                f"{name}={text!r} from {self.where(name)} is invalid: expected {expected}{detail}"
+            ) from None
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError("")
+    return port
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("")
+    return value
+
+
+def _environment(text: str) -> str:
+    value = text.strip().lower()
+    aliases = {"dev": "development", "prod": "production"}
+    value = aliases.get(value, value)
+    if value not in ENVIRONMENTS:
+        raise ValueError("")
+    return value
+
+
+def _identifier(text: str) -> str:
+    if not text or len(text.encode()) > _IDENTIFIER_MAX or "\x00" in text:
+        raise ValueError("")
+    return text
+
+
+def _database_url(text: str) -> str:
+    if text:
+        parse_database_url(text)  # validates; the parsed form is derived on use
+    return text
+
+
+def _path(root: Path) -> Callable[[str], Path]:
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else root / path
+
+    return parse
+
+
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def _container(text: str) -> str:
+    if not _CONTAINER_NAME.match(text):
+        raise ValueError("")
+    return text
+
+
+def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings for the project at `root`, from `root/.env` and `environ` (default os.environ)."""
+    root = root.resolve()
+    env = os.environ if environ is None else environ
+    values = _Values(root / env.get("PGKURA_ENV_FILE", ".env"), env)
+    as_path = _path(root)
+    return Settings(
+        root=root,
+        environment=values.parsed(
+            "PGKURA_ENV", "development", _environment, "development or production"
+        ),
+        postgres_user=values.parsed("POSTGRES_USER", "app", _identifier, "a role name"),
+        postgres_password=values.raw("POSTGRES_PASSWORD") or None,
+        postgres_db=values.parsed("POSTGRES_DB", "app", _identifier, "a database name"),
+        postgres_host=values.get("POSTGRES_HOST", "127.0.0.1"),
+        postgres_port=values.parsed("POSTGRES_PORT", "5432", _port, "a port number 1-65535"),
+        container_name=values.parsed(
+            "PGKURA_CONTAINER", "pgkura-postgres", _container, "a Docker container name"
+        ),
+        database_url=values.parsed("DATABASE_URL", "", _database_url, "a PostgreSQL URL") or None,
+        migrations_dir=values.parsed(
+            "PGKURA_MIGRATIONS_DIR", "db/migrations", as_path, "a directory"
+        ),
+        init_sql=values.parsed("PGKURA_INIT_SQL", "db/init.sql", as_path, "a file"),
+        migrations_schema=values.parsed(
+            "PGKURA_MIGRATIONS_SCHEMA", "public", _identifier, "a schema name"
+        ),
+        migrations_table=values.parsed(
+            "PGKURA_MIGRATIONS_TABLE", "schema_migrations", _identifier, "a table name"
+        ),
+        lock_timeout_ms=values.parsed("PGKURA_LOCK_TIMEOUT", "5s", parse_ms, "a duration"),
+        statement_timeout_ms=values.parsed("PGKURA_STATEMENT_TIMEOUT", "0", parse_ms, "a duration"),
+        runner_lock_wait_ms=values.parsed("PGKURA_RUNNER_LOCK_WAIT", "60s", parse_ms, "a duration"),
+        connect_wait_ms=values.parsed("PGKURA_CONNECT_WAIT", "30s", parse_ms, "a duration"),
+        backup_dir=values.parsed("PGKURA_BACKUP_DIR", "backups", as_path, "a directory"),
+        backup_keep=values.parsed(
+            "PGKURA_BACKUP_KEEP", "0", _non_negative, "a whole number (0 keeps every backup)"
+        ),
+    )

@@ -1,0 +1,249 @@
+"""Applying, rolling back, baselining and repairing migrations on the target server.
+
+Each file runs in its own transaction together with its version row, so a failure leaves
+neither. Files marked `-- pgkura:no-transaction` run statement by statement in autocommit
+(CREATE INDEX CONCURRENTLY and friends); the row is written only after the last statement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+
+from pgkura.config import Settings
+from pgkura.connection import connect, wait_until_ready
+from pgkura.errors import MigrationError
+from pgkura.migration_files import Migration, SqlFile, discover
+from pgkura.migration_plan import Plan
+from pgkura.runner_lock import runner_lock
+from pgkura.sql_errors import describe
+from pgkura.sql_text import Statement, split_statements
+from pgkura.version_table import VersionTable
+
+Log = Callable[[str], None]
+# what is written beside a file's SQL, in the same transaction: the version row, or its removal
+Bookkeeping = Callable[[psycopg.Connection, int], None]
+
+
+def _quiet(_: str) -> None:
+    """The default log: library functions report through return values unless asked."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A migration that ran (or would run, in a dry run), and how long it took."""
+
+    migration: Migration
+    duration_ms: int
+
+
+class Migrator:
+    """The migration operations for one project and one target server."""
+
+    def __init__(self, settings: Settings, log: Log = _quiet) -> None:
+        self.settings = settings
+        self.target = settings.target
+        self.table = VersionTable(settings.migrations_schema, settings.migrations_table)
+        self.log = log
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        """Files and version rows, read without locking or creating anything."""
+        migrations = discover(self.settings.migrations_dir)
+        wait_until_ready(self.target, self.settings.connect_wait_ms)
+        with connect(self.target, purpose="status") as conn:
+            return Plan(migrations, self.table.rows(conn))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[psycopg.Connection, Plan]]:
+        """Discover files (errors before any SQL), wait for the server, take the runner lock,
+        then read the version rows: what another runner applied meanwhile is seen."""
+        migrations = discover(self.settings.migrations_dir)
+        wait_until_ready(self.target, self.settings.connect_wait_ms)
+        with (
+            runner_lock(self.target, str(self.table), self.settings.runner_lock_wait_ms, self.log),
+            connect(self.target, purpose="migrate") as conn,
+        ):
+            self.table.ensure(conn)
+            yield conn, Plan(migrations, self.table.rows(conn))
+
+    def migrate(
+        self,
+        *,
+        to: int | None = None,
+        dry_run: bool = False,
+        allow_missing: bool = False,
+        allow_out_of_order: bool = False,
+    ) -> list[Step]:
+        """Apply pending migrations (up to `to`), oldest first; the steps taken."""
+        if dry_run:
+            plan = self.plan()
+            plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
+            return [Step(m, 0) for m in plan.to_apply(to)]
+        with self._locked() as (conn, plan):
+            plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
+            steps = []
+            for m in plan.to_apply(to):
+                mode = " (no transaction)" if m.up.no_transaction else ""
+                self.log(f"applying {m.up.path.name}{mode}")
+                steps.append(Step(m, self._run(conn, m.up, self._recorder(m))))
+            return steps
+
+    def rollback(
+        self, *, steps: int | None = None, to: int | None = None, dry_run: bool = False
+    ) -> list[Step]:
+        """Run down files newest first; refuses up front if any of them is missing."""
+        if dry_run:
+            return [Step(m, 0) for m, _ in self.plan().to_roll_back(steps, to)]
+        with self._locked() as (conn, plan):
+            done = []
+            for m, down in plan.to_roll_back(steps, to):
+                self.log(f"rolling back {m.label} with {down.path.name}")
+                done.append(Step(m, self._run(conn, down, self._forgetter(m))))
+            return done
+
+    def baseline(self, version: int) -> list[Migration]:
+        """Record every file up to `version` as applied without running it."""
+        with self._locked() as (conn, plan):
+            if version not in plan.by_version:
+                raise MigrationError(f"baseline {version}: no migration file has that number")
+            chosen = [m for m in plan.pending if m.version <= version]
+            with conn.transaction():
+                for m in chosen:
+                    self.table.record(conn, m.version, m.name, m.up.checksum, 0, how="baseline")
+            return chosen
+
+    def repair(self) -> list[tuple[Migration, str]]:
+        """Re-record the checksums of edited applied files; (migration, old checksum) pairs."""
+        with self._locked() as (conn, plan):
+            changed = plan.changed
+            with conn.transaction():
+                for m, _row in changed:
+                    self.table.update_checksum(conn, m.version, m.up.checksum)
+            return [(m, row.checksum) for m, row in changed]
+
+    # -- running one file ------------------------------------------------------------------
+
+    def _recorder(self, m: Migration) -> Bookkeeping:
+        def record(conn: psycopg.Connection, duration_ms: int) -> None:
+            self.table.record(conn, m.version, m.name, m.up.checksum, duration_ms)
+
+        return record
+
+    def _forgetter(self, m: Migration) -> Bookkeeping:
+        def forget(conn: psycopg.Connection, _duration_ms: int) -> None:
+            self.table.forget(conn, m.version)
+
+        return forget
+
+    def _run(
+        self,
+        conn: psycopg.Connection,
+        file: SqlFile,
+        bookkeeping: Bookkeeping,
+    ) -> int:
+        """Run `file`, then `bookkeeping`; atomically unless the file opts out."""
+        if file.no_transaction:
+            return self._run_statements(conn, file, bookkeeping)
+        start = time.monotonic()
+        try:
+            with conn.transaction():
+                self._set_timeouts(conn, local=True)
+                conn.execute(file.sql)  # no parameters: runs verbatim, all statements
+                duration = _ms_since(start)
+                bookkeeping(conn, duration)
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"{self._describe(exc, file)}\nThe transaction was rolled back: nothing from "
+                f"{file.path.name} was applied."
+            ) from None
+        return duration
+
+    def _run_statements(
+        self,
+        conn: psycopg.Connection,
+        file: SqlFile,
+        bookkeeping: Bookkeeping,
+    ) -> int:
+        before = _invalid_indexes(conn)
+        statements = split_statements(file.sql)
+        start = time.monotonic()
+        self._set_timeouts(conn, local=False)
+        try:
+            for done, stmt in enumerate(statements):
+                try:
+                    conn.execute(stmt.text)
+                except psycopg.Error as exc:
+                    raise MigrationError(
+                        self._half_way(conn, file, exc, stmt.offset, statements[:done], before)
+                    ) from None
+            duration = _ms_since(start)
+            bookkeeping(conn, duration)
+        finally:
+            if not conn.closed:
+                conn.execute("RESET lock_timeout; RESET statement_timeout")
+        return duration
+
+    def _half_way(
+        self,
+        conn: psycopg.Connection,
+        file: SqlFile,
+        exc: psycopg.Error,
+        offset: int,
+        committed: Sequence[Statement],
+        invalid_before: set[str],
+    ) -> str:
+        lines = [self._describe(exc, file, offset)]
+        lines.append(
+            f"{file.path.name} runs without a transaction: {len(committed)} statement(s) before "
+            "this one were committed and stay applied; no version row was written, so the whole "
+            "file runs again next time. Make its statements idempotent (IF NOT EXISTS) before "
+            "re-running."
+        )
+        try:
+            new_invalid = sorted(_invalid_indexes(conn) - invalid_before)
+        except psycopg.Error:
+            new_invalid = []
+        if new_invalid:
+            lines.append(
+                "Invalid index(es) left behind by a failed concurrent build: "
+                + ", ".join(new_invalid)
+                + ". Drop them (DROP INDEX CONCURRENTLY ...) before re-running."
+            )
+        return "\n".join(lines)
+
+    def _describe(self, exc: psycopg.Error, file: SqlFile, offset: int = 0) -> str:
+        return describe(
+            exc,
+            file,
+            base_offset=offset,
+            lock_timeout_ms=self.settings.lock_timeout_ms,
+            statement_timeout_ms=self.settings.statement_timeout_ms,
+        )
+
+    def _set_timeouts(self, conn: psycopg.Connection, *, local: bool) -> None:
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
+            (
+                f"{self.settings.lock_timeout_ms}ms",
+                local,
+                f"{self.settings.statement_timeout_ms}ms",
+                local,
+            ),
+        )
+
+
+def _ms_since(start: float) -> int:
+    return round((time.monotonic() - start) * 1000)
+
+
+def _invalid_indexes(conn: psycopg.Connection) -> set[str]:
+    cur = conn.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid")
+    return {row[0] for row in cur}

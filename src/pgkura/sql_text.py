@@ -1,0 +1,75 @@
+"""SQL text as PostgreSQL's own parser (pglast) sees it: statements, meta-commands, positions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pglast import ast, enums, parser
+
+_BACKSLASH = "ASCII_92"
+_COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
+_TRANSACTION_CONTROL = {
+    enums.TransactionStmtKind.TRANS_STMT_BEGIN,
+    enums.TransactionStmtKind.TRANS_STMT_START,
+    enums.TransactionStmtKind.TRANS_STMT_COMMIT,
+    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK,
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a file and where it starts (0-based character offset)."""
+
+    text: str
+    offset: int
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a 0-based character offset."""
+    before = text[:offset]
+    line = before.count("\n") + 1
+    return line, offset - (before.rfind("\n") + 1) + 1
+
+
+def line_at(text: str, line: int) -> str:
+    lines = text.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def has_code(sql: str) -> bool:
+    """False when `sql` holds only whitespace and comments; text the scanner rejects (an
+    unterminated string, say) counts as code, so the server reports it with its position."""
+    try:
+        return any(tok.name not in _COMMENTS for tok in parser.scan(sql))
+    except parser.ParseError:
+        return True
+
+
+def meta_command_offsets(sql: str) -> list[int]:
+    """Offsets of backslashes outside strings and comments: psql meta-commands such as \\c."""
+    try:
+        return [tok.start for tok in parser.scan(sql) if tok.name == _BACKSLASH]
+    except parser.ParseError:
+        return []
+
+
+def split_statements(sql: str) -> list[Statement]:
+    """Top-level statements, split by the real grammar (dollar quotes, strings, comments)."""
+    return [
+        Statement(sql[part].strip(), part.start)
+        for part in parser.split(sql, only_slices=True)
+        if sql[part].strip()
+    ]
+
+
+def transaction_control_offsets(sql: str) -> list[int]:
+    """Offsets of top-level BEGIN / COMMIT / ROLLBACK: they would break a file's atomicity."""
+    try:
+        tree = parser.parse_sql(sql)
+    except parser.ParseError:
+        return []  # the server reports syntax errors with a better position than we could
+    return [
+        int(raw.stmt_location or 0)
+        for raw in tree
+        if isinstance(raw.stmt, ast.TransactionStmt) and raw.stmt.kind in _TRANSACTION_CONTROL
+    ]

@@ -1,0 +1,259 @@
+"""pgkura tasks: `invoke --list` shows them. Thin wiring only; the work is in src/pgkura.
+
+Imports of the library happen inside the tasks, so `invoke --list` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+if TYPE_CHECKING:
+    from pgkura.config import Settings
+
+ROOT = Path(__file__).resolve().parent
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures end with one clear message and a non-zero exit, not a traceback."""
+    from pgkura.errors import PgkuraError
+
+    try:
+        yield
+    except PgkuraError as exc:
+        raise Exit(f"error: {exc}", code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+def _settings() -> Settings:
+    from pgkura.config import load_settings
+
+    return load_settings(ROOT)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _number(value: str | None, flag: str) -> int | None:
+    """invoke hands optional flags over as strings; turn one into a whole number."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Exit(f"error: {flag} expects a whole number, got {value!r}") from None
+
+
+def _confirm(settings: Settings, action: str, yes: bool) -> None:
+    from pgkura.confirm import confirm
+
+    confirm(
+        action,
+        yes=yes,
+        production=settings.is_production,
+        dbname=settings.target.dbname,
+        interactive=sys.stdin.isatty(),
+    )
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+@task(
+    help={
+        "to": "apply up to and including this version only",
+        "dry-run": "show the plan; apply nothing",
+        "allow-missing": "go on although applied versions have no file any more",
+        "allow-out-of-order": "apply pending files numbered below the newest applied one",
+    }
+)
+def migrate(
+    c: Context,
+    to: str | None = None,
+    dry_run: bool = False,
+    allow_missing: bool = False,
+    allow_out_of_order: bool = False,
+) -> None:
+    """Apply pending migrations from db/migrations, each in its own transaction."""
+    from pgkura.migrations import Migrator
+
+    with _errors():
+        settings = _settings()
+        _say(f"target: {settings.target.redacted()}")
+        steps = Migrator(settings, _say).migrate(
+            to=_number(to, "--to"),
+            dry_run=dry_run,
+            allow_missing=allow_missing,
+            allow_out_of_order=allow_out_of_order,
+        )
+        if dry_run:
+            print("\n".join(f"would apply {s.migration.up.path.name}" for s in steps) or
+                  "nothing to apply")  # fmt: skip
+            return
+        for s in steps:
+            print(f"applied {s.migration.up.path.name} ({s.duration_ms} ms)")
+        if not steps:
+            print("database is up to date")
+
+
+@task(help={"check": "exit non-zero (3) when anything is pending, changed or missing (CI gate)"})
+def status(c: Context, check: bool = False) -> None:
+    """Show applied, pending, changed and missing migrations."""
+    from pgkura.errors import PendingMigrationsError
+    from pgkura.migrations import Migrator
+    from pgkura.report import status_summary, status_table
+
+    with _errors():
+        settings = _settings()
+        entries = Migrator(settings).plan().entries()
+        print(f"target: {settings.target.redacted()}")
+        print(status_table(entries))
+        print(status_summary(entries))
+        if check and any(e.state not in ("applied", "baseline") for e in entries):
+            raise PendingMigrationsError("migrations are not in sync with the database")
+
+
+@task(
+    help={
+        "name": "what the migration does, e.g. 'add users table'",
+        "down": "also create the matching .down.sql",
+        "no-transaction": "mark the file to run outside a transaction (CONCURRENTLY builds)",
+    },
+    positional=["name"],
+)
+def new(c: Context, name: str, down: bool = False, no_transaction: bool = False) -> None:
+    """Create the next numbered migration file."""
+    from pgkura.scaffold import new_migration
+
+    with _errors():
+        for path in new_migration(
+            _settings().migrations_dir, name, down=down, no_transaction=no_transaction
+        ):
+            print(f"created {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+@task(
+    help={
+        "steps": "how many applied migrations to undo, newest first (default 1)",
+        "to": "undo every migration above this version (0 undoes all)",
+        "dry-run": "show what would be rolled back",
+        "yes": "do not ask for confirmation",
+    }
+)
+def rollback(
+    c: Context,
+    steps: str | None = None,
+    to: str | None = None,
+    dry_run: bool = False,
+    yes: bool = False,
+) -> None:
+    """Undo applied migrations with their .down.sql files (asks first)."""
+    from pgkura.migrations import Migrator
+
+    how_many, down_to = _number(steps, "--steps"), _number(to, "--to")
+    with _errors():
+        settings = _settings()
+        migrator = Migrator(settings, _say)
+        chosen = migrator.rollback(steps=how_many, to=down_to, dry_run=True)
+        if not chosen:
+            print("nothing to roll back")
+            return
+        names = ", ".join(s.migration.label for s in chosen)
+        if dry_run:
+            print(f"would roll back: {names}")
+            return
+        _confirm(settings, f"roll back {names} on {settings.target.redacted()}", yes)
+        for s in migrator.rollback(steps=how_many, to=down_to):
+            print(f"rolled back {s.migration.label} ({s.duration_ms} ms)")
+
+
+@task(
+    help={"version": "record every migration up to this number as applied"},
+    positional=["version"],
+)
+def baseline(c: Context, version: str) -> None:
+    """Mark migrations up to VERSION as applied without running them (existing databases)."""
+    from pgkura.migrations import Migrator
+
+    with _errors():
+        recorded = Migrator(_settings(), _say).baseline(_number(version, "VERSION") or 0)
+        for m in recorded:
+            print(f"baselined {m.label} (not run)")
+        if not recorded:
+            print(f"nothing to baseline: everything up to {version} is already recorded")
+
+
+@task(help={"yes": "do not ask for confirmation"})
+def repair(c: Context, yes: bool = False) -> None:
+    """Re-record checksums of applied files that were edited on purpose."""
+    from pgkura.migrations import Migrator
+
+    with _errors():
+        settings = _settings()
+        migrator = Migrator(settings, _say)
+        changed = migrator.plan().changed
+        if not changed:
+            print("no applied file has changed; nothing to repair")
+            return
+        for m, row in changed:
+            print(f"CHANGED {m.up.path.name}: {row.checksum[:12]} → {m.up.checksum[:12]}")
+        _confirm(settings, f"accept {len(changed)} edited migration file(s) as applied", yes)
+        for m, old in migrator.repair():
+            print(f"repaired {m.label}: checksum {old[:12]} replaced by {m.up.checksum[:12]}")
+
+
+@task(help={"timeout": "how long to wait, e.g. 30s (default PGKURA_CONNECT_WAIT)"})
+def wait(c: Context, timeout: str = "") -> None:
+    """Wait until the server accepts connections and answers a query."""
+    from pgkura.connection import wait_until_ready
+    from pgkura.durations import parse_ms
+
+    with _errors():
+        settings = _settings()
+        try:
+            timeout_ms = parse_ms(timeout) if timeout else settings.connect_wait_ms
+        except ValueError as exc:
+            raise Exit(f"error: --timeout: {exc}") from None
+        version = wait_until_ready(settings.target, timeout_ms)
+        print(f"ready: {settings.target.redacted()} (server {version // 10000}.{version % 10000})")
+
+
+@task(
+    name="check-migrations",
+    help={
+        "migrations-dir": "directory to check (default PGKURA_MIGRATIONS_DIR)",
+        "init-sql": "bootstrap file to run first (default PGKURA_INIT_SQL)",
+    },
+)
+def check_migrations(c: Context, migrations_dir: str = "", init_sql: str = "") -> None:
+    """Build a throwaway database from init.sql + every migration and round-trip the downs."""
+    import dataclasses
+
+    from pgkura.migration_check import check_migrations as run_check
+
+    with _errors():
+        settings = _settings()
+        if migrations_dir:
+            settings = dataclasses.replace(settings, migrations_dir=Path(migrations_dir).resolve())
+        if init_sql:
+            settings = dataclasses.replace(settings, init_sql=Path(init_sql).resolve())
+        run_check(settings, _say)
+        print(f"migrations OK: {settings.init_sql.name} + {settings.migrations_dir}")
+
+
+db = Collection("db")
+for _task in (migrate, status, new, rollback, baseline, repair, wait, check_migrations):
+    db.add_task(_task)
+
+ns = Collection(db)
