@@ -37,7 +37,7 @@ def run_psql_file(target: Target, path: Path) -> None:
             conninfo,
             "-f",
             str(path),
-        ],  # fmt: skip
+        ],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

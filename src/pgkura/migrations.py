@@ -8,7 +8,7 @@ neither. Files marked `-- pgkura:no-transaction` run statement by statement in a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -143,52 +143,39 @@ class Migrator:
 
         return forget
 
-    def _run(
-        self,
-        conn: psycopg.Connection,
-        file: SqlFile,
-        bookkeeping: Bookkeeping,
-    ) -> int:
-        """Run `file`, then `bookkeeping`; atomically unless the file opts out."""
-        if file.no_transaction:
-            return self._run_statements(conn, file, bookkeeping)
-        start = time.monotonic()
-        try:
-            with conn.transaction():
-                self._set_timeouts(conn, local=True)
-                conn.execute(file.sql)  # no parameters: runs verbatim, all statements
-                duration = _ms_since(start)
-                bookkeeping(conn, duration)
-        except psycopg.Error as exc:
-            raise MigrationError(
-                f"{self._describe(exc, file)}\nThe transaction was rolled back: nothing from "
-                f"{file.path.name} was applied."
-            ) from None
-        return duration
-
-    def _run_statements(
-        self,
-        conn: psycopg.Connection,
-        file: SqlFile,
-        bookkeeping: Bookkeeping,
-    ) -> int:
-        before = _invalid_indexes(conn)
+    def _run(self, conn: psycopg.Connection, file: SqlFile, bookkeeping: Bookkeeping) -> int:
+        """Run `file` statement by statement (so an error names its statement), then
+        `bookkeeping`; all in one transaction unless the file opts out."""
         statements = split_statements(file.sql)
         start = time.monotonic()
-        self._set_timeouts(conn, local=False)
-        try:
-            for done, stmt in enumerate(statements):
+        if file.no_transaction:
+            invalid_before = _invalid_indexes(conn)
+            self._set_timeouts(conn, local=False)
+            try:
+                for done, stmt in enumerate(statements):
+                    try:
+                        conn.execute(stmt.text)
+                    except psycopg.Error as exc:
+                        raise MigrationError(
+                            self._half_way(conn, file, exc, stmt, done, invalid_before)
+                        ) from None
+                bookkeeping(conn, _ms_since(start))
+            finally:
+                if not conn.closed:
+                    conn.execute("RESET lock_timeout; RESET statement_timeout")
+            return _ms_since(start)
+        with conn.transaction():
+            self._set_timeouts(conn, local=True)
+            for stmt in statements:
                 try:
-                    conn.execute(stmt.text)
+                    conn.execute(stmt.text)  # no parameters: the text runs verbatim
                 except psycopg.Error as exc:
                     raise MigrationError(
-                        self._half_way(conn, file, exc, stmt.offset, statements[:done], before)
+                        f"{self._describe(exc, file, stmt)}\nThe transaction was rolled back: "
+                        f"nothing from {file.path.name} was applied."
                     ) from None
             duration = _ms_since(start)
             bookkeeping(conn, duration)
-        finally:
-            if not conn.closed:
-                conn.execute("RESET lock_timeout; RESET statement_timeout")
         return duration
 
     def _half_way(
@@ -196,21 +183,18 @@ class Migrator:
         conn: psycopg.Connection,
         file: SqlFile,
         exc: psycopg.Error,
-        offset: int,
-        committed: Sequence[Statement],
+        stmt: Statement,
+        committed: int,
         invalid_before: set[str],
     ) -> str:
-        lines = [self._describe(exc, file, offset)]
+        lines = [self._describe(exc, file, stmt)]
         lines.append(
-            f"{file.path.name} runs without a transaction: {len(committed)} statement(s) before "
+            f"{file.path.name} runs without a transaction: {committed} statement(s) before "
             "this one were committed and stay applied; no version row was written, so the whole "
             "file runs again next time. Make its statements idempotent (IF NOT EXISTS) before "
             "re-running."
         )
-        try:
-            new_invalid = sorted(_invalid_indexes(conn) - invalid_before)
-        except psycopg.Error:
-            new_invalid = []
+        new_invalid = sorted(_invalid_indexes(conn) - invalid_before)
         if new_invalid:
             lines.append(
                 "Invalid index(es) left behind by a failed concurrent build: "
@@ -219,11 +203,11 @@ class Migrator:
             )
         return "\n".join(lines)
 
-    def _describe(self, exc: psycopg.Error, file: SqlFile, offset: int = 0) -> str:
+    def _describe(self, exc: psycopg.Error, file: SqlFile, stmt: Statement) -> str:
         return describe(
             exc,
             file,
-            base_offset=offset,
+            base_offset=stmt.offset,
             lock_timeout_ms=self.settings.lock_timeout_ms,
             statement_timeout_ms=self.settings.statement_timeout_ms,
         )

@@ -54,12 +54,15 @@ def meta_command_offsets(sql: str) -> list[int]:
 
 
 def split_statements(sql: str) -> list[Statement]:
-    """Top-level statements, split by the real grammar (dollar quotes, strings, comments)."""
-    return [
-        Statement(sql[part].strip(), part.start)
-        for part in parser.split(sql, only_slices=True)
-        if sql[part].strip()
-    ]
+    """Top-level statements, split by the real grammar (dollar quotes, strings, comments).
+
+    Text the parser rejects comes back whole, as one statement: the server then reports the
+    syntax error with its own position."""
+    try:
+        parts = parser.split(sql, only_slices=True)
+    except parser.ParseError:
+        return [Statement(sql, 0)]
+    return [Statement(sql[part], part.start) for part in parts if sql[part].strip()]
 
 
 def transaction_control_offsets(sql: str) -> list[int]:

@@ -51,7 +51,7 @@ def _service_user() -> pwd.struct_passwd:
                 "--shell",
                 "/usr/sbin/nologin",
                 SERVICE_USER,
-            ],  # fmt: skip
+            ],
             check=True,
             capture_output=True,
         )

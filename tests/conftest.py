@@ -1,0 +1,25 @@
+"""Shared helpers for every tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def write_migration(tmp_path: Path):
+    """write_migration("001_name.sql", "SQL") -> path, in tmp_path/migrations."""
+    directory = tmp_path / "migrations"
+    directory.mkdir(exist_ok=True)
+
+    def write(name: str, text: str, *, newline: str = "\n", bom: bool = False) -> Path:
+        path = directory / name
+        data = ("\ufeff" if bom else "") + text.replace("\n", newline)
+        path.write_bytes(data.encode("utf-8"))
+        return path
+
+    write.directory = directory  # type: ignore[attr-defined]
+    return write

@@ -1,0 +1,29 @@
+import pytest
+
+from pgkura.errors import MigrationError
+from pgkura.scaffold import new_migration, slug
+
+
+def test_first_migration_gets_three_digits(tmp_path):
+    (path,) = new_migration(tmp_path / "m", "Add users table")
+    assert path.name == "001_add_users_table.sql"
+    assert "Add users table" in path.read_text()
+
+
+def test_next_number_keeps_the_existing_width(write_migration):
+    write_migration("0007_x.sql", "SELECT 1;")
+    up, down = new_migration(write_migration.directory, "add-index", down=True)
+    assert (up.name, down.name) == ("0008_add_index.sql", "0008_add_index.down.sql")
+
+
+def test_unfinished_scaffold_does_not_block_the_next(tmp_path):
+    new_migration(tmp_path, "first")
+    (second,) = new_migration(tmp_path, "second", no_transaction=True)
+    assert second.name == "002_second.sql"
+    assert second.read_text().startswith("-- pgkura:no-transaction\n")
+
+
+def test_unusable_names_are_refused():
+    assert slug("  Add 日本 users!! ") == "add_users"
+    with pytest.raises(MigrationError, match="no usable file name"):
+        slug("日本語")
