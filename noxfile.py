@@ -52,3 +52,10 @@ def migrations(session: nox.Session) -> None:
     """init.sql + every migration on a fresh server, version rows, rollback round trip."""
     session.install("-e", DEV)
     session.run("invoke", "db.check-migrations", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """The e2e tier on a real Docker engine (skips, saying why, when none is reachable)."""
+    session.install("-e", DEV)
+    session.run("pytest", "tests/e2e", "-rs", *session.posargs)

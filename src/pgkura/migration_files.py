@@ -9,11 +9,13 @@ from pathlib import Path
 
 from pgkura.errors import MigrationError
 from pgkura.sql_text import (
+    Statement,
     has_code,
+    is_transaction_control,
     line_at,
     line_col,
     meta_command_offsets,
-    transaction_control_offsets,
+    split_statements,
 )
 
 FILE_PATTERN = re.compile(
@@ -43,6 +45,7 @@ class SqlFile:
     sql: str  # normalized
     checksum: str
     no_transaction: bool
+    statements: tuple[Statement, ...]  # split once, by the real grammar
 
     def where(self, offset: int) -> str:
         line, col = line_col(self.sql, offset)
@@ -82,15 +85,16 @@ def read_sql_file(path: Path) -> SqlFile:
             "(e.g. SET instead of \\set, one file per database instead of \\c)."
         )
     no_transaction = _has_no_transaction_directive(sql)
+    statements = tuple(split_statements(sql))
     if not no_transaction:
-        for offset in transaction_control_offsets(sql):
-            line, _ = line_col(sql, offset)
+        for stmt in filter(is_transaction_control, statements):
+            line, _ = line_col(sql, stmt.offset)
             raise MigrationError(
                 f"{path}:{line}: {line_at(sql, line).strip()!r}: pgkura runs each file in its own "
                 "transaction; remove BEGIN/COMMIT, or put "
                 f"'-- {NO_TRANSACTION}' on the first line to manage transactions yourself."
             )
-    return SqlFile(path, sql, checksum(raw), no_transaction)
+    return SqlFile(path, sql, checksum(raw), no_transaction, statements)
 
 
 def _has_no_transaction_directive(sql: str) -> bool:

@@ -21,12 +21,12 @@ from pgkura.migration_files import Migration, SqlFile, discover
 from pgkura.migration_plan import Plan
 from pgkura.runner_lock import runner_lock
 from pgkura.sql_errors import describe
-from pgkura.sql_text import Statement, split_statements
+from pgkura.sql_text import Statement
 from pgkura.version_table import VersionTable
 
 Log = Callable[[str], None]
 # what is written beside a file's SQL, in the same transaction: the version row, or its removal
-Bookkeeping = Callable[[psycopg.Connection, int], None]
+Bookkeeping = Callable[[psycopg.Connection, int | None], None]
 
 
 def _quiet(_: str) -> None:
@@ -72,7 +72,9 @@ class Migrator:
             connect(self.target, purpose="migrate") as conn,
         ):
             self.table.ensure(conn)
-            yield conn, Plan(migrations, self.table.rows(conn))
+            plan = Plan(migrations, self.table.rows(conn))
+            self._set_timeouts(conn)
+            yield conn, plan
 
     def migrate(
         self,
@@ -132,13 +134,13 @@ class Migrator:
     # -- running one file ------------------------------------------------------------------
 
     def _recorder(self, m: Migration) -> Bookkeeping:
-        def record(conn: psycopg.Connection, duration_ms: int) -> None:
+        def record(conn: psycopg.Connection, duration_ms: int | None) -> None:
             self.table.record(conn, m.version, m.name, m.up.checksum, duration_ms)
 
         return record
 
     def _forgetter(self, m: Migration) -> Bookkeeping:
-        def forget(conn: psycopg.Connection, _duration_ms: int) -> None:
+        def forget(conn: psycopg.Connection, _duration_ms: int | None) -> None:
             self.table.forget(conn, m.version)
 
         return forget
@@ -146,37 +148,39 @@ class Migrator:
     def _run(self, conn: psycopg.Connection, file: SqlFile, bookkeeping: Bookkeeping) -> int:
         """Run `file` statement by statement (so an error names its statement), then
         `bookkeeping`; all in one transaction unless the file opts out."""
-        statements = split_statements(file.sql)
         start = time.monotonic()
         if file.no_transaction:
             invalid_before = _invalid_indexes(conn)
-            self._set_timeouts(conn, local=False)
-            try:
-                for done, stmt in enumerate(statements):
-                    try:
-                        conn.execute(stmt.text)
-                    except psycopg.Error as exc:
-                        raise MigrationError(
-                            self._half_way(conn, file, exc, stmt, done, invalid_before)
-                        ) from None
-                bookkeeping(conn, _ms_since(start))
-            finally:
-                if not conn.closed:
-                    conn.execute("RESET lock_timeout; RESET statement_timeout")
-            return _ms_since(start)
-        with conn.transaction():
-            self._set_timeouts(conn, local=True)
-            for stmt in statements:
+            for done, stmt in enumerate(file.statements):
                 try:
-                    conn.execute(stmt.text)  # no parameters: the text runs verbatim
+                    conn.execute(stmt.text)
                 except psycopg.Error as exc:
                     raise MigrationError(
-                        f"{self._describe(exc, file, stmt)}\nThe transaction was rolled back: "
-                        f"nothing from {file.path.name} was applied."
+                        self._half_way(conn, file, exc, stmt, done, invalid_before)
                     ) from None
             duration = _ms_since(start)
             bookkeeping(conn, duration)
-        return duration
+            return duration
+        # One round trip for BEGIN, every statement, the version row and COMMIT (pipeline
+        # mode); the statement that failed is the first one without a result.
+        cursors: list[psycopg.Cursor] = []
+        try:
+            with conn.pipeline(), conn.transaction():
+                for stmt in file.statements:
+                    cursors.append(conn.execute(stmt.text))  # no parameters: runs verbatim
+                bookkeeping(conn, None)
+        except psycopg.Error as exc:
+            failed = next((i for i, c in enumerate(cursors) if c.pgresult is None), None)
+            where = (
+                self._describe(exc, file, file.statements[failed])
+                if failed is not None
+                else f"{file.path.name}: {exc}"
+            )
+            raise MigrationError(
+                f"{where}\nThe transaction was rolled back: "
+                f"nothing from {file.path.name} was applied."
+            ) from None
+        return _ms_since(start)
 
     def _half_way(
         self,
@@ -212,15 +216,12 @@ class Migrator:
             statement_timeout_ms=self.settings.statement_timeout_ms,
         )
 
-    def _set_timeouts(self, conn: psycopg.Connection, *, local: bool) -> None:
+    def _set_timeouts(self, conn: psycopg.Connection) -> None:
+        """Session-wide on the dedicated migration connection, so every file gets them."""
         conn.execute(
-            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
-            (
-                f"{self.settings.lock_timeout_ms}ms",
-                local,
-                f"{self.settings.statement_timeout_ms}ms",
-                local,
-            ),
+            "SELECT set_config('lock_timeout', %s, false),"
+            " set_config('statement_timeout', %s, false)",
+            (f"{self.settings.lock_timeout_ms}ms", f"{self.settings.statement_timeout_ms}ms"),
         )
 
 

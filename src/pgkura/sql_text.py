@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from pglast import ast, enums, parser
+from pglast import parser
 
 _BACKSLASH = "ASCII_92"
 _COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
-_TRANSACTION_CONTROL = {
-    enums.TransactionStmtKind.TRANS_STMT_BEGIN,
-    enums.TransactionStmtKind.TRANS_STMT_START,
-    enums.TransactionStmtKind.TRANS_STMT_COMMIT,
-    enums.TransactionStmtKind.TRANS_STMT_ROLLBACK,
-}
+# split_statements() yields statements without their leading comments, so a match at the
+# start is the statement's own first keyword; ROLLBACK TO SAVEPOINT stays allowed.
+_TRANSACTION_CONTROL = re.compile(
+    r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ABORT|ROLLBACK(?!\s+TO\b))\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,7 @@ def split_statements(sql: str) -> list[Statement]:
     return [Statement(sql[part], part.start) for part in parts if sql[part].strip()]
 
 
-def transaction_control_offsets(sql: str) -> list[int]:
-    """Offsets of top-level BEGIN / COMMIT / ROLLBACK: they would break a file's atomicity."""
-    try:
-        tree = parser.parse_sql(sql)
-    except parser.ParseError:
-        return []  # the server reports syntax errors with a better position than we could
-    return [
-        int(raw.stmt_location or 0)
-        for raw in tree
-        if isinstance(raw.stmt, ast.TransactionStmt) and raw.stmt.kind in _TRANSACTION_CONTROL
-    ]
+def is_transaction_control(stmt: Statement) -> bool:
+    """BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT at the top level: in a file
+    that pgkura wraps in a transaction they would commit half of it."""
+    return bool(_TRANSACTION_CONTROL.match(stmt.text))

@@ -39,6 +39,11 @@ def bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+def has_extension(name: str) -> bool:
+    """Whether the throwaway server can CREATE EXTENSION `name` (pg_bigm: no, pgvector: yes)."""
+    return (bin_dir().parent / "share" / "extension" / f"{name}.control").is_file()
+
+
 def _service_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVICE_USER)

@@ -8,6 +8,10 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+_MS_SINCE_TRANSACTION_START = sql.SQL(
+    "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint"
+)
+
 
 @dataclass(frozen=True)
 class AppliedRow:
@@ -73,14 +77,16 @@ class VersionTable:
         version: int,
         name: str,
         checksum: str,
-        duration_ms: int,
+        duration_ms: int | None,
         how: str = "applied",
     ) -> None:
+        """Insert the row; without `duration_ms` the server measures the time since the
+        transaction began (the file ran in it, pipelined, so the client cannot)."""
         conn.execute(
             sql.SQL(
-                "INSERT INTO {} (version, name, checksum, duration_ms, how) "
-                "VALUES (%s, %s, %s, %s, %s)"
-            ).format(self.ident),
+                "INSERT INTO {} (version, name, checksum, duration_ms, how) VALUES (%s, %s, %s, "
+                "COALESCE(%s::bigint, {}), %s)"
+            ).format(self.ident, _MS_SINCE_TRANSACTION_START),
             (version, name, checksum, duration_ms, how),
         )
 
