@@ -252,8 +252,162 @@ def check_migrations(c: Context, migrations_dir: str = "", init_sql: str = "") -
         print(f"migrations OK: {settings.init_sql.name} + {settings.migrations_dir}")
 
 
-db = Collection("db")
-for _task in (migrate, status, new, rollback, baseline, repair, wait, check_migrations):
-    db.add_task(_task)
+# -- the container -------------------------------------------------------------------------
 
-ns = Collection(db)
+
+@task(
+    name="build",
+    help={"no-cache": "build every layer again", "pull": "pull a newer base image first"},
+)
+def docker_build(c: Context, no_cache: bool = False, pull: bool = False) -> None:
+    """Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build)."""
+    from pgkura.lifecycle import build
+
+    with _errors():
+        build(_settings(), no_cache=no_cache, pull=pull)
+
+
+@task(help={"build": "build the image first"})
+def up(c: Context, build: bool = False) -> None:
+    """Start the database and wait until it accepts connections."""
+    from pgkura.lifecycle import up as start
+
+    with _errors():
+        settings = _settings()
+        version = start(settings, build_first=build, log=_say)
+        print(f"ready: {settings.target.redacted()} (PostgreSQL {_version(version)})")
+
+
+@task(
+    help={
+        "volumes": "also delete the data volume (destroys the database; asks first)",
+        "yes": "do not ask for confirmation",
+        "force": "allow --volumes in production",
+    }
+)
+def down(c: Context, volumes: bool = False, yes: bool = False, force: bool = False) -> None:
+    """Stop and remove the container (the data volume stays unless --volumes)."""
+    from pgkura.lifecycle import down as stop
+
+    with _errors():
+        settings = _settings()
+        if volumes:
+            _destroying_data(settings, "delete the data volume", yes=yes, force=force)
+        stop(settings, volumes=volumes)
+
+
+@task
+def restart(c: Context) -> None:
+    """Restart the container and wait until it accepts connections again."""
+    from pgkura.lifecycle import restart as again
+
+    with _errors():
+        settings = _settings()
+        print(f"ready: PostgreSQL {_version(again(settings, _say))}")
+
+
+@task(help={"follow": "keep streaming new lines", "tail": "how many lines to show (default 100)"})
+def logs(c: Context, follow: bool = False, tail: int = 100) -> None:
+    """Show the server's log."""
+    from pgkura.lifecycle import passthrough
+
+    with _errors():
+        flags = ["--tail", str(tail), *(["--follow"] if follow else [])]
+        raise Exit(code=passthrough(_settings(), "logs", *flags))
+
+
+@task
+def ps(c: Context) -> None:
+    """Show the container's state and health."""
+    from pgkura.lifecycle import passthrough
+
+    with _errors():
+        raise Exit(code=passthrough(_settings(), "ps", "--all"))
+
+
+@task(help={"command": "run this SQL and exit instead of opening a shell"})
+def psql(c: Context, command: str | None = None) -> None:
+    """Open psql in the container (or run one command with -c)."""
+    import os
+    import subprocess
+
+    from pgkura.lifecycle import psql_command
+
+    with _errors():
+        argv, env = psql_command(_settings(), command, tty=sys.stdin.isatty())
+        raise Exit(code=subprocess.run(argv, env={**os.environ, **env}, check=False).returncode)
+
+
+@task(help={"yes": "do not ask for confirmation", "force": "allow it in production"})
+def reset(c: Context, yes: bool = False, force: bool = False) -> None:
+    """Delete the data volume, start fresh (init.sql) and apply every migration."""
+    from pgkura.lifecycle import down as stop
+    from pgkura.lifecycle import up as start
+    from pgkura.migrations import Migrator
+
+    with _errors():
+        settings = _settings()
+        _destroying_data(settings, "reset the database (delete its volume)", yes=yes, force=force)
+        stop(settings, volumes=True)
+        start(settings, log=_say)
+        steps = Migrator(settings, _say).migrate()
+        print(f"reset done: fresh database, {len(steps)} migration(s) applied")
+
+
+@task(help={"ensure": "CREATE EXTENSION IF NOT EXISTS each required extension, then verify"})
+def extensions(c: Context, ensure: bool = False) -> None:
+    """Show the required extensions (PGKURA_EXTENSIONS), available and installed versions."""
+    from pgkura import extensions as ext
+    from pgkura.connection import wait_until_ready
+    from pgkura.report import table
+
+    with _errors():
+        settings = _settings()
+        target, names = settings.target, settings.required_extensions
+        wait_until_ready(target, settings.connect_wait_ms)
+        items = ext.ensure(target, names) if ensure else ext.check(target, names)
+        print(f"target: {target.redacted()}")
+        rows = [[s.name, s.available or "-", s.installed or "-", s.state] for s in items]
+        print(table(["extension", "available", "installed", "state"], rows))
+        warning = ext.pgvector_warning(items)
+        if warning:
+            _say(f"warning: {warning}")
+        if any(not s.installed for s in items):
+            raise Exit("error: not every required extension is installed; "
+                       "run `invoke db.extensions --ensure`")  # fmt: skip
+
+
+@task
+def doctor(c: Context) -> None:
+    """Check Docker, .env, port, container, server, extensions, migrations and backups."""
+    from pgkura.doctor import diagnose
+
+    with _errors():
+        findings = diagnose(_settings())
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "-   "}
+        for f in findings:
+            first, *rest = f.detail.splitlines()
+            print(f"[{marks[f.level]}] {f.check:<11} {first}")
+            for line in rest:
+                print(f"{'':19}{line}")
+        if any(f.level == "fail" for f in findings):
+            raise Exit("doctor found problems (FAIL above)", code=1)
+
+
+def _version(number: int) -> str:
+    return f"{number // 10000}.{number % 10000}"
+
+
+def _destroying_data(settings: Settings, action: str, *, yes: bool, force: bool) -> None:
+    from pgkura.errors import ConfirmationRequired
+
+    if settings.is_production and not force:
+        raise ConfirmationRequired(f"refusing to {action} in production without --force")
+    _confirm(settings, f"{action} of {settings.container_name}: ALL DATA IS LOST", yes)
+
+
+db = Collection(
+    "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
+    migrate, status, new, rollback, baseline, repair, wait, check_migrations,
+)  # fmt: skip
+ns = Collection(db, Collection("docker", docker_build))

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+
+
+def run_invoke(
+    *args: str, env: dict[str, str], cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """`invoke ARGS` as a person in a non-interactive shell runs it (stdin closed)."""
+    return subprocess.run(
+        [*INVOKE, *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

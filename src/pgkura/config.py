@@ -21,6 +21,7 @@ from pgkura.durations import parse_ms
 from pgkura.errors import ConfigError
 
 ENVIRONMENTS = ("development", "production")
+CONTAINER_PORT = 5432  # inside the container; the socket file is named after it
 _IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
 T = TypeVar("T")
 
@@ -37,6 +38,10 @@ class Settings:
     postgres_host: str
     postgres_port: int
     container_name: str
+    compose_project: str
+    socket_dir: Path
+    env_file: Path
+    required_extensions: tuple[str, ...]
     database_url: str | None = field(repr=False)
     migrations_dir: Path
     init_sql: Path
@@ -55,12 +60,16 @@ class Settings:
 
     @property
     def target(self) -> Target:
-        """DATABASE_URL when set (a managed or remote server), else the local container."""
+        """DATABASE_URL when set (a managed or remote server), else the local container: over
+        its published port in development, over its bind-mounted socket in production."""
         if self.database_url:
             return Target(parse_database_url(self.database_url), "DATABASE_URL")
+        host, port = self.postgres_host, self.postgres_port
+        if self.is_production:
+            host, port = str(self.socket_dir), CONTAINER_PORT
         params = {
-            "host": self.postgres_host,
-            "port": str(self.postgres_port),
+            "host": host,
+            "port": str(port),
             "user": self.postgres_user,
             "dbname": self.postgres_db,
         }
@@ -136,6 +145,23 @@ def _database_url(text: str) -> str:
     return text
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not all(_IDENTIFIER.match(n) for n in names):
+        raise ValueError("")
+    return names
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _compose_project(text: str) -> str:
+    if not _COMPOSE_PROJECT.match(text):
+        raise ValueError("lowercase letters, digits, '-' and '_'")
+    return text
+
+
 def _path(root: Path) -> Callable[[str], Path]:
     def parse(text: str) -> Path:
         path = Path(text).expanduser()
@@ -171,6 +197,14 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         postgres_port=values.parsed("POSTGRES_PORT", "5432", _port, "a port number 1-65535"),
         container_name=values.parsed(
             "PGKURA_CONTAINER", "pgkura-postgres", _container, "a Docker container name"
+        ),
+        compose_project=values.parsed(
+            "PGKURA_COMPOSE_PROJECT", "pgkura", _compose_project, "a Compose project name"
+        ),
+        socket_dir=values.parsed("PGKURA_SOCKET_DIR", "run/postgresql", as_path, "a directory"),
+        env_file=values.env_file,
+        required_extensions=values.parsed(
+            "PGKURA_EXTENSIONS", "vector,pg_bigm", _names, "comma-separated extension names"
         ),
         database_url=values.parsed("DATABASE_URL", "", _database_url, "a PostgreSQL URL") or None,
         migrations_dir=values.parsed(

@@ -38,13 +38,18 @@ def connect(target: Target, *, purpose: str = "", connect_timeout: int = 10) -> 
 
 
 def wait_until_ready(target: Target, timeout_ms: int, *, poll_s: float = 0.25) -> int:
-    """Poll until a real query succeeds; the server's version number (e.g. 180006)."""
+    """Poll until a real query succeeds; the server's version number (e.g. 180006).
+
+    A server with `listen_addresses = ''` reached over a socket is the image entrypoint's
+    temporary init-phase server (it restarts once init.sql has run): not ready yet."""
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         try:
             with connect(target, purpose="wait", connect_timeout=2) as conn:
-                conn.execute("SELECT 1")
-                return conn.info.server_version
+                row = conn.execute("SELECT current_setting('listen_addresses')").fetchone()
+                if (row and row[0] != "") or not target.params.get("host", "").startswith("/"):
+                    return conn.info.server_version
+            raise ConnectError(f"{target.redacted()} is still initialising (first start)")
         except ConnectError as exc:
             if _is_permanent(str(exc)) or time.monotonic() >= deadline:
                 if time.monotonic() >= deadline:

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-
-INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+from tests.conftest import run_invoke
 
 
 def invoke(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*INVOKE, *args],
-        env={**os.environ, "PGKURA_ENV_FILE": str(cwd / ".env"), **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=120,
-    )
+    return run_invoke(*args, env={"PGKURA_ENV_FILE": str(cwd / ".env"), **env}, cwd=cwd)
 
 
 def test_migrate_status_rollback_through_invoke(pg_server, database, write_migration, tmp_path):

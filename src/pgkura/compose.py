@@ -1,0 +1,157 @@
+"""docker and docker compose for this project: argv lists, engine checks, container state.
+
+Every command is an argv list (never a shell string); nothing here allocates a TTY for piped
+data, and every failure says which command fixes it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgkura.config import Settings
+from pgkura.errors import PgkuraError
+
+COMPOSE_FILES = {
+    "development": ("docker-compose.yml", "docker-compose.override.yml"),
+    "production": ("docker-compose.yml", "docker-compose.prod.yml"),
+}
+SERVICE = "postgres"
+
+
+class DockerError(PgkuraError):
+    """Docker is missing, not running, or a docker command failed."""
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    status: str  # created | running | paused | restarting | exited | dead
+    health: str | None  # starting | healthy | unhealthy, or None without a healthcheck
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+def compose_files(settings: Settings) -> list[Path]:
+    return [settings.root / name for name in COMPOSE_FILES[settings.environment]]
+
+
+def compose_argv(settings: Settings, *args: str) -> list[str]:
+    """`docker compose` with this project's files, name and env file, then `args`."""
+    argv = ["docker", "compose", "--project-directory", str(settings.root)]
+    argv += ["--project-name", settings.compose_project]
+    if settings.env_file.is_file():
+        argv += ["--env-file", str(settings.env_file)]
+    for path in compose_files(settings):
+        argv += ["--file", str(path)]
+    return [*argv, *args]
+
+
+def exec_argv(
+    settings: Settings, *command: str, stdin: bool = False, tty: bool = False
+) -> list[str]:
+    """`docker exec` in the container; `-t` only for a person at a terminal, never for data."""
+    flags = (["-i"] if stdin else []) + (["-t"] if tty else [])
+    return ["docker", "exec", *flags, settings.container_name, *command]
+
+
+def run(argv: Sequence[str], *, what: str) -> str:
+    """Run a short docker command; its stdout, or DockerError carrying its stderr."""
+    try:
+        result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise DockerError(_NO_DOCKER) from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise DockerError(f"{what} failed (exit {result.returncode}): {detail}")
+    return result.stdout
+
+
+_NO_DOCKER = (
+    "docker is not installed (no `docker` on PATH).\n"
+    "→ install Docker Engine (Linux: your distribution's docker.io or docker-ce package) or "
+    "Docker Desktop, then run this again"
+)
+
+
+def require_docker() -> str:
+    """Check the binary, the engine and Compose v2; the engine's version."""
+    if shutil.which("docker") is None:
+        raise DockerError(_NO_DOCKER)
+    try:
+        version = run(
+            ["docker", "version", "--format", "{{.Server.Version}}"], what="docker version"
+        )
+    except DockerError as exc:
+        raise DockerError(
+            f"the Docker engine is not reachable: {str(exc).splitlines()[-1]}\n"
+            "→ start it (Linux: `sudo systemctl start docker`; macOS/Windows: open Docker "
+            "Desktop), and check that your user may use it (`docker info`)"
+        ) from None
+    try:
+        run(["docker", "compose", "version"], what="docker compose version")
+    except DockerError:
+        raise DockerError(
+            "Docker Compose v2 is missing (`docker compose` did not answer).\n"
+            "→ install the Compose plugin (package docker-compose-plugin, or Docker Desktop); "
+            "the old `docker-compose` v1 is not supported"
+        ) from None
+    return version.strip()
+
+
+def container_state(settings: Settings) -> ContainerState | None:
+    """The container's state, or None when it does not exist."""
+    result = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "--type",
+            "container",
+            "--format",
+            "{{json .State}}",
+            settings.container_name,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        if "No such" in result.stderr or "no such" in result.stderr:
+            return None
+        raise DockerError(
+            f"docker inspect {settings.container_name} failed: {result.stderr.strip()}"
+        )
+    state = json.loads(result.stdout)
+    health = state.get("Health") or {}
+    return ContainerState(state.get("Status", "unknown"), health.get("Status"))
+
+
+def require_running(settings: Settings) -> ContainerState:
+    state = container_state(settings)
+    if state is None:
+        raise DockerError(
+            f"container {settings.container_name} does not exist.\n→ create and start it with "
+            "`invoke db.up`"
+        )
+    if not state.running:
+        raise DockerError(
+            f"container {settings.container_name} is {state.status}, not running.\n"
+            "→ start it with `invoke db.up`"
+        )
+    return state
+
+
+def logs_tail(settings: Settings, lines: int = 40) -> str:
+    """The container's last log lines (stdout and stderr), for error messages."""
+    result = subprocess.run(
+        ["docker", "logs", "--tail", str(lines), settings.container_name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return (result.stdout + result.stderr).strip()

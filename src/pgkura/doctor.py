@@ -1,0 +1,166 @@
+"""`db.doctor`: every check in one place, each with what to do when it fails."""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psycopg
+
+from pgkura.compose import container_state, require_docker
+from pgkura.config import Settings
+from pgkura.connection import connect
+from pgkura.errors import PgkuraError
+from pgkura.extensions import pgvector_warning, statuses, unavailable_message
+from pgkura.lifecycle import port_in_use
+from pgkura.migration_files import discover
+from pgkura.migration_plan import Plan
+from pgkura.version_table import VersionTable
+
+SERVER_MAJOR = 18
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    level: str  # ok | warn | fail | skip
+    detail: str
+
+
+def diagnose(settings: Settings) -> list[Finding]:
+    """Run every check; later checks are skipped when what they need is already broken."""
+    return list(_checks(settings))
+
+
+def _checks(settings: Settings) -> Iterator[Finding]:
+    local = settings.target.source == "container"
+    docker_ok = False
+    if local:
+        try:
+            version = require_docker()
+            docker_ok = True
+            yield Finding("docker", "ok", f"engine {version}, Compose v2 present")
+        except PgkuraError as exc:
+            yield Finding("docker", "fail", str(exc))
+    yield _env_file(settings)
+    if local and docker_ok:
+        yield from _container(settings)
+    yield from _server(settings)
+
+
+def _env_file(settings: Settings) -> Finding:
+    path = settings.env_file
+    if not path.is_file():
+        level = "fail" if settings.is_production else "warn"
+        return Finding(".env", level, f"{path} is missing → cp .env.example .env, then edit it")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if settings.is_production and mode & 0o077:
+        return Finding(
+            ".env",
+            "fail",
+            f"{path} is readable by others (mode {mode:o}) and holds the password "
+            f"→ chmod 600 {path}",
+        )
+    return Finding(".env", "ok", f"{path} (mode {mode:o})")
+
+
+def _container(settings: Settings) -> Iterator[Finding]:
+    state = container_state(settings)
+    running = state is not None and state.running
+    if not settings.is_production:
+        port = settings.postgres_port
+        if running or not port_in_use(port):
+            yield Finding("port", "ok", f"127.0.0.1:{port} is {'ours' if running else 'free'}")
+        else:
+            yield Finding(
+                "port",
+                "fail",
+                f"127.0.0.1:{port} is taken by another process → stop it, or set POSTGRES_PORT "
+                "in .env to a free port",
+            )
+    if state is None:
+        yield Finding(
+            "container", "fail", f"{settings.container_name} does not exist → invoke db.up"
+        )
+    elif not running:
+        yield Finding(
+            "container", "fail", f"{settings.container_name} is {state.status} → invoke db.up"
+        )
+    elif state.health == "unhealthy":
+        yield Finding(
+            "container",
+            "fail",
+            f"{settings.container_name} is running but unhealthy → invoke db.logs --tail 50",
+        )
+    else:
+        yield Finding(
+            "container",
+            "ok",
+            f"{settings.container_name} running ({state.health or 'no healthcheck'})",
+        )
+
+
+def _server(settings: Settings) -> Iterator[Finding]:
+    target = settings.target
+    try:
+        conn = connect(target, purpose="doctor", connect_timeout=5)
+    except PgkuraError as exc:
+        yield Finding("server", "fail", str(exc))
+        return
+    with conn:
+        major = conn.info.server_version // 10000
+        level = "ok" if major == SERVER_MAJOR else "fail"
+        detail = f"PostgreSQL {major}.{conn.info.server_version % 10000} at {target.redacted()}"
+        if level == "fail":
+            detail += f" → pgkura's image and dumps expect PostgreSQL {SERVER_MAJOR}"
+        yield Finding("server", level, detail)
+        yield from _extensions(settings, conn)
+        yield _migrations(settings, conn)
+    yield _backups(settings)
+
+
+def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Finding]:
+    items = statuses(conn, settings.required_extensions)
+    missing = [s.name for s in items if not s.available]
+    if missing:
+        yield Finding("extensions", "fail", unavailable_message(missing, settings.target.source))
+    absent = [s.name for s in items if s.available and not s.installed]
+    if absent:
+        yield Finding(
+            "extensions",
+            "fail",
+            f"not enabled in {settings.target.dbname}: {', '.join(absent)} → "
+            "invoke db.extensions --ensure",
+        )
+    if not missing and not absent:
+        shown = ", ".join(f"{s.name} {s.installed}" for s in items)
+        yield Finding("extensions", "ok", shown or "none required")
+    warning = pgvector_warning(items)
+    if warning:
+        yield Finding("pgvector", "warn", warning)
+
+
+def _migrations(settings: Settings, conn: psycopg.Connection) -> Finding:
+    try:
+        migrations = discover(settings.migrations_dir)
+    except PgkuraError as exc:
+        return Finding("migrations", "fail", str(exc))
+    table = VersionTable(settings.migrations_schema, settings.migrations_table)
+    plan = Plan(migrations, table.rows(conn))
+    problems = len(plan.changed) + len(plan.missing)
+    if problems:
+        return Finding("migrations", "fail", f"{problems} changed or missing → invoke db.status")
+    if plan.pending:
+        return Finding("migrations", "warn", f"{len(plan.pending)} pending → invoke db.migrate")
+    return Finding("migrations", "ok", f"{len(plan.applied)} applied, none pending")
+
+
+def _backups(settings: Settings, now: Callable[[], float] = time.time) -> Finding:
+    files = sorted(settings.backup_dir.glob("*.sql.gz"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return Finding("backups", "skip", f"no backups in {settings.backup_dir}")
+    age_h = (now() - files[-1].stat().st_mtime) / 3600
+    level = "warn" if age_h > 48 else "ok"
+    return Finding("backups", level, f"newest {files[-1].name}, {age_h:.1f} h old")

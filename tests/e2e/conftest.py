@@ -1,0 +1,92 @@
+"""The e2e tier: the real tasks against a real Docker engine and the project's own image.
+
+Each run uses its own Compose project, container, port, socket directory and volume, so it
+never touches a developer's database. The base image comes from PG_BASE_IMAGE (CI: the
+stand-in built by ../shared/ci/docker-env.sh); without pg_bigm the `runtime` target is built
+and the fixtures' init.sql and migrations (pgvector only) are used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_invoke
+
+FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
+
+
+def _engine_problem() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker binary on PATH"
+    result = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        return f"Docker engine not reachable: {result.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    problem = _engine_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"e2e tier must run in CI, but: {problem}")
+        pytest.skip(f"e2e tier needs a Docker engine: {problem}")
+
+
+class Project:
+    """Environment and helpers for one throwaway Compose project."""
+
+    def __init__(self, base: Path) -> None:
+        name = f"pgkura-e2e-{uuid.uuid4().hex[:8]}"
+        self.dir = base
+        self.container = name
+        self.port = free_port()
+        self.env = {
+            "PGKURA_ENV_FILE": str(base / ".env"),  # none: everything comes from here
+            "PGKURA_ENV": "development",
+            "PGKURA_COMPOSE_PROJECT": name,
+            "PGKURA_CONTAINER": name,
+            "PGKURA_SOCKET_DIR": str(base / "run" / "postgresql"),
+            "PGKURA_IMAGE": "pgkura-postgres:e2e",
+            "PGKURA_BUILD_TARGET": os.environ.get("PGKURA_E2E_TARGET", "runtime"),
+            "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE", "local/pgvector-standin:pg18"),
+            "PGKURA_INIT_SQL": str(FIXTURES / "init.sql"),
+            "PGKURA_MIGRATIONS_DIR": str(FIXTURES / "migrations"),
+            "PGKURA_EXTENSIONS": "vector",
+            "POSTGRES_PASSWORD": "e2e-Secret-pw",
+            "POSTGRES_PORT": str(self.port),
+            "PGKURA_CONNECT_WAIT": "90s",
+            "DATABASE_URL": "",
+        }
+
+    def invoke(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        result = run_invoke(*args, env={**self.env, **env}, cwd=self.dir, timeout=600)
+        assert "e2e-Secret-pw" not in result.stdout + result.stderr
+        return result
+
+    def sql(self, query: str) -> str:
+        result = self.invoke("db.psql", "-c", query)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def project(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    proj = Project(tmp_path_factory.mktemp("e2e"))
+    yield proj
+    proj.invoke("db.down", "--volumes", "--yes")

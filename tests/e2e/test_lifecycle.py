@@ -1,0 +1,128 @@
+"""Build, start, migrate, inspect, stop, reset: the tasks a person runs, on a real engine."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import psycopg
+import pytest
+
+from .conftest import Project, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def url(p: Project) -> str:
+    return f"postgresql://app:{p.env['POSTGRES_PASSWORD']}@127.0.0.1:{p.port}/app"
+
+
+def test_up_builds_starts_and_waits_until_ready(project):
+    result = project.invoke("db.up", "--build")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"ready: postgresql://app:***@127.0.0.1:{project.port}/app (PostgreSQL 18." in result.stdout
+    )
+    with psycopg.connect(url(project)) as conn:  # answered at once: no healthcheck wait
+        assert conn.execute("SELECT extname FROM pg_extension WHERE extname='vector'").fetchone()
+        listen = conn.execute("SHOW listen_addresses").fetchone()
+        assert listen == ("*",)  # pgkura.conf is in force
+
+
+def test_port_is_published_on_loopback_only(project):
+    out = subprocess.run(
+        ["docker", "port", project.container, "5432"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == f"127.0.0.1:{project.port}"
+
+
+def test_migrate_over_the_published_port(project):
+    result = project.invoke("db.migrate")
+    assert result.returncode == 0, result.stderr
+    assert "applied 003_add_notes_pinned.sql" in result.stdout
+    assert project.invoke("db.status", "--check").returncode == 0
+
+
+def test_extensions_report_and_missing_ones_fail(project):
+    ok = project.invoke("db.extensions")
+    assert ok.returncode == 0, ok.stderr
+    assert "vector" in ok.stdout
+    assert "installed" in ok.stdout
+    missing = project.invoke("db.extensions", "--ensure", PGKURA_EXTENSIONS="vector,pg_trgm,nope")
+    assert missing.returncode == 1
+    assert "not available on the server: nope" in missing.stderr
+    ensured = project.invoke("db.extensions", "--ensure", PGKURA_EXTENSIONS="vector,pg_trgm")
+    assert ensured.returncode == 0, ensured.stderr
+    assert "pg_trgm" in project.sql("SELECT extname FROM pg_extension")
+
+
+def test_psql_runs_one_command(project):
+    assert "42" in project.sql("SELECT 40 + 2 AS answer")
+    bad = project.invoke("db.psql", "-c", "SELECT * FROM no_such_table")
+    assert bad.returncode != 0
+    assert "no_such_table" in bad.stderr
+
+
+def test_down_and_up_keep_the_data(project):
+    project.sql("INSERT INTO notes (content) VALUES ('残すデータ')")
+    assert project.invoke("db.down").returncode == 0
+    assert project.invoke("db.up").returncode == 0
+    assert "残すデータ" in project.sql("SELECT content FROM notes")
+
+
+def test_down_with_volumes_needs_confirmation(project):
+    refused = project.invoke("db.down", "--volumes")
+    assert refused.returncode == 1
+    assert "pass --yes" in refused.stderr
+    assert "残すデータ" in project.sql("SELECT content FROM notes")
+
+
+def test_doctor_on_a_healthy_setup(project):
+    result = project.invoke("db.doctor")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[ok  ] server      PostgreSQL 18." in result.stdout
+    assert "[ok  ] migrations  3 applied, none pending" in result.stdout
+
+
+def test_doctor_and_up_on_a_stopped_container_and_a_busy_port(project):
+    subprocess.run(["docker", "stop", project.container], capture_output=True, check=True)
+    stopped = project.invoke("db.doctor")
+    assert stopped.returncode == 1
+    assert f"{project.container} is exited → invoke db.up" in stopped.stdout
+    with socket.socket() as squatter:
+        busy = free_port()
+        squatter.bind(("127.0.0.1", busy))
+        squatter.listen()
+        doctor = project.invoke("db.doctor", POSTGRES_PORT=str(busy))
+        assert f"127.0.0.1:{busy} is taken by another process" in doctor.stdout
+        up = project.invoke("db.up", POSTGRES_PORT=str(busy))
+        assert up.returncode == 1
+        assert f"port {busy} on 127.0.0.1 is already in use" in up.stderr
+        assert "POSTGRES_PORT" in up.stderr
+    assert project.invoke("db.up").returncode == 0
+
+
+def test_reset_starts_from_init_sql_and_migrations(project):
+    assert project.invoke("db.reset").returncode == 1  # not confirmed: nothing happens
+    assert "残すデータ" in project.sql("SELECT content FROM notes")
+    result = project.invoke("db.reset", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "3 migration(s) applied" in result.stdout
+    assert "(0 rows)" in project.sql("SELECT content FROM notes")
+
+
+def test_production_publishes_no_port_and_uses_the_socket(project):
+    assert project.invoke("db.down").returncode == 0
+    prod = {"PGKURA_ENV": "production"}
+    up = project.invoke("db.up", **prod)
+    assert up.returncode == 0, up.stderr
+    assert "host=" in up.stdout  # reached through the bind-mounted socket directory
+    port = subprocess.run(
+        ["docker", "port", project.container], capture_output=True, text=True, check=False
+    )
+    assert port.stdout.strip() == ""
+    status = project.invoke("db.status", "--check", **prod)
+    assert status.returncode == 0, status.stderr
+    refused = project.invoke("db.down", "--volumes", "--yes", **prod)
+    assert refused.returncode == 1
+    assert "without --force" in refused.stderr
