@@ -25,11 +25,12 @@ def _sql(pattern: str, *dirs: str) -> list[str]:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (check + format), mypy, squawk on the migrations."""
+    """ruff (check + format), mypy, hadolint on the Dockerfile, squawk on the migrations."""
     session.install("-e", DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("hadolint", "docker/postgres/Dockerfile")
     dirs = ("db/migrations", "tests/fixtures/vector_only/migrations")
     ups = [p for p in _sql("*.sql", *dirs) if not p.endswith(".down.sql")]
     session.run("squawk", "--config", ".squawk.toml", *ups)

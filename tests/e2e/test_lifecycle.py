@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 
 import psycopg
 import pytest
+
+from pgkura.compose import compose_argv
+from pgkura.config import load_settings
+from tests.conftest import ROOT
 
 from .conftest import Project, free_port
 
@@ -126,3 +131,22 @@ def test_production_publishes_no_port_and_uses_the_socket(project):
     refused = project.invoke("db.down", "--volumes", "--yes", **prod)
     assert refused.returncode == 1
     assert "without --force" in refused.stderr
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_compose_files_are_valid(engine, tmp_path, environment):
+    settings = load_settings(ROOT, {"PGKURA_ENV": environment, "POSTGRES_PASSWORD": "x",
+                                    "PGKURA_ENV_FILE": str(tmp_path / ".env")})  # fmt: skip
+    env = {"POSTGRES_PASSWORD": "x", "PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        compose_argv(settings, "config", "--quiet"), capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    missing = subprocess.run(
+        compose_argv(settings, "config", "--quiet"),
+        capture_output=True,
+        text=True,
+        env={"PATH": env["PATH"]},
+    )
+    assert missing.returncode != 0
+    assert "POSTGRES_PASSWORD is not set" in missing.stderr
