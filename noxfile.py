@@ -60,3 +60,11 @@ def e2e(session: nox.Session) -> None:
     """The e2e tier on a real Docker engine (skips, saying why, when none is reachable)."""
     session.install("-e", DEV)
     session.run("pytest", "tests/e2e", "-rs", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Side-by-side benchmarks (the up benchmark needs a Docker engine); figures in README."""
+    session.install("-e", DEV)
+    session.run("python", "-m", "benchmarks.migrate_vs_dbmate", *session.posargs)
+    session.run("python", "-m", "benchmarks.up_vs_compose_wait")

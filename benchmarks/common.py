@@ -21,8 +21,8 @@ def report(title: str, ours: list[float], theirs: list[float], peer: str, items:
     a, b = statistics.median(ours), statistics.median(theirs)
 
     def line(name: str, value: float, runs: int) -> str:
-        per_item = value / items * 1000
-        return f"  {name:8}: median {value:.3f} s over {runs} runs ({per_item:.2f} ms per item)"
+        per_item = f" ({value / items * 1000:.2f} ms per item)" if items > 1 else ""
+        return f"  {name:8}: median {value:.3f} s over {runs} runs{per_item}"
 
     return "\n".join(
         [

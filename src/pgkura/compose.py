@@ -7,6 +7,7 @@ data, and every failure says which command fixes it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -50,6 +51,16 @@ def compose_argv(settings: Settings, *args: str) -> list[str]:
     for path in compose_files(settings):
         argv += ["--file", str(path)]
     return [*argv, *args]
+
+
+def compose_env(settings: Settings) -> dict[str, str]:
+    """The environment for `docker compose`: paths as the settings resolved them (relative to
+    the project root), so Compose mounts exactly the files pgkura names."""
+    return {
+        **os.environ,
+        "PGKURA_INIT_SQL": str(settings.init_sql),
+        "PGKURA_SOCKET_DIR": str(settings.socket_dir),
+    }
 
 
 def exec_argv(

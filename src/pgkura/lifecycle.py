@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pgkura.compose import (
     DockerError,
     compose_argv,
+    compose_env,
     container_state,
     exec_argv,
     logs_tail,
@@ -25,17 +26,20 @@ from pgkura.errors import ConfigError, ConnectError, PgkuraError
 Log = Callable[[str], None]
 
 
-def _stream(argv: list[str], what: str) -> None:
-    """Run a long docker command with its output on our stderr (progress for a person)."""
-    result = subprocess.run(argv, check=False)
+def _compose(settings: Settings, *args: str) -> None:
+    """Run a docker compose command with its output on the terminal (progress for a person)."""
+    argv = compose_argv(settings, *args)
+    result = subprocess.run(argv, env=compose_env(settings), check=False)
     if result.returncode != 0:
-        raise DockerError(f"{what} failed (exit {result.returncode}); see the output above")
+        raise DockerError(
+            f"docker compose {args[0]} failed (exit {result.returncode}); see the output above"
+        )
 
 
 def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> None:
     require_docker()
     flags = (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
-    _stream(compose_argv(settings, "build", *flags), "docker compose build")
+    _compose(settings, "build", *flags)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -81,10 +85,7 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     if not settings.is_production:
         check_port(settings)
     settings.socket_dir.mkdir(parents=True, exist_ok=True)
-    _stream(
-        compose_argv(settings, "up", "--detach", *(["--build"] if build_first else [])),
-        "docker compose up",
-    )
+    _compose(settings, "up", "--detach", *(["--build"] if build_first else []))
     log(f"waiting for {settings.target.redacted()} to accept connections")
     try:
         return wait_until_ready(settings.target, settings.connect_wait_ms, poll_s=0.1)
@@ -97,14 +98,12 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
 
 def down(settings: Settings, *, volumes: bool) -> None:
     require_docker()
-    _stream(
-        compose_argv(settings, "down", *(["--volumes"] if volumes else [])), "docker compose down"
-    )
+    _compose(settings, "down", *(["--volumes"] if volumes else []))
 
 
 def restart(settings: Settings, log: Log) -> int:
     require_docker()
-    _stream(compose_argv(settings, "restart"), "docker compose restart")
+    _compose(settings, "restart")
     log(f"waiting for {settings.target.redacted()} to accept connections")
     return wait_until_ready(settings.target, settings.connect_wait_ms, poll_s=0.1)
 
@@ -116,7 +115,9 @@ def volume_name(settings: Settings) -> str:
 def passthrough(settings: Settings, *args: str) -> int:
     """`docker compose ARGS` with the terminal attached (logs, ps); its exit status."""
     require_docker()
-    return subprocess.run(compose_argv(settings, *args), check=False).returncode
+    return subprocess.run(
+        compose_argv(settings, *args), env=compose_env(settings), check=False
+    ).returncode
 
 
 def psql_command(
