@@ -6,10 +6,10 @@ Imports of the library happen inside the tasks, so `invoke --list` stays fast.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -76,6 +76,8 @@ def _confirm(settings: Settings, action: str, yes: bool) -> None:
         "dry-run": "show the plan; apply nothing",
         "allow-missing": "go on although applied versions have no file any more",
         "allow-out-of-order": "apply pending files numbered below the newest applied one",
+        "backup": "take a backup first when something is pending (default in production)",
+        "no-backup": "skip that backup in production",
     }
 )
 def migrate(
@@ -84,6 +86,8 @@ def migrate(
     dry_run: bool = False,
     allow_missing: bool = False,
     allow_out_of_order: bool = False,
+    backup: bool = False,
+    no_backup: bool = False,
 ) -> None:
     """Apply pending migrations from db/migrations, each in its own transaction."""
     from pgkura.migrations import Migrator
@@ -91,7 +95,11 @@ def migrate(
     with _errors():
         settings = _settings()
         _say(f"target: {settings.target.redacted()}")
-        steps = Migrator(settings, _say).migrate(
+        migrator = Migrator(settings, _say)
+        if (backup or (settings.is_production and not no_backup)) and not dry_run:
+            if migrator.plan().pending:
+                _backup_now(settings, reason="before migrating")
+        steps = migrator.migrate(
             to=_number(to, "--to"),
             dry_run=dry_run,
             allow_missing=allow_missing,
@@ -280,19 +288,27 @@ def up(c: Context, build: bool = False) -> None:
 
 @task(
     help={
-        "volumes": "also delete the data volume (destroys the database; asks first)",
+        "volumes": "also delete the data volume (backs up first, asks first)",
         "yes": "do not ask for confirmation",
         "force": "allow --volumes in production",
+        "no-backup": "with --volumes: do not back up the database first",
     }
 )
-def down(c: Context, volumes: bool = False, yes: bool = False, force: bool = False) -> None:
+def down(
+    c: Context,
+    volumes: bool = False,
+    yes: bool = False,
+    force: bool = False,
+    no_backup: bool = False,
+) -> None:
     """Stop and remove the container (the data volume stays unless --volumes)."""
     from pgkura.lifecycle import down as stop
 
     with _errors():
         settings = _settings()
         if volumes:
-            _destroying_data(settings, "delete the data volume", yes=yes, force=force)
+            _destroying_data(settings, "delete the data volume", yes=yes, force=force,
+                             backup=not no_backup)  # fmt: skip
         stop(settings, volumes=volumes)
 
 
@@ -338,8 +354,14 @@ def psql(c: Context, command: str | None = None) -> None:
         raise Exit(code=subprocess.run(argv, env={**os.environ, **env}, check=False).returncode)
 
 
-@task(help={"yes": "do not ask for confirmation", "force": "allow it in production"})
-def reset(c: Context, yes: bool = False, force: bool = False) -> None:
+@task(
+    help={
+        "yes": "do not ask for confirmation",
+        "force": "allow it in production",
+        "no-backup": "do not back up the current database first",
+    }
+)
+def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = False) -> None:
     """Delete the data volume, start fresh (init.sql) and apply every migration."""
     from pgkura.lifecycle import down as stop
     from pgkura.lifecycle import up as start
@@ -347,7 +369,8 @@ def reset(c: Context, yes: bool = False, force: bool = False) -> None:
 
     with _errors():
         settings = _settings()
-        _destroying_data(settings, "reset the database (delete its volume)", yes=yes, force=force)
+        _destroying_data(settings, "reset the database (delete its volume)", yes=yes,
+                         force=force, backup=not no_backup)  # fmt: skip
         stop(settings, volumes=True)
         start(settings, log=_say)
         steps = Migrator(settings, _say).migrate()
@@ -394,20 +417,184 @@ def doctor(c: Context) -> None:
             raise Exit("doctor found problems (FAIL above)", code=1)
 
 
+# -- backups ---------------------------------------------------------------------------------
+
+
+def _progress() -> Callable[[int, int, float], None] | None:
+    """A progress line for a person at a terminal; nothing in CI or when piped."""
+    import os
+
+    if not sys.stderr.isatty() or os.environ.get("CI"):
+        return None
+    from pgkura.report import progress_line
+
+    return lambda plain, packed, secs: print(
+        "\r" + progress_line(plain, packed, secs), end="", file=sys.stderr, flush=True
+    )
+
+
+def _backup_now(settings: Settings, **options: Any) -> Path:
+    from pgkura.backup import take_backup
+    from pgkura.report import size
+
+    progress = _progress()
+    done = take_backup(settings, log=_say, progress=progress, **options)
+    if progress:
+        print(file=sys.stderr)
+    m = done.manifest
+    print(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
+          f"{m['duration_s']} s, {m['source']})")  # fmt: skip
+    return done.path
+
+
+@task(
+    help={
+        "output": "file or directory to write (default PGKURA_BACKUP_DIR)",
+        "keep": "afterwards keep only the newest N of this database's pgkura backups",
+        "schema-only": "the schema without data",
+        "data-only": "the data without the schema",
+        "cluster": "every database and the roles (pg_dumpall)",
+        "level": "gzip level 1-9 (default PGKURA_BACKUP_LEVEL, 6)",
+    }
+)
+def backup(
+    c: Context,
+    output: str = "",
+    keep: str | None = None,
+    schema_only: bool = False,
+    data_only: bool = False,
+    cluster: bool = False,
+    level: str | None = None,
+) -> None:
+    """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest)."""
+    with _errors():
+        chosen = [m for m, on in (("schema", schema_only), ("data", data_only),
+                                  ("cluster", cluster)) if on]  # fmt: skip
+        if len(chosen) > 1:
+            raise Exit("error: choose one of --schema-only, --data-only, --cluster")
+        _backup_now(
+            _settings(),
+            output=Path(output) if output else None,
+            mode=chosen[0] if chosen else "full",
+            keep=_number(keep, "--keep"),
+            level=_number(level, "--level"),
+        )
+
+
+@task(
+    help={
+        "file": "the .sql.gz to restore (or --latest)",
+        "latest": "restore the newest backup of the database",
+        "database": "restore into this database instead of the configured one",
+        "create": "create the target database if it does not exist",
+        "no-safety-backup": "skip the backup of the current database taken first",
+        "yes": "do not ask for confirmation",
+    },
+    positional=["file"],
+)
+def restore(
+    c: Context,
+    file: str = "",
+    latest: bool = False,
+    database: str = "",
+    create: bool = False,
+    no_safety_backup: bool = False,
+    yes: bool = False,
+) -> None:
+    """Restore a backup in one transaction: all of it, or nothing (asks first)."""
+    from pgkura.backup import own_backups
+    from pgkura.restore import restore as run_restore
+
+    with _errors():
+        settings = _settings()
+        name = database or settings.target.dbname
+        if latest == bool(file):
+            raise Exit("error: give a FILE or --latest (not both)")
+        if latest:
+            found = own_backups(settings.backup_dir, name)
+            if not found:
+                raise Exit(f"error: no backups of {name} in {settings.backup_dir}")
+            path = found[-1]
+        else:
+            path = Path(file).resolve()
+        _confirm(settings, f"replace the contents of {name} with {path.name}", yes)
+        done = run_restore(settings, path, dbname=database or None, create=create,
+                           safety_backup=not no_safety_backup, log=_say)  # fmt: skip
+        print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
+        if done.safety_backup:
+            print(f"the previous contents are in {done.safety_backup.path}")
+
+
+@task(name="backups")
+def list_backups(c: Context) -> None:
+    """List the backups with database, time, size, age, and whether each verifies."""
+    import time
+
+    from pgkura.archive import verify
+    from pgkura.report import age, size, table
+
+    with _errors():
+        settings = _settings()
+        files = sorted(settings.backup_dir.glob("*.sql.gz"))
+        if not files:
+            print(f"no backups in {settings.backup_dir}")
+            return
+        rows = []
+        for path in files:
+            check = verify(path)
+            m = check.manifest
+            rows.append([path.name, m.get("database", "?"), m.get("mode", "?"),
+                         m.get("created_at", "?"), size(path.stat().st_size),
+                         age(time.time() - path.stat().st_mtime),
+                         "ok" if check.ok else "FAILED: " + check.problems[0]])  # fmt: skip
+        print(table(["file", "database", "mode", "created", "size", "age", "verifies"], rows))
+
+
+@task(
+    help={"restore-test": "also restore into a scratch database, count tables and rows, drop it"},
+    positional=["file"],
+)
+def verify(c: Context, file: str, restore_test: bool = False) -> None:
+    """Check a backup (gzip, trailer, SHA-256) without restoring it."""
+    from pgkura.archive import verify as check_file
+    from pgkura.restore import restore_test as try_restore
+
+    with _errors():
+        path = Path(file).resolve()
+        check = check_file(path)
+        if not check.ok:
+            raise Exit("error: " + path.name + " does not verify:\n"
+                       + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
+        note = "matches its manifest" if check.manifest else "no manifest to compare"
+        print(f"{path.name}: gzip intact, dump complete, sha256 {check.sha256[:16]}… ({note})")
+        if restore_test:
+            tables, rows = try_restore(_settings(), path, _say)
+            print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
+
+
 def _version(number: int) -> str:
     return f"{number // 10000}.{number % 10000}"
 
 
-def _destroying_data(settings: Settings, action: str, *, yes: bool, force: bool) -> None:
+def _destroying_data(
+    settings: Settings, action: str, *, yes: bool, force: bool, backup: bool
+) -> None:
+    """Production needs --force; everyone confirms; a running database is backed up first,
+    so the data stays recoverable (`invoke db.restore --latest`)."""
+    from pgkura.compose import container_state
     from pgkura.errors import ConfirmationRequired
 
     if settings.is_production and not force:
         raise ConfirmationRequired(f"refusing to {action} in production without --force")
     _confirm(settings, f"{action} of {settings.container_name}: ALL DATA IS LOST", yes)
+    state = container_state(settings)
+    if backup and state is not None and state.running:
+        _backup_now(settings, reason=action)
 
 
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, repair, wait, check_migrations,
+    backup, restore, list_backups, verify,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build))

@@ -116,7 +116,9 @@ def require_docker() -> str:
 
 
 def container_state(settings: Settings) -> ContainerState | None:
-    """The container's state, or None when it does not exist."""
+    """The container's state, or None when it does not exist (or docker is not installed)."""
+    if shutil.which("docker") is None:
+        return None
     result = subprocess.run(
         [
             "docker",

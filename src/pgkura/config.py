@@ -21,6 +21,7 @@ from pgkura.durations import parse_ms
 from pgkura.errors import ConfigError
 
 ENVIRONMENTS = ("development", "production")
+DEFAULT_IMAGE = "pgkura-postgres:pg18-pgvector0.8.1-pgbigm1.2"  # as in docker-compose.yml
 CONTAINER_PORT = 5432  # inside the container; the socket file is named after it
 _IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
 T = TypeVar("T")
@@ -53,6 +54,9 @@ class Settings:
     connect_wait_ms: int
     backup_dir: Path
     backup_keep: int
+    backup_level: int
+    pg_bin: Path | None
+    image: str
 
     @property
     def is_production(self) -> bool:
@@ -145,6 +149,13 @@ def _database_url(text: str) -> str:
     return text
 
 
+def _gzip_level(text: str) -> int:
+    level = int(text)
+    if not 1 <= level <= 9:
+        raise ValueError("")
+    return level
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not all(_IDENTIFIER.match(n) for n in names):
@@ -225,4 +236,9 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_keep=values.parsed(
             "PGKURA_BACKUP_KEEP", "0", _non_negative, "a whole number (0 keeps every backup)"
         ),
+        backup_level=values.parsed("PGKURA_BACKUP_LEVEL", "6", _gzip_level, "a gzip level 1-9"),
+        pg_bin=values.parsed(
+            "PGKURA_PG_BIN", "", lambda t: as_path(t) if t else None, "a directory"
+        ),
+        image=values.get("PGKURA_IMAGE", DEFAULT_IMAGE),
     )

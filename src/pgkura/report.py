@@ -39,3 +39,24 @@ def status_summary(entries: Sequence[StatusEntry]) -> str:
     for e in entries:
         counts[e.state] = counts.get(e.state, 0) + 1
     return ", ".join(f"{n} {state}" for state, n in counts.items()) or "nothing"
+
+
+def size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def progress_line(plain: int, compressed: int, seconds: float) -> str:
+    rate = plain / seconds if seconds else 0
+    return f"dumped {size(plain)} → {size(compressed)} gz, {size(rate)}/s, {seconds:.0f} s"

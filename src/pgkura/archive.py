@@ -1,0 +1,74 @@
+"""Reading a backup file once: gzip integrity, the dump's trailer, the manifest's SHA-256.
+
+The same pass feeds a restore, so a restore needs no separate verification read: it commits
+only if this pass ends clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgkura.backup import read_manifest
+from pgkura.dump_stream import DumpStream
+from pgkura.gzip_blocks import CorruptArchive, HashingReader, gunzip
+
+
+@dataclass
+class ArchiveCheck:
+    path: Path
+    manifest: dict[str, Any]
+    size: int = 0
+    plain_size: int = 0
+    sha256: str = ""
+    trailer_seen: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
+    """Send the dump text (ready for psql) to `sink`; what was found about the file.
+
+    Problems are collected, not raised: the caller decides (a restore must not commit)."""
+    check = ArchiveCheck(path, read_manifest(path))
+    stream = DumpStream()
+    try:
+        with path.open("rb") as raw:
+            reader = HashingReader(raw)
+            for plain in gunzip(reader.blocks()):
+                check.plain_size += len(plain)
+                sink(stream.feed(plain))
+            sink(stream.finish())
+            check.size, check.sha256 = reader.size, reader.sha256
+    except CorruptArchive as exc:
+        check.problems.append(str(exc))
+        return check
+    except OSError as exc:
+        check.problems.append(f"cannot read {path}: {exc.strerror}")
+        return check
+    check.trailer_seen = stream.trailer_seen
+    if not stream.trailer_seen:
+        check.problems.append(
+            "the dump's completion trailer is missing: the dump was cut off before it ended"
+        )
+    expected = check.manifest.get("sha256")
+    if expected and expected != check.sha256:
+        check.problems.append(
+            f"SHA-256 {check.sha256[:16]}… does not match the manifest's {str(expected)[:16]}…: "
+            "the file changed after it was written"
+        )
+    return check
+
+
+def verify(path: Path) -> ArchiveCheck:
+    """Every check a restore makes, without restoring."""
+    if not path.is_file():
+        check = ArchiveCheck(path, {})
+        check.problems.append(f"{path} does not exist")
+        return check
+    return stream_archive(path, lambda _data: None)

@@ -1,0 +1,160 @@
+"""`db.restore`: stream a backup into the server's own psql, committing only a whole archive.
+
+pgkura sends BEGIN, streams the dump (ON_ERROR_STOP), and sends COMMIT only after the gzip
+stream ended cleanly, the dump's trailer went by and the SHA-256 matched the manifest. On any
+problem it ends psql's input without COMMIT and the server rolls everything back: one pass
+over the file, and a database that is either fully restored or exactly as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import sql
+
+from pgkura.archive import ArchiveCheck, stream_archive
+from pgkura.backup import Backup, read_manifest, take_backup
+from pgkura.config import Settings
+from pgkura.connection import connect, wait_until_ready
+from pgkura.errors import PgkuraError
+from pgkura.pg_tools import choose
+
+Log = Callable[[str], None]
+_PSQL_LINE = re.compile(r"^psql:<stdin>:(\d+):", re.MULTILINE)
+
+
+class RestoreError(PgkuraError):
+    """The restore did not commit; the database is as it was."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    database: str
+    check: ArchiveCheck
+    safety_backup: Backup | None
+
+
+def database_exists(settings: Settings, name: str) -> bool:
+    with connect(settings.target.for_database("postgres"), purpose="restore") as conn:
+        return (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            is not None
+        )
+
+
+def create_database(settings: Settings, name: str) -> None:
+    with connect(settings.target.for_database("postgres"), purpose="restore") as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    with connect(settings.target.for_database("postgres"), purpose="restore") as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def restore(
+    settings: Settings,
+    path: Path,
+    *,
+    dbname: str | None = None,
+    create: bool = False,
+    safety_backup: bool = True,
+    log: Log,
+) -> Restored:
+    """Restore `path` into the target database (or `dbname`)."""
+    if not path.is_file():
+        raise RestoreError(f"{path} does not exist")
+    if read_manifest(path).get("mode") == "cluster":
+        raise RestoreError(
+            f"{path.name} is a whole-cluster dump (roles and every database); restore it as a "
+            "superuser with psql against the postgres database, not into one database"
+        )
+    name = dbname or settings.target.dbname
+    server = wait_until_ready(settings.target.for_database("postgres"), settings.connect_wait_ms)
+    safety = None
+    if database_exists(settings, name):
+        if safety_backup:
+            safety = take_backup(
+                settings, dbname=name, reason=f"before restoring {path.name}", log=log
+            )
+            log(f"safety backup of the current {name}: {safety.path}")
+    elif create:
+        create_database(settings, name)
+        log(f"created database {name}")
+    else:
+        raise RestoreError(f"database {name} does not exist; pass --create to create it")
+    tool = choose(settings, "psql", server // 10000, stdin=True, warn=log, dbname=name)
+    log(f"restoring {path.name} into {name} with {tool.source}")
+    check = _stream_into(
+        tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1"), tool.environment(), path
+    )
+    return Restored(name, check, safety)
+
+
+def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveCheck:
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env
+        )
+        assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE) guarantees it
+        stdin = proc.stdin
+        check: ArchiveCheck | None = None
+        try:
+            stdin.write(b"BEGIN;\n")
+            check = stream_archive(path, stdin.write)
+            if check.ok:
+                stdin.write(b"COMMIT;\n")  # the only COMMIT: the whole archive went through
+        except BrokenPipeError:
+            pass  # psql stopped on an error; its message says which
+        finally:
+            try:
+                stdin.close()  # without COMMIT, the end of input rolls everything back
+            except BrokenPipeError:
+                pass
+            code = proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace").strip()
+    if check is not None and not check.ok:
+        raise RestoreError(
+            f"{path.name} is not a whole backup, so nothing was committed and the database is "
+            "unchanged:\n" + "\n".join(f"  - {p}" for p in check.problems)
+        )
+    if code != 0 or check is None:
+        raise RestoreError(
+            f"psql stopped with status {code}; the transaction was rolled back and the database "
+            f"is unchanged.\n{_dump_lines(stderr) or 'no message from psql'}"
+        )
+    return check
+
+
+def _dump_lines(stderr: str) -> str:
+    """psql counts pgkura's BEGIN as line 1: renumber to lines of the dump itself."""
+    return _PSQL_LINE.sub(lambda m: f"dump line {int(m.group(1)) - 1}:", stderr)
+
+
+def restore_test(settings: Settings, path: Path, log: Log) -> tuple[int, int]:
+    """Restore into a scratch database on the same server, count tables and rows, drop it."""
+    scratch = f"pgkura_verify_{secrets.token_hex(4)}"
+    try:
+        restore(settings, path, dbname=scratch, create=True, safety_backup=False, log=log)
+        with connect(settings.target.for_database(scratch), purpose="verify") as conn:
+            tables = conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables "
+                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchall()
+            rows = 0
+            for schema, table in tables:
+                query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+                count = conn.execute(query).fetchone()
+                rows += count[0] if count else 0
+        return len(tables), rows
+    finally:
+        drop_database(settings, scratch)

@@ -1,0 +1,76 @@
+import gzip
+import io
+
+import pytest
+
+from pgkura.dump_stream import DumpStream
+from pgkura.gzip_blocks import CorruptArchive, ParallelGzipWriter, gunzip
+
+DUMP = (
+    b"SET client_encoding = 'UTF8';\n"
+    b"COPY public.t (id, body) FROM stdin;\n"
+    b"1\tBEGIN;\n"
+    b"2\tCOMMIT;\n"
+    b"3\t\\\\.\n"
+    b"\\.\n"
+    b"COPY public.empty (id) FROM stdin;\n"
+    b"\\.\n"
+    b"BEGIN;\n"
+    b"SELECT pg_catalog.lo_open('16389', 131072);\n"
+    b"COMMIT;\n"
+    b"--\n-- PostgreSQL database dump complete\n--\n"
+)
+
+
+def run(chunks: list[bytes]) -> tuple[bytes, bool]:
+    stream = DumpStream()
+    out = b"".join(stream.feed(c) for c in chunks) + stream.finish()
+    return out, stream.trailer_seen
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, len(DUMP)])
+def test_begin_commit_outside_copy_are_neutralised_whatever_the_chunking(size):
+    out, trailer = run([DUMP[i : i + size] for i in range(0, len(DUMP), size)])
+    lines = out.split(b"\n")
+    assert b"1\tBEGIN;" in lines  # data rows are untouched
+    assert b"2\tCOMMIT;" in lines
+    assert b"BEGIN;" not in lines
+    assert b"COMMIT;" not in lines
+    assert out.count(b"-- pgkura:") == 2
+    assert trailer
+    kept = [x for x in lines if not x.startswith(b"-- pgkura:")]
+    assert kept == [x for x in DUMP.split(b"\n") if x not in (b"BEGIN;", b"COMMIT;")]
+
+
+def test_a_dump_cut_before_its_trailer_is_noticed():
+    cut = DUMP[: DUMP.index(b"--\n-- PostgreSQL")]
+    assert run([cut])[1] is False
+
+
+def test_parallel_gzip_round_trip_is_one_valid_gz_file():
+    data = b"".join(b"row %d \xe6\x97\xa5\xe6\x9c\xac\n" % i for i in range(400_000))  # > 1 MiB
+    out = io.BytesIO()
+    writer = ParallelGzipWriter(out, level=6, threads=2)
+    for i in range(0, len(data), 100_000):
+        writer.write(data[i : i + 100_000])
+    writer.close()
+    compressed = out.getvalue()
+    assert gzip.decompress(compressed) == data  # what gunzip and Python's gzip read
+    pieces = [compressed[i : i + 4096] for i in range(0, len(compressed), 4096)]
+    assert b"".join(gunzip(iter(pieces))) == data
+    assert writer.size == len(compressed)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: b[:100] + bytes([b[100] ^ 0xFF]) + b[101:], "damaged"),
+        (lambda b: b"", "empty"),
+        (lambda b: b"not gzip at all", "damaged"),
+    ],
+)
+def test_damaged_archives_are_refused(damage, message):
+    good = gzip.compress(b"x" * 100_000 + bytes(range(256)) * 1000)
+    with pytest.raises(CorruptArchive, match=message):
+        b"".join(gunzip(iter([damage(good)])))
