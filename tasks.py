@@ -96,9 +96,9 @@ def migrate(
         settings = _settings()
         _say(f"target: {settings.target.redacted()}")
         migrator = Migrator(settings, _say)
-        if (backup or (settings.is_production and not no_backup)) and not dry_run:
-            if migrator.plan().pending:
-                _backup_now(settings, reason="before migrating")
+        wanted = backup or (settings.is_production and not no_backup)
+        if wanted and not dry_run and migrator.plan().pending:
+            _backup_now(settings, reason="before migrating")
         steps = migrator.migrate(
             to=_number(to, "--to"),
             dry_run=dry_run,
@@ -483,8 +483,7 @@ def backup(
 
 @task(
     help={
-        "file": "the .sql.gz to restore (or --latest)",
-        "latest": "restore the newest backup of the database",
+        "file": "the .sql.gz to restore, or `latest` for the newest backup of the database",
         "database": "restore into this database instead of the configured one",
         "create": "create the target database if it does not exist",
         "no-safety-backup": "skip the backup of the current database taken first",
@@ -494,23 +493,20 @@ def backup(
 )
 def restore(
     c: Context,
-    file: str = "",
-    latest: bool = False,
+    file: str,
     database: str = "",
     create: bool = False,
     no_safety_backup: bool = False,
     yes: bool = False,
 ) -> None:
-    """Restore a backup in one transaction: all of it, or nothing (asks first)."""
+    """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
     from pgkura.backup import own_backups
     from pgkura.restore import restore as run_restore
 
     with _errors():
         settings = _settings()
         name = database or settings.target.dbname
-        if latest == bool(file):
-            raise Exit("error: give a FILE or --latest (not both)")
-        if latest:
+        if file == "latest":
             found = own_backups(settings.backup_dir, name)
             if not found:
                 raise Exit(f"error: no backups of {name} in {settings.backup_dir}")

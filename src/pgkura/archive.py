@@ -48,6 +48,8 @@ def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
     except CorruptArchive as exc:
         check.problems.append(str(exc))
         return check
+    except BrokenPipeError:
+        raise  # the sink (psql) went away: the caller reports why
     except OSError as exc:
         check.problems.append(f"cannot read {path}: {exc.strerror}")
         return check

@@ -8,6 +8,7 @@ over the file, and a database that is either fully restored or exactly as it was
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import subprocess
@@ -94,7 +95,10 @@ def restore(
     tool = choose(settings, "psql", server // 10000, stdin=True, warn=log, dbname=name)
     log(f"restoring {path.name} into {name} with {tool.source}")
     check = _stream_into(
-        tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1"), tool.environment(), path
+        # -f - (not plain stdin): psql then names the failing line in its errors
+        tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"),
+        tool.environment(),
+        path,
     )
     return Restored(name, check, safety)
 
@@ -115,10 +119,8 @@ def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveChe
         except BrokenPipeError:
             pass  # psql stopped on an error; its message says which
         finally:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 stdin.close()  # without COMMIT, the end of input rolls everything back
-            except BrokenPipeError:
-                pass
             code = proc.wait()
         errors.seek(0)
         stderr = errors.read().decode(errors="replace").strip()

@@ -1,0 +1,299 @@
+"""Backups and restores on a real PostgreSQL 18 with the server's own (18.x) client tools."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import psutil
+import psycopg
+import pytest
+from psycopg import sql
+
+from pgkura.archive import verify
+from pgkura.backup import BackupError, own_backups, read_manifest, take_backup
+from pgkura.config import load_settings
+from pgkura.errors import PgkuraError
+from pgkura.restore import RestoreError, restore, restore_test
+from pgkura.throwaway import bin_dir
+
+from .conftest import admin
+
+QUIET = lambda _msg: None  # noqa: E731
+FINGERPRINT = (
+    "SELECT count(*), md5(string_agg(id::text || body || emb::text, ',' ORDER BY id)) FROM docs"
+)
+
+
+@pytest.fixture
+def app_settings(pg_server, database, tmp_path):
+    """Settings for DATABASE_URL = the test database, host tools = the server's own (18)."""
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+        conn.execute(
+            "CREATE TABLE docs (id int PRIMARY KEY, body text NOT NULL, emb vector(3));"
+            "INSERT INTO docs SELECT g, '全文検索のテスト ' || g || E'\\tタブ\\n改行 BEGIN;',"
+            " ARRAY[g, g / 2.0, 1]::vector FROM generate_series(1, 3000) g;"
+            "SELECT lo_from_bytea(0, '大きなオブジェクト'::bytea);"
+        )
+    env = {
+        "DATABASE_URL": pg_server.url(database),
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": "backups",
+    }
+    return load_settings(tmp_path, env)
+
+
+def fingerprint(url: str) -> tuple[object, ...]:
+    with psycopg.connect(url) as conn:
+        docs = conn.execute(FINGERPRINT).fetchone()
+        lo = conn.execute(
+            "SELECT string_agg(convert_from(lo_get(oid), 'UTF8'), ',') FROM pg_largeobject_metadata"
+        ).fetchone()
+        return (*(docs or ()), *(lo or ()))
+
+
+def test_round_trip_keeps_vectors_japanese_text_and_large_objects(
+    app_settings, pg_server, database
+):
+    before = fingerprint(pg_server.url(database))
+    done = take_backup(app_settings, log=QUIET)
+    assert done.path.name.startswith(f"{database}_")
+    assert done.path.stat().st_mode & 0o777 == 0o600
+    assert done.manifest_path.stat().st_mode & 0o777 == 0o600
+    manifest = read_manifest(done.path)
+    assert manifest["sha256"] == verify(done.path).sha256
+    assert manifest["server_version"].startswith("18.")
+    assert manifest["source"].startswith("host pg_dump 18.")
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute("DELETE FROM docs WHERE id > 10; UPDATE docs SET body = 'changed'")
+    restored = restore(app_settings, done.path, log=QUIET)
+    assert fingerprint(pg_server.url(database)) == before
+    assert restored.safety_backup is not None  # the state just before the restore was kept
+    assert verify(restored.safety_backup.path).ok
+
+
+def test_restore_into_another_database_created_on_request(app_settings, pg_server, database):
+    done = take_backup(app_settings, log=QUIET)
+    with pytest.raises(RestoreError, match="pass --create"):
+        restore(app_settings, done.path, dbname="copy_of_app", log=QUIET)
+    try:
+        restore(app_settings, done.path, dbname="copy_of_app", create=True, log=QUIET)
+        assert fingerprint(pg_server.url("copy_of_app")) == fingerprint(pg_server.url(database))
+    finally:
+        with admin(pg_server) as conn:
+            conn.execute("DROP DATABASE IF EXISTS copy_of_app WITH (FORCE)")
+
+
+def _damaged_copies(path: Path, tmp_path: Path) -> dict[str, Path]:
+    raw = path.read_bytes()
+    text = gzip.decompress(raw)
+    cut_between_statements = text[: text.index(b"\n--\n-- PostgreSQL database dump complete")]
+    cut_inside_copy = text[: text.index(b"\\.\n", text.index(b"COPY public.docs"))]
+    copies = {
+        "truncated gzip": raw[: len(raw) // 2],
+        "corrupted byte": raw[:200] + bytes([raw[200] ^ 0x55]) + raw[201:],
+        "cut between statements": gzip.compress(cut_between_statements),
+        "cut inside COPY data": gzip.compress(cut_inside_copy),
+    }
+    out = {}
+    for name, data in copies.items():
+        p = tmp_path / (name.replace(" ", "_") + ".sql.gz")
+        p.write_bytes(data)
+        out[name] = p
+    return out
+
+
+def test_damaged_archives_are_refused_and_the_database_is_untouched(
+    app_settings, pg_server, database, tmp_path
+):
+    done = take_backup(app_settings, log=QUIET)
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute("INSERT INTO docs VALUES (99999, 'written after the backup', '[0,0,0]')")
+    before = fingerprint(pg_server.url(database))
+    for name, path in _damaged_copies(done.path, tmp_path).items():
+        assert not verify(path).ok, name
+        with pytest.raises(RestoreError, match="nothing was committed") as err:
+            restore(app_settings, path, safety_backup=False, log=QUIET)
+        assert fingerprint(pg_server.url(database)) == before, name
+        assert "database is unchanged" in str(err.value)
+
+
+def test_checksum_mismatch_with_the_manifest_is_refused(app_settings, pg_server, database):
+    done = take_backup(app_settings, log=QUIET)
+    other = take_backup(app_settings, log=QUIET)
+    done.path.write_bytes(other.path.read_bytes())  # a whole, valid dump, but not this one
+    check = verify(done.path)
+    assert check.trailer_seen
+    assert any("does not match the manifest" in p for p in check.problems)
+    with pytest.raises(RestoreError, match="does not match the manifest"):
+        restore(app_settings, done.path, safety_backup=False, log=QUIET)
+
+
+def test_a_restore_failing_half_way_leaves_the_database_unchanged(
+    app_settings, pg_server, database, tmp_path
+):
+    done = take_backup(app_settings, log=QUIET)
+    text = gzip.decompress(done.path.read_bytes())
+    at = text.index(b"COPY public.docs")
+    broken = tmp_path / "broken.sql.gz"
+    broken.write_bytes(gzip.compress(text[:at] + b"SELECT 1/0;\n" + text[at:]))
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute("UPDATE docs SET body = 'kept' WHERE id = 1")
+    before = fingerprint(pg_server.url(database))
+    with pytest.raises(RestoreError) as err:
+        restore(app_settings, broken, safety_backup=False, log=QUIET)
+    line = text[:at].count(b"\n") + 1
+    assert f"dump line {line}: ERROR:  division by zero" in str(err.value)
+    assert "rolled back" in str(err.value)
+    assert fingerprint(pg_server.url(database)) == before
+
+
+def test_pg_dump_killed_mid_stream_leaves_no_file(app_settings, pg_server, database):
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE bulk AS SELECT g, md5(g::text) || md5((g * 7)::text) AS t "
+            "FROM generate_series(1, 600000) g"
+        )
+    directory = app_settings.backup_dir
+    killed: list[int] = []
+
+    def kill_pg_dump() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not killed:
+            partial = list(directory.glob(".*.partial")) if directory.is_dir() else []
+            children = psutil.Process().children(recursive=True)
+            dumps = [p for p in children if p.name() == "pg_dump"]
+            if dumps and partial and partial[0].stat().st_size > 0:
+                dumps[0].kill()
+                killed.append(dumps[0].pid)
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_pg_dump)
+    killer.start()
+    slow = lambda *_: time.sleep(0.05)  # noqa: E731 - a slow terminal: the dump stays mid-stream
+    with pytest.raises(BackupError, match="pg_dump was killed by signal 9"):
+        take_backup(app_settings, log=QUIET, progress=slow)
+    killer.join()
+    assert killed
+    assert sorted(p.name for p in directory.iterdir()) == []
+
+
+def test_unwritable_target_fails_before_dumping(app_settings, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(BackupError, match=r"cannot write backups to .*a-file/sub"):
+        take_backup(app_settings, output=blocker / "sub" / "x.sql.gz", log=QUIET)
+
+
+def test_retention_deletes_only_its_own_files(app_settings, database):
+    directory = app_settings.backup_dir
+    directory.mkdir()
+    foreign = [
+        directory / f"{database}_20200101_000000.sql.gz",  # right name, no pgkura manifest
+        directory / "other_20200101_000000.sql.gz",
+        directory / "notes.txt",
+    ]
+    for path in foreign:
+        path.write_text("not ours")
+    made = [take_backup(app_settings, keep=2, log=QUIET).path for _ in range(3)]
+    assert [p.exists() for p in made] == [False, True, True]
+    assert all(p.exists() for p in foreign)
+    assert own_backups(directory, database) == made[1:]
+
+
+def test_schema_only_and_data_only(app_settings, pg_server, database):
+    schema = take_backup(app_settings, mode="schema", log=QUIET)
+    text = gzip.decompress(schema.path.read_bytes())
+    assert b"CREATE TABLE public.docs" in text
+    assert b"COPY public.docs" not in text
+    data = take_backup(app_settings, mode="data", log=QUIET)
+    text = gzip.decompress(data.path.read_bytes())
+    assert b"CREATE TABLE" not in text
+    assert b"COPY public.docs" in text
+
+
+def test_cluster_dump_includes_roles_and_is_not_restored_into_one_database(app_settings):
+    done = take_backup(app_settings, mode="cluster", log=QUIET)
+    assert done.path.name.startswith(f"{app_settings.target.dbname}_cluster_")
+    assert b"CREATE ROLE postgres" in gzip.decompress(done.path.read_bytes())
+    assert verify(done.path).ok
+    with pytest.raises(RestoreError, match="whole-cluster dump"):
+        restore(app_settings, done.path, log=QUIET)
+
+
+def test_restore_test_counts_tables_and_rows(app_settings, pg_server):
+    done = take_backup(app_settings, log=QUIET)
+    assert restore_test(app_settings, done.path, QUIET) == (1, 3000)
+    with admin(pg_server) as conn:
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'pgkura_verify_%'")
+        assert left.fetchall() == []
+
+
+def test_old_host_tools_are_refused_for_the_container_target(app_settings, pg_server, database):
+    """The container is not running: the host's pg_dump must be at least the server's version."""
+    old = Path("/usr/lib/postgresql/15/bin")
+    if not (old / "pg_dump").exists():
+        pytest.skip("needs an older PostgreSQL client (Debian's postgresql-client-15) installed")
+    local = dataclasses.replace(
+        app_settings,
+        database_url=None,
+        postgres_port=pg_server.port,
+        postgres_user="postgres",
+        postgres_password=pg_server.password,
+        postgres_db=database,
+        container_name="pgkura-no-such-container",
+        pg_bin=old,
+    )
+    warnings: list[str] = []
+    with pytest.raises(
+        PgkuraError, match=r"host's pg_dump is version 15\.\d+, older than the server"
+    ):
+        take_backup(local, log=warnings.append)
+    assert "container pgkura-no-such-container is not running" in warnings[0]
+    fallback = dataclasses.replace(local, pg_bin=bin_dir())
+    assert verify(take_backup(fallback, log=QUIET).path).ok
+
+
+def test_database_url_with_special_password(app_settings, pg_server, database, tmp_path):
+    password = "p@ss:w%rd"
+    with admin(pg_server) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE backup_user LOGIN SUPERUSER PASSWORD {}").format(
+                sql.Literal(password)
+            )
+        )
+    try:
+        url = f"postgresql://backup_user:{quote(password, safe='')}@127.0.0.1:{pg_server.port}/{database}"
+        settings = dataclasses.replace(app_settings, database_url=url)
+        done = take_backup(settings, log=QUIET)
+        restore(settings, done.path, safety_backup=False, log=QUIET)
+        assert verify(done.path).ok
+        assert password not in done.path.with_name(done.path.name + ".json").read_text()
+    finally:
+        with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+            conn.execute("REASSIGN OWNED BY backup_user TO postgres; DROP OWNED BY backup_user")
+        with admin(pg_server) as conn:
+            conn.execute("DROP ROLE backup_user")
+
+
+def test_restore_cli_refuses_without_confirmation(app_settings, tmp_path):
+    from tests.conftest import run_invoke
+
+    done = take_backup(app_settings, log=QUIET)
+    env = {k: v for k, v in os.environ.items() if k.startswith("PG") is False}
+    env.update(
+        {
+            "DATABASE_URL": app_settings.database_url or "",
+            "PGKURA_PG_BIN": str(bin_dir()),
+            "PGKURA_ENV_FILE": str(tmp_path / "none.env"),
+        }
+    )
+    result = run_invoke("db.restore", str(done.path), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "non-interactive run; pass --yes" in result.stderr
