@@ -1,0 +1,89 @@
+"""Backups and restores through `docker exec` and a one-off container, on a real engine."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project
+
+pytestmark = pytest.mark.e2e
+OLD_CLIENT = Path("/usr/lib/postgresql/15/bin")
+
+
+def backup_path(output: str) -> Path:
+    match = re.search(r"^backup: (\S+\.sql\.gz) ", output, re.MULTILINE)
+    assert match, output
+    return Path(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def running(project: Project) -> Project:
+    project.env["PGKURA_BACKUP_DIR"] = str(project.dir / "backups")
+    assert project.invoke("db.up", "--build").returncode == 0
+    assert project.invoke("db.migrate").returncode == 0
+    project.sql(
+        "INSERT INTO notes (content, embedding) SELECT '日本語のメモ ' || g, ARRAY[g, 1, 2]::vector "
+        "FROM generate_series(1, 2000) g"
+    )
+    return project
+
+
+def test_backup_through_docker_exec_and_restore(running: Project):
+    result = running.invoke("db.backup")
+    assert result.returncode == 0, result.stderr
+    assert f"container {running.container}" in result.stdout
+    path = backup_path(result.stdout)
+    assert path.stat().st_mode & 0o777 == 0o600
+    running.sql("DELETE FROM notes WHERE id > 100")
+    restored = running.invoke("db.restore", "latest", "--yes")
+    assert restored.returncode == 0, restored.stderr
+    assert "2000" in running.sql("SELECT count(*) FROM notes")
+    assert "the previous contents are in" in restored.stdout
+
+
+def test_verify_with_a_restore_test(running: Project):
+    path = backup_path(running.invoke("db.backup").stdout)
+    result = running.invoke("db.verify", str(path), "--restore-test")
+    assert result.returncode == 0, result.stderr
+    assert "restore test: 2 tables, 2003 rows" in result.stdout  # notes + schema_migrations
+
+
+def test_database_url_with_old_host_tools_uses_a_one_off_container(running: Project):
+    if not (OLD_CLIENT / "pg_dump").exists():
+        pytest.skip("needs an older PostgreSQL client (Debian's postgresql-client-15)")
+    url = f"postgresql://app:{running.env['POSTGRES_PASSWORD']}@127.0.0.1:{running.port}/app"
+    remote = {"DATABASE_URL": url, "PGKURA_PG_BIN": str(OLD_CLIENT)}
+    result = running.invoke("db.backup", **remote)
+    assert result.returncode == 0, result.stderr
+    assert "one-off container pgkura-postgres:e2e" in result.stdout
+    assert "older than the server" in result.stderr
+    running.sql("DELETE FROM notes")
+    restored = running.invoke("db.restore", str(backup_path(result.stdout)), "--yes", **remote)
+    assert restored.returncode == 0, restored.stderr
+    assert "2000" in running.sql("SELECT count(*) FROM notes")
+
+
+def test_migrate_with_backup_takes_one_when_something_is_pending(running: Project, tmp_path):
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for f in Path(running.env["PGKURA_MIGRATIONS_DIR"]).iterdir():
+        (migrations / f.name).write_bytes(f.read_bytes())
+    (migrations / "004_add_notes_color.sql").write_text(
+        "ALTER TABLE notes ADD COLUMN color text;\n"
+    )
+    result = running.invoke("db.migrate", "--backup", PGKURA_MIGRATIONS_DIR=str(migrations))
+    assert result.returncode == 0, result.stderr
+    assert backup_path(result.stdout).exists()
+    assert "applied 004_add_notes_color.sql" in result.stdout
+
+
+def test_down_with_volumes_backs_up_first(running: Project):
+    result = running.invoke("db.down", "--volumes", "--yes")
+    assert result.returncode == 0, result.stderr
+    saved = backup_path(result.stdout)
+    assert running.invoke("db.up").returncode == 0
+    assert running.invoke("db.restore", str(saved), "--yes").returncode == 0
+    assert "2000" in running.sql("SELECT count(*) FROM notes")
