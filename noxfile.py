@@ -71,3 +71,4 @@ def bench(session: nox.Session) -> None:
     session.install("-e", DEV)
     session.run("python", "-m", "benchmarks.migrate_vs_dbmate", *session.posargs)
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
+    session.run("python", "-m", "benchmarks.backup_vs_raw")

@@ -9,13 +9,16 @@ over the file, and a database that is either fully restored or exactly as it was
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
 import secrets
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from psycopg import sql
 
@@ -113,8 +116,9 @@ def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveChe
         check: ArchiveCheck | None = None
         try:
             stdin.write(b"BEGIN;\n")
-            check = stream_archive(path, stdin.write)
-            if check.ok:
+            writer = _BackgroundWriter(stdin)
+            check = stream_archive(path, writer.put)
+            if writer.finish() and check.ok:
                 stdin.write(b"COMMIT;\n")  # the only COMMIT: the whole archive went through
         except BrokenPipeError:
             pass  # psql stopped on an error; its message says which
@@ -135,6 +139,36 @@ def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveChe
             f"is unchanged.\n{_dump_lines(stderr) or 'no message from psql'}"
         )
     return check
+
+
+class _BackgroundWriter:
+    """Feeds psql on its own thread, so decompressing the next block overlaps the pipe write
+    (both release the GIL). If psql goes away, the rest is drained and dropped."""
+
+    def __init__(self, stdin: IO[bytes]) -> None:
+        self._stdin = stdin
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._broken = False
+        self._thread = threading.Thread(target=self._run, name="psql-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, data: bytes) -> None:
+        if data:
+            self._queue.put(data)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if not self._broken:
+                try:
+                    self._stdin.write(data)
+                except BrokenPipeError:
+                    self._broken = True
+
+    def finish(self) -> bool:
+        """Wait until everything is written; False if psql stopped reading."""
+        self._queue.put(None)
+        self._thread.join()
+        return not self._broken
 
 
 def _dump_lines(stderr: str) -> str:
