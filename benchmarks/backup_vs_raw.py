@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,7 @@ def shell_timed(script: str, env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=600_000)  # about 350 MB on disk
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=4)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pgkura-bench-"))
     env = {
@@ -117,19 +118,36 @@ def main() -> None:
         dump = (
             f"docker exec {container} pg_dump -U app -d app --clean --if-exists --no-owner --no-acl"
         )
-        ours_b, raw_b, ours_r, raw_r, peaks = [], [], [], [], []
-        for _ in range(args.repeat):
+        ours_b: list[float] = []
+        raw_b: list[float] = []
+        ours_r: list[float] = []
+        raw_r: list[float] = []
+        peaks: list[int] = []
+
+        def our_backup() -> None:
             seconds, peak = peak_rss([*invoke, "db.backup", "--keep", "1"], env)
             ours_b.append(seconds)
             peaks.append(peak)
-            raw_b.append(shell_timed(f"{dump} | gzip -6 > {raw_file}", env))
-            ours_file = sorted(work.glob("app_*.sql.gz"))[-1]
-            seconds, peak = peak_rss(
-                [*invoke, "db.restore", str(ours_file), "--yes", "--no-safety-backup"], env
-            )
+
+        def our_restore() -> None:
+            newest = sorted(work.glob("app_*.sql.gz"))[-1]
+            restore = [*invoke, "db.restore", str(newest), "--yes", "--no-safety-backup"]
+            seconds, peak = peak_rss(restore, env)
             ours_r.append(seconds)
             peaks.append(peak)
-            raw_r.append(shell_timed(f"gunzip -c {raw_file} | {' '.join(psql)}", env))
+
+        def raw_backup() -> None:
+            raw_b.append(shell_timed(f"{dump} | gzip -6 > {raw_file}", env))
+
+        def raw_restore() -> None:
+            raw_r.append(shell_timed(f"gunzip -c {raw_file} | {shlex.join(psql)}", env))
+
+        for i in range(args.repeat):  # alternate who goes first: checkpoints hit both alike
+            pairs = [(our_backup, raw_backup), (our_restore, raw_restore)]
+            for first, second in pairs:
+                (first if i % 2 == 0 else second)()
+                (second if i % 2 == 0 else first)()
+        ours_file = sorted(work.glob("app_*.sql.gz"))[-1]
         a, b = statistics.median(ours_b), statistics.median(raw_b)
         c, d = statistics.median(ours_r), statistics.median(raw_r)
         print(f"database: {args.rows} rows, {size} on disk")
