@@ -242,10 +242,13 @@ def wait(c: Context, timeout: str = "") -> None:
     help={
         "migrations-dir": "directory to check (default PGKURA_MIGRATIONS_DIR)",
         "init-sql": "bootstrap file to run first (default PGKURA_INIT_SQL)",
+        "write-schema": "write schema.sql (beside the migrations directory) instead of comparing",
     },
 )
-def check_migrations(c: Context, migrations_dir: str = "", init_sql: str = "") -> None:
-    """Build a throwaway database from init.sql + every migration and round-trip the downs."""
+def check_migrations(
+    c: Context, migrations_dir: str = "", init_sql: str = "", write_schema: bool = False
+) -> None:
+    """Build a throwaway database from init.sql + every migration; check downs and schema.sql."""
     import dataclasses
 
     from pgkura.migration_check import check_migrations as run_check
@@ -256,8 +259,39 @@ def check_migrations(c: Context, migrations_dir: str = "", init_sql: str = "") -
             settings = dataclasses.replace(settings, migrations_dir=Path(migrations_dir).resolve())
         if init_sql:
             settings = dataclasses.replace(settings, init_sql=Path(init_sql).resolve())
-        run_check(settings, _say)
+        run_check(settings, _say, write_schema=write_schema)
         print(f"migrations OK: {settings.init_sql.name} + {settings.migrations_dir}")
+
+
+@task(name="dump-schema")
+def dump_schema(c: Context) -> None:
+    """Write db/schema.sql: init.sql + every migration, built and dumped on the server."""
+    from pgkura.schema_build import build_snapshot
+
+    with _errors():
+        settings = _settings()
+        settings.schema_file.write_text(build_snapshot(settings, _say))
+        print(f"wrote {settings.schema_file}")
+
+
+@task
+def drift(c: Context) -> None:
+    """Compare the live database with db/schema.sql; exit 1 on objects that differ."""
+    from pgkura.schema_build import drift as find_drift
+
+    with _errors():
+        settings = _settings()
+        found = find_drift(settings, _say)
+        if found.clean:
+            print(f"no drift: {settings.target.redacted()} matches {settings.schema_file.name}")
+            return
+        for key in found.added:
+            print(f"+ {key}   (in the database, not in {settings.schema_file.name})")
+        for key in found.removed:
+            print(f"- {key}   (in {settings.schema_file.name}, not in the database)")
+        for key, text in found.changed.items():
+            print(f"~ {key}\n{text}")
+        raise Exit("drift found: put the change in a migration, or undo it by hand", code=1)
 
 
 # -- the container -------------------------------------------------------------------------
@@ -591,6 +625,6 @@ def _destroying_data(
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, repair, wait, check_migrations,
-    backup, restore, list_backups, verify,
+    dump_schema, drift, backup, restore, list_backups, verify,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build))

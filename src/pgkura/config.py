@@ -59,6 +59,11 @@ class Settings:
     image: str
 
     @property
+    def schema_file(self) -> Path:
+        """db/schema.sql beside db/migrations: the schema those migrations build."""
+        return self.migrations_dir.parent / "schema.sql"
+
+    @property
     def is_production(self) -> bool:
         return self.environment == "production"
 

@@ -1,12 +1,9 @@
-"""`nox -s migrations`: build a fresh database from init.sql and every migration, check the
-version rows, and prove that down files really undo their migrations."""
+"""`nox -s migrations`: build a fresh database from init.sql and every migration on a throwaway
+server, check the version rows, prove that down files undo their migrations, and compare the
+result with the committed schema snapshot (db/schema.sql)."""
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,57 +11,18 @@ from psycopg import sql
 
 from pgkura.config import Settings
 from pgkura.connection import connect
-from pgkura.dsn import Target
 from pgkura.errors import MigrationError
 from pgkura.migration_files import Migration, discover
 from pgkura.migrations import Migrator
+from pgkura.pg_tools import Tool, direct
+from pgkura.schema_snapshot import diff, dump_schema, run_sql_file, snapshot, version_rows
 from pgkura.throwaway import ThrowawayServer, bin_dir
 
 Log = Callable[[str], None]
 
 
-def run_psql_file(target: Target, path: Path) -> None:
-    """Run a file the way the image's entrypoint runs init scripts: psql, stop on error."""
-    conninfo, env = target.child_process_args()
-    result = subprocess.run(
-        [
-            str(bin_dir() / "psql"),
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            conninfo,
-            "-f",
-            str(path),
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise MigrationError(f"{path} failed:\n{result.stderr.strip()}")
-
-
-def schema_dump(target: Target) -> str:
-    """The schema as pg_dump sees it, without the version rows and the random \\restrict key."""
-    conninfo, env = target.child_process_args()
-    result = subprocess.run(
-        [str(bin_dir() / "pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
-         "--restrict-key=pgkura", "-d", conninfo],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise MigrationError(f"pg_dump failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def check_migrations(settings: Settings, log: Log) -> None:
-    """Apply init.sql and every migration to a throwaway server; MigrationError on a problem."""
+def check_migrations(settings: Settings, log: Log, *, write_schema: bool = False) -> str:
+    """Run every check; the fresh snapshot. MigrationError on the first problem."""
     migrations = discover(settings.migrations_dir)
     if not settings.init_sql.is_file():
         raise MigrationError(f"init file {settings.init_sql} does not exist (PGKURA_INIT_SQL)")
@@ -73,26 +31,61 @@ def check_migrations(settings: Settings, log: Log) -> None:
         with connect(server.target()) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         target = server.target(dbname)
+        psql = direct(bin_dir() / "psql", target, "throwaway psql")
+        pg_dump = direct(bin_dir() / "pg_dump", target, "throwaway pg_dump")
         log(f"throwaway PostgreSQL on 127.0.0.1:{server.port}; running {settings.init_sql.name}")
-        run_psql_file(target, settings.init_sql)
-        local = dataclasses.replace(settings, database_url=server.url(dbname))
-        migrator = Migrator(local, log)
-        tail = _reversible_tail(migrations)
-        untouched = migrations[: len(migrations) - len(tail)]
-        steps = migrator.migrate(to=untouched[-1].version) if tail and untouched else []
-        base = schema_dump(target)
-        steps += migrator.migrate()
-        log(f"applied {len(steps)} migration(s)")
+        run_sql_file(psql, settings.init_sql)
+        migrator = Migrator(settings, log, target=target)
+        _apply_with_round_trip(migrator, migrations, pg_dump, log)
         _check_rows(migrator, [m.version for m in migrations])
-        if not tail:
-            log("the newest migration has no down file; rollback round trip skipped")
-            return
-        full = schema_dump(target)
-        migrator.rollback(steps=len(tail))
-        _same(base, schema_dump(target), "rolling back", tail)
-        migrator.migrate()
-        _same(full, schema_dump(target), "re-applying", tail)
-        log(f"rollback round trip of {len(tail)} migration(s): schema restored exactly")
+        fresh = snapshot(dump_schema(pg_dump), version_rows(target, migrator.table))
+    compare_with_file(settings.schema_file, fresh, write=write_schema, log=log)
+    return fresh
+
+
+def compare_with_file(path: Path, fresh: str, *, write: bool, log: Log) -> None:
+    """Write the snapshot, or fail with a diff when the committed one differs."""
+    if write:
+        path.write_text(fresh)
+        log(f"wrote {path}")
+        return
+    if not path.is_file():
+        raise MigrationError(
+            f"{path} does not exist: commit the schema snapshot. Create it with "
+            "`invoke db.dump-schema` (on the container) or `invoke db.check-migrations "
+            "--write-schema` (on a throwaway server)"
+        )
+    committed = path.read_text()
+    if committed != fresh:
+        changes = diff(committed, fresh, str(path), "fresh build")
+        raise MigrationError(
+            f"{path} differs from what init.sql + the migrations build. A migration was added "
+            "without its schema change, or the file was edited by hand; regenerate it with "
+            f"`invoke db.dump-schema` and commit it.\n{changes}"
+        )
+    log(f"{path.name} matches the fresh build")
+
+
+def _apply_with_round_trip(
+    migrator: Migrator, migrations: list[Migration], pg_dump: Tool, log: Log
+) -> None:
+    """Apply everything; where the newest migrations have down files, roll them back and
+    forward again and demand the exact schema each time."""
+    tail = _reversible_tail(migrations)
+    untouched = migrations[: len(migrations) - len(tail)]
+    steps = migrator.migrate(to=untouched[-1].version) if tail and untouched else []
+    base = dump_schema(pg_dump) if tail else ""
+    steps += migrator.migrate()
+    log(f"applied {len(steps)} migration(s)")
+    if not tail:
+        log("the newest migration has no down file; rollback round trip skipped")
+        return
+    full = dump_schema(pg_dump)
+    migrator.rollback(steps=len(tail))
+    _same(base, dump_schema(pg_dump), "rolling back", tail)
+    migrator.migrate()
+    _same(full, dump_schema(pg_dump), "re-applying", tail)
+    log(f"rollback round trip of {len(tail)} migration(s): schema restored exactly")
 
 
 def _reversible_tail(migrations: list[Migration]) -> list[Migration]:
@@ -107,13 +100,10 @@ def _reversible_tail(migrations: list[Migration]) -> list[Migration]:
 
 def _same(expected: str, actual: str, what: str, tail: list[Migration]) -> None:
     if expected != actual:
-        lines = difflib.unified_diff(
-            expected.splitlines(), actual.splitlines(), "expected", "actual", lineterm="", n=1
-        )
-        diff = "\n".join(lines)
         raise MigrationError(
             f"after {what} {', '.join(m.label for m in tail)} the schema differs from what it "
-            f"was; the down files do not undo their migrations exactly:\n{diff}"
+            f"was; the down files do not undo their migrations exactly:\n"
+            f"{diff(expected, actual, 'expected', 'actual')}"
         )
 
 

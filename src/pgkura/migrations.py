@@ -16,6 +16,7 @@ import psycopg
 
 from pgkura.config import Settings
 from pgkura.connection import connect, wait_until_ready
+from pgkura.dsn import Target
 from pgkura.errors import MigrationError
 from pgkura.migration_files import Migration, SqlFile, discover
 from pgkura.migration_plan import Plan
@@ -44,9 +45,9 @@ class Step:
 class Migrator:
     """The migration operations for one project and one target server."""
 
-    def __init__(self, settings: Settings, log: Log = _quiet) -> None:
+    def __init__(self, settings: Settings, log: Log = _quiet, target: Target | None = None) -> None:
         self.settings = settings
-        self.target = settings.target
+        self.target = target or settings.target
         self.table = VersionTable(settings.migrations_schema, settings.migrations_table)
         self.log = log
 

@@ -14,9 +14,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pgkura.compose import DockerError, container_state, exec_argv
 from pgkura.config import Settings
+from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
@@ -102,6 +104,12 @@ def choose(
             )
         warn(f"the host's {program} {version} is older than the server; using a one-off container")
     return _one_off(settings, program, target.params.get("host", ""), connection, env, stdin)
+
+
+def direct(program: Path, target: Target, source: str) -> Tool:
+    """A specific client binary against `target` (the throwaway server's own tools)."""
+    conninfo, env = target.child_process_args()
+    return Tool([str(program)], ["-d", conninfo], env, source, _version_of([str(program)]))
 
 
 def _one_off(

@@ -26,6 +26,7 @@ from pgkura.archive import ArchiveCheck, stream_archive
 from pgkura.backup import Backup, read_manifest, take_backup
 from pgkura.config import Settings
 from pgkura.connection import connect, wait_until_ready
+from pgkura.databases import create_database, database_exists, drop_database
 from pgkura.errors import PgkuraError
 from pgkura.pg_tools import choose
 
@@ -42,26 +43,6 @@ class Restored:
     database: str
     check: ArchiveCheck
     safety_backup: Backup | None
-
-
-def database_exists(settings: Settings, name: str) -> bool:
-    with connect(settings.target.for_database("postgres"), purpose="restore") as conn:
-        return (
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            is not None
-        )
-
-
-def create_database(settings: Settings, name: str) -> None:
-    with connect(settings.target.for_database("postgres"), purpose="restore") as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(settings: Settings, name: str) -> None:
-    with connect(settings.target.for_database("postgres"), purpose="restore") as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def restore(
