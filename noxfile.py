@@ -26,12 +26,14 @@ def _sql(pattern: str, *dirs: str) -> list[str]:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (check + format), mypy, hadolint on the Dockerfile, squawk on the migrations."""
+    """ruff, mypy, hadolint (Dockerfile), GitHub workflow schema, squawk (migrations)."""
     session.install("-e", DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("hadolint", "docker/postgres/Dockerfile")
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     dirs = ("db/migrations", "tests/fixtures/vector_only/migrations")
     ups = [p for p in _sql("*.sql", *dirs) if not p.endswith(".down.sql")]
     session.run("squawk", "--config", ".squawk.toml", *ups)

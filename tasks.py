@@ -622,9 +622,22 @@ def _destroying_data(
         _backup_now(settings, reason=action)
 
 
+@task(
+    name="push",
+    help={"registry": "where to push, e.g. ghcr.io/OWNER/REPO (any registry)"},
+)
+def docker_push(c: Context, registry: str) -> None:
+    """Push the built image under its descriptive tag and git-<commit> (token from env)."""
+    from pgkura.publish import push
+
+    with _errors():
+        for ref in push(_settings(), registry, _say):
+            print(f"pushed {ref}")
+
+
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, verify,
 )  # fmt: skip
-ns = Collection(db, Collection("docker", docker_build))
+ns = Collection(db, Collection("docker", docker_build, docker_push))
