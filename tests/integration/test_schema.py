@@ -57,7 +57,7 @@ def test_a_migration_without_its_schema_change_is_caught(tmp_path, schema_dir):
 
 def test_a_missing_snapshot_names_the_commands(tmp_path, schema_dir):
     (schema_dir / "schema.sql").unlink()
-    with pytest.raises(MigrationError, match="invoke db.dump-schema"):
+    with pytest.raises(MigrationError, match=r"invoke db\.dump-schema"):
         check_migrations(fixture_settings(tmp_path, schema_dir), QUIET)
 
 

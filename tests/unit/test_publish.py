@@ -16,7 +16,7 @@ def test_plan_tags_with_the_descriptive_tag_and_the_commit():
 
 
 def test_plan_refuses_urls():
-    with pytest.raises(PgkuraError, match="expected e.g. ghcr.io/owner/repo"):
+    with pytest.raises(PgkuraError, match=r"expected e\.g\. ghcr\.io/owner/repo"):
         plan("img:tag", "https://ghcr.io/owner", "abc")
 
 
