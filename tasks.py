@@ -243,10 +243,15 @@ def wait(c: Context, timeout: str = "") -> None:
         "migrations-dir": "directory to check (default PGKURA_MIGRATIONS_DIR)",
         "init-sql": "bootstrap file to run first (default PGKURA_INIT_SQL)",
         "write-schema": "write schema.sql (beside the migrations directory) instead of comparing",
+        "on-target": "build in a scratch database on the container / DATABASE_URL (pg_bigm)",
     },
 )
 def check_migrations(
-    c: Context, migrations_dir: str = "", init_sql: str = "", write_schema: bool = False
+    c: Context,
+    migrations_dir: str = "",
+    init_sql: str = "",
+    write_schema: bool = False,
+    on_target: bool = False,
 ) -> None:
     """Build a throwaway database from init.sql + every migration; check downs and schema.sql."""
     import dataclasses
@@ -259,7 +264,7 @@ def check_migrations(
             settings = dataclasses.replace(settings, migrations_dir=Path(migrations_dir).resolve())
         if init_sql:
             settings = dataclasses.replace(settings, init_sql=Path(init_sql).resolve())
-        run_check(settings, _say, write_schema=write_schema)
+        run_check(settings, _say, write_schema=write_schema, on_target=on_target)
         print(f"migrations OK: {settings.init_sql.name} + {settings.migrations_dir}")
 
 

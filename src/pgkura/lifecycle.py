@@ -43,7 +43,10 @@ def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> 
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on host:port. SO_REUSEADDR as servers set it (docker-proxy,
+    postgres): connections lingering in TIME_WAIT from a container just removed do not count."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

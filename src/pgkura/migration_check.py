@@ -7,40 +7,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from psycopg import sql
-
 from pgkura.config import Settings
-from pgkura.connection import connect
 from pgkura.errors import MigrationError
 from pgkura.migration_files import Migration, discover
 from pgkura.migrations import Migrator
-from pgkura.pg_tools import Tool, direct
+from pgkura.pg_tools import Tool
 from pgkura.schema_snapshot import diff, dump_schema, run_sql_file, snapshot, version_rows
-from pgkura.throwaway import ThrowawayServer, bin_dir
+from pgkura.workspaces import Workspace, scratch, throwaway
 
 Log = Callable[[str], None]
 
 
-def check_migrations(settings: Settings, log: Log, *, write_schema: bool = False) -> str:
-    """Run every check; the fresh snapshot. MigrationError on the first problem."""
+def check_migrations(
+    settings: Settings, log: Log, *, write_schema: bool = False, on_target: bool = False
+) -> str:
+    """Run every check on a throwaway server (or, `on_target`, in a scratch database on the
+    target server); the fresh snapshot. MigrationError on the first problem."""
     migrations = discover(settings.migrations_dir)
     if not settings.init_sql.is_file():
         raise MigrationError(f"init file {settings.init_sql} does not exist (PGKURA_INIT_SQL)")
-    with ThrowawayServer() as server:
-        dbname = settings.postgres_db
-        with connect(server.target()) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-        target = server.target(dbname)
-        psql = direct(bin_dir() / "psql", target, "throwaway psql")
-        pg_dump = direct(bin_dir() / "pg_dump", target, "throwaway pg_dump")
-        log(f"throwaway PostgreSQL on 127.0.0.1:{server.port}; running {settings.init_sql.name}")
-        run_sql_file(psql, settings.init_sql)
-        migrator = Migrator(settings, log, target=target)
-        _apply_with_round_trip(migrator, migrations, pg_dump, log)
-        _check_rows(migrator, [m.version for m in migrations])
-        fresh = snapshot(dump_schema(pg_dump), version_rows(target, migrator.table))
+    with (scratch if on_target else throwaway)(settings, log) as ws:
+        fresh = build(settings, ws, log, migrations=migrations)
     compare_with_file(settings.schema_file, fresh, write=write_schema, log=log)
     return fresh
+
+
+def build(
+    settings: Settings, ws: Workspace, log: Log, *, migrations: list[Migration] | None = None
+) -> str:
+    """init.sql, then every migration in `ws`; with `migrations` given, also the version-row
+    and rollback round-trip checks. The schema snapshot."""
+    log(f"running {settings.init_sql.name}")
+    run_sql_file(ws.psql, settings.init_sql)
+    migrator = Migrator(settings, log, target=ws.target)
+    if migrations is None:
+        migrator.migrate()
+    else:
+        _apply_with_round_trip(migrator, migrations, ws.pg_dump, log)
+        _check_rows(migrator, [m.version for m in migrations])
+    return snapshot(dump_schema(ws.pg_dump), version_rows(ws.target, migrator.table))
 
 
 def compare_with_file(path: Path, fresh: str, *, write: bool, log: Log) -> None:

@@ -89,4 +89,5 @@ class Project:
 def project(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     proj = Project(tmp_path_factory.mktemp("e2e"))
     yield proj
-    proj.invoke("db.down", "--volumes", "--yes")
+    gone = proj.invoke("db.down", "--volumes", "--yes", "--no-backup")
+    assert gone.returncode == 0, gone.stderr

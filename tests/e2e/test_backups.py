@@ -87,3 +87,28 @@ def test_down_with_volumes_backs_up_first(running: Project):
     assert running.invoke("db.up").returncode == 0
     assert running.invoke("db.restore", str(saved), "--yes").returncode == 0
     assert "2000" in running.sql("SELECT count(*) FROM notes")
+
+
+def test_schema_snapshot_and_drift_on_the_container(running: Project, tmp_path):
+    import shutil
+
+    from tests.e2e.conftest import FIXTURES
+
+    shutil.copytree(FIXTURES, tmp_path / "schema")
+    env = {"PGKURA_MIGRATIONS_DIR": str(tmp_path / "schema" / "migrations")}
+    (tmp_path / "schema" / "schema.sql").unlink()
+    dumped = running.invoke("db.dump-schema", **env)
+    assert dumped.returncode == 0, dumped.stderr
+    # the container's pg_dump builds the same bytes as the throwaway server's
+    assert (tmp_path / "schema" / "schema.sql").read_text() == (FIXTURES / "schema.sql").read_text()
+    checked = running.invoke("db.check-migrations", "--on-target", **env)
+    assert checked.returncode == 0, checked.stderr
+    assert "scratch database pgkura_scratch_" in checked.stderr
+    running.sql("ALTER TABLE notes DROP COLUMN IF EXISTS color")  # from the --backup test above
+    clean = running.invoke("db.drift", **env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    running.sql("CREATE INDEX notes_by_hand ON notes (content)")
+    drifted = running.invoke("db.drift", **env)
+    assert drifted.returncode == 1
+    assert "+ INDEX public.notes_by_hand" in drifted.stdout
+    running.sql("DROP INDEX notes_by_hand")

@@ -131,6 +131,7 @@ def test_production_publishes_no_port_and_uses_the_socket(project):
     refused = project.invoke("db.down", "--volumes", "--yes", **prod)
     assert refused.returncode == 1
     assert "without --force" in refused.stderr
+    assert project.invoke("db.down", **prod).returncode == 0
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
