@@ -111,10 +111,6 @@ def restart(settings: Settings, log: Log) -> int:
     return wait_until_ready(settings.target, settings.connect_wait_ms, poll_s=0.1)
 
 
-def volume_name(settings: Settings) -> str:
-    return f"{settings.compose_project}_pgdata"
-
-
 def passthrough(settings: Settings, *args: str) -> int:
     """`docker compose ARGS` with the terminal attached (logs, ps); its exit status."""
     require_docker()
