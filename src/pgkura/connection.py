@@ -43,11 +43,13 @@ def wait_until_ready(target: Target, timeout_ms: int, *, poll_s: float = 0.25) -
     A server with `listen_addresses = ''` reached over a socket is the image entrypoint's
     temporary init-phase server (it restarts once init.sql has run): not ready yet."""
     deadline = time.monotonic() + timeout_ms / 1000
+    over_socket = target.params.get("host", "").startswith("/")
     while True:
         try:
             with connect(target, purpose="wait", connect_timeout=2) as conn:
                 row = conn.execute("SELECT current_setting('listen_addresses')").fetchone()
-                if (row and row[0] != "") or not target.params.get("host", "").startswith("/"):
+                init_phase = over_socket and row is not None and row[0] == ""
+                if not init_phase:
                     return conn.info.server_version
             raise ConnectError(f"{target.redacted()} is still initialising (first start)")
         except ConnectError as exc:

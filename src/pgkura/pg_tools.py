@@ -121,10 +121,7 @@ def _one_off(
     stdin: bool,
 ) -> Tool:
     """`docker run --rm` of the project's image: PostgreSQL 18 tools for any server."""
-    state = shutil.which("docker") and subprocess.run(
-        ["docker", "image", "inspect", settings.image], capture_output=True, check=False
-    )
-    if not state or state.returncode != 0:
+    if not _image_exists(settings.image):
         raise PgkuraError(
             f"no {program} of PostgreSQL 18 on this machine: the host has none (or an older one) "
             f"and the image {settings.image} is not built.\n→ `invoke docker.build`, or install "
@@ -143,6 +140,13 @@ def _one_off(
     except PgkuraError as exc:
         raise DockerError(str(exc)) from None
     return Tool(argv, connection, env, f"one-off container {settings.image}", version)
+
+
+def _image_exists(image: str) -> bool:
+    if shutil.which("docker") is None:
+        return False
+    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    return found.returncode == 0
 
 
 def _is_loopback(host: str) -> bool:
