@@ -25,12 +25,16 @@ ROOT = Path(__file__).resolve().parent
 @contextmanager
 def _errors() -> Iterator[None]:
     """Expected failures end with one clear message and a non-zero exit, not a traceback."""
+    from psycopg import Error as DatabaseError
+
     from pgkura.errors import PgkuraError
 
     try:
         yield
     except PgkuraError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
+    except DatabaseError as exc:  # e.g. a role without CREATEDB; libpq never echoes passwords
+        raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
 
