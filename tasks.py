@@ -82,6 +82,7 @@ def _confirm(settings: Settings, action: str, yes: bool) -> None:
         "allow-out-of-order": "apply pending files numbered below the newest applied one",
         "backup": "take a backup first when something is pending (default in production)",
         "no-backup": "skip that backup in production",
+        "no-schema": "do not refresh db/schema.sql afterwards (development, local container)",
     }
 )
 def migrate(
@@ -92,6 +93,7 @@ def migrate(
     allow_out_of_order: bool = False,
     backup: bool = False,
     no_backup: bool = False,
+    no_schema: bool = False,
 ) -> None:
     """Apply pending migrations from db/migrations, each in its own transaction."""
     from pgkura.migrations import Migrator
@@ -117,6 +119,23 @@ def migrate(
             print(f"applied {s.migration.up.path.name} ({s.duration_ms} ms)")
         if not steps:
             print("database is up to date")
+        local_dev = not settings.is_production and settings.target.source == "container"
+        if steps and local_dev and not no_schema:
+            _refresh_schema(settings)
+
+
+def _refresh_schema(settings: Settings) -> None:
+    """Development: keep db/schema.sql in step with the migrations just applied. A failure
+    here is reported, not raised: the migrations themselves went through."""
+    from pgkura.errors import PgkuraError
+    from pgkura.schema_build import build_snapshot
+
+    try:
+        settings.schema_file.write_text(build_snapshot(settings, _say))
+    except PgkuraError as exc:
+        _say(f"warning: could not refresh {settings.schema_file.name}: {exc}")
+        return
+    print(f"refreshed {settings.schema_file} (commit it with the migration)")
 
 
 @task(help={"check": "exit non-zero (3) when anything is pending, changed or missing (CI gate)"})

@@ -53,6 +53,8 @@ class Project:
 
     def __init__(self, base: Path) -> None:
         name = f"pgkura-e2e-{uuid.uuid4().hex[:8]}"
+        self.schema = base / "schema"  # a copy: tasks write schema.sql beside the migrations
+        shutil.copytree(FIXTURES, self.schema)
         self.dir = base
         self.container = name
         self.port = free_port()
@@ -65,8 +67,8 @@ class Project:
             "PGKURA_IMAGE": "pgkura-postgres:e2e",
             "PGKURA_BUILD_TARGET": os.environ.get("PGKURA_E2E_TARGET", "runtime"),
             "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE", "local/pgvector-standin:pg18"),
-            "PGKURA_INIT_SQL": str(FIXTURES / "init.sql"),
-            "PGKURA_MIGRATIONS_DIR": str(FIXTURES / "migrations"),
+            "PGKURA_INIT_SQL": str(self.schema / "init.sql"),
+            "PGKURA_MIGRATIONS_DIR": str(self.schema / "migrations"),
             "PGKURA_EXTENSIONS": "vector",
             "POSTGRES_PASSWORD": "e2e-Secret-pw",
             "POSTGRES_PORT": str(self.port),

@@ -13,7 +13,7 @@ from pgkura.compose import compose_argv
 from pgkura.config import load_settings
 from tests.conftest import ROOT
 
-from .conftest import Project, free_port
+from .conftest import FIXTURES, Project, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -42,10 +42,14 @@ def test_port_is_published_on_loopback_only(project):
 
 
 def test_migrate_over_the_published_port(project):
+    (project.schema / "schema.sql").unlink()
     result = project.invoke("db.migrate")
     assert result.returncode == 0, result.stderr
     assert "applied 003_add_notes_pinned.sql" in result.stdout
     assert project.invoke("db.status", "--check").returncode == 0
+    # development: db/schema.sql is refreshed after applying, byte for byte the committed one
+    assert "refreshed" in result.stdout
+    assert (project.schema / "schema.sql").read_text() == (FIXTURES / "schema.sql").read_text()
 
 
 def test_extensions_report_and_missing_ones_fail(project):
