@@ -29,7 +29,7 @@ class DumpStream:
         self.trailer_seen = False
 
     def feed(self, data: bytes) -> bytes:
-        buf = self._pending + data
+        buf = self._pending + data if self._pending else data
         out: list[bytes] = []
         pos = 0
         while pos < len(buf):
