@@ -75,17 +75,20 @@ def read_sql_file(path: Path) -> SqlFile:
             f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
         ) from None
     sql = normalize(raw)
-    if not has_code(sql):
-        raise MigrationError(f"{path}: the file is empty (only whitespace or comments)")
-    for offset in meta_command_offsets(sql):
+    split = split_statements(sql)
+    # Only text the grammar rejected needs the scanner: a psql meta-command is never valid SQL.
+    for offset in [] if split.parsed else meta_command_offsets(sql):
         line, _ = line_col(sql, offset)
         raise MigrationError(
             f"{path}:{line}: psql meta-command {line_at(sql, line).strip()!r} is not SQL; "
             "migrations run through a driver, not psql. Write it as SQL "
             "(e.g. SET instead of \\set, one file per database instead of \\c)."
         )
+    empty = not split.statements if split.parsed else not has_code(sql)
+    if empty:
+        raise MigrationError(f"{path}: the file is empty (only whitespace or comments)")
+    statements = split.statements
     no_transaction = _has_no_transaction_directive(sql)
-    statements = tuple(split_statements(sql))
     if not no_transaction:
         for stmt in filter(is_transaction_control, statements):
             line, _ = line_col(sql, stmt.offset)

@@ -53,16 +53,22 @@ def meta_command_offsets(sql: str) -> list[int]:
         return []
 
 
-def split_statements(sql: str) -> list[Statement]:
-    """Top-level statements, split by the real grammar (dollar quotes, strings, comments).
+@dataclass(frozen=True)
+class Split:
+    """A file's top-level statements; `parsed` is False when the grammar rejected the text,
+    which then comes back whole, so the server reports the error with its own position."""
 
-    Text the parser rejects comes back whole, as one statement: the server then reports the
-    syntax error with its own position."""
+    statements: tuple[Statement, ...]
+    parsed: bool
+
+
+def split_statements(sql: str) -> Split:
+    """Split by the real grammar (dollar quotes, strings, comments), in one pass."""
     try:
         parts = parser.split(sql, only_slices=True)
     except parser.ParseError:
-        return [Statement(sql, 0)]
-    return [Statement(sql[part], part.start) for part in parts if sql[part].strip()]
+        return Split((Statement(sql, 0),), parsed=False)
+    return Split(tuple(Statement(sql[p], p.start) for p in parts if sql[p].strip()), parsed=True)
 
 
 def is_transaction_control(stmt: Statement) -> bool:
