@@ -72,6 +72,13 @@ def test_psql_runs_one_command(project):
     assert "no_such_table" in bad.stderr
 
 
+def test_a_missing_container_names_the_fix(project):
+    result = project.invoke("db.psql", "-c", "SELECT 1", PGKURA_CONTAINER="pgkura-no-such")
+    assert result.returncode == 1
+    assert "container pgkura-no-such does not exist" in result.stderr
+    assert "invoke db.up" in result.stderr
+
+
 def test_down_and_up_keep_the_data(project):
     project.sql("INSERT INTO notes (content) VALUES ('残すデータ')")
     assert project.invoke("db.down").returncode == 0
