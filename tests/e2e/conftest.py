@@ -32,6 +32,15 @@ def _engine_problem() -> str | None:
     return None
 
 
+def _base_image() -> str:
+    """The stand-in built by ../shared/ci/docker-env.sh where it exists, else the real one."""
+    standin = "local/pgvector-standin:pg18"
+    found = subprocess.run(
+        ["docker", "image", "inspect", standin], capture_output=True, check=False
+    )
+    return standin if found.returncode == 0 else "pgvector/pgvector:0.8.1-pg18"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,7 +75,7 @@ class Project:
             "PGKURA_SOCKET_DIR": str(base / "run" / "postgresql"),
             "PGKURA_IMAGE": "pgkura-postgres:e2e",
             "PGKURA_BUILD_TARGET": os.environ.get("PGKURA_E2E_TARGET", "runtime"),
-            "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE", "local/pgvector-standin:pg18"),
+            "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE") or _base_image(),
             "PGKURA_INIT_SQL": str(self.schema / "init.sql"),
             "PGKURA_MIGRATIONS_DIR": str(self.schema / "migrations"),
             "PGKURA_EXTENSIONS": "vector",
