@@ -205,7 +205,8 @@ def rollback(
             print(f"would roll back: {names}")
             return
         _confirm(settings, f"roll back {names} on {settings.target.redacted()}", yes)
-        for s in migrator.rollback(steps=how_many, to=down_to):
+        confirmed = [s.migration.version for s in chosen]
+        for s in migrator.rollback(steps=how_many, to=down_to, expect=confirmed):
             print(f"rolled back {s.migration.label} ({s.duration_ms} ms)")
 
 

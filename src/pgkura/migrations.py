@@ -100,14 +100,26 @@ class Migrator:
             return steps
 
     def rollback(
-        self, *, steps: int | None = None, to: int | None = None, dry_run: bool = False
+        self,
+        *,
+        steps: int | None = None,
+        to: int | None = None,
+        dry_run: bool = False,
+        expect: list[int] | None = None,
     ) -> list[Step]:
-        """Run down files newest first; refuses up front if any of them is missing."""
+        """Run down files newest first; refuses up front if any of them is missing, or if the
+        versions differ from `expect` (what a person confirmed before the lock was taken)."""
         if dry_run:
             return [Step(m, 0) for m, _ in self.plan().to_roll_back(steps, to)]
         with self._locked() as (conn, plan):
+            chosen = plan.to_roll_back(steps, to)
+            if expect is not None and [m.version for m, _ in chosen] != expect:
+                raise MigrationError(
+                    "the applied migrations changed since you confirmed (another runner?); "
+                    "nothing was rolled back. Run the rollback again."
+                )
             done = []
-            for m, down in plan.to_roll_back(steps, to):
+            for m, down in chosen:
                 self.log(f"rolling back {m.label} with {down.path.name}")
                 done.append(Step(m, self._run(conn, down, self._forgetter(m))))
             return done

@@ -286,3 +286,18 @@ def test_hostile_identifiers_are_quoted(pg_server, tmp_path, write_migration):
             )
         with admin(pg_server) as conn:
             assert conn.execute("SELECT 1 FROM pg_database WHERE datname='postgres'").fetchone()
+
+
+def test_rollback_refuses_when_the_versions_changed_since_confirmation(
+    settings, write_migration, db
+):
+    write_migration("001_a.sql", "CREATE TABLE a (id int);")
+    write_migration("001_a.down.sql", "DROP TABLE a;")
+    write_migration("002_b.sql", "CREATE TABLE b (id int);")
+    write_migration("002_b.down.sql", "DROP TABLE b;")
+    Migrator(settings).migrate(to=1)
+    confirmed = [s.migration.version for s in Migrator(settings).rollback(dry_run=True)]
+    Migrator(settings).migrate()  # someone else applies 002 meanwhile
+    with pytest.raises(MigrationError, match="changed since you confirmed"):
+        Migrator(settings).rollback(expect=confirmed)
+    assert {"a", "b"} <= tables(db)
