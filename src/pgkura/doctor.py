@@ -140,6 +140,16 @@ def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Findin
     warning = pgvector_warning(items)
     if warning:
         yield Finding("pgvector", "warn", warning)
+    if any(s.name == "pg_bigm" and s.installed for s in items):
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        if "pg_bigm" not in (row[0] if row else ""):
+            yield Finding(
+                "pg_bigm",
+                "warn",
+                "pg_bigm is not in shared_preload_libraries, so its pg_bigm.* settings are not "
+                "registered at start → the image's pgkura.conf preloads it; a volume created by "
+                "another image needs include_if_exists = '/etc/postgresql/pgkura.conf'",
+            )
 
 
 def _migrations(settings: Settings, conn: psycopg.Connection) -> Finding:
