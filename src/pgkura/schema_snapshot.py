@@ -112,7 +112,8 @@ def objects(dump: str) -> dict[str, str]:
         end = matches[i + 1].start() if i + 1 < len(matches) else len(dump)
         body = dump[m.end() : end]
         body = body.split("\n\\unrestrict", 1)[0].strip()
-        found[f"{m['type']} {m['schema']}.{m['name']}".replace(" -.", " ")] = body
+        schema = "" if m["schema"] == "-" else f"{m['schema']}."  # extensions have none
+        found[f"{m['type']} {schema}{m['name']}"] = body
     return found
 
 
