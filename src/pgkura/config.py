@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pgkura.dsn import Target, parse_database_url
 from pgkura.durations import parse_ms
 from pgkura.errors import ConfigError
+from pgkura.gzip_blocks import DEFAULT_LEVEL
 
 ENVIRONMENTS = ("development", "production")
 DEFAULT_IMAGE = "pgkura-postgres:pg18-pgvector0.8.1-pgbigm1.2"  # as in docker-compose.yml
@@ -241,7 +242,9 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_keep=values.parsed(
             "PGKURA_BACKUP_KEEP", "0", _non_negative, "a whole number (0 keeps every backup)"
         ),
-        backup_level=values.parsed("PGKURA_BACKUP_LEVEL", "6", _gzip_level, "a gzip level 1-9"),
+        backup_level=values.parsed(
+            "PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), _gzip_level, "a gzip level 1-9"
+        ),
         pg_bin=values.parsed(
             "PGKURA_PG_BIN", "", lambda t: as_path(t) if t else None, "a directory"
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -167,10 +167,10 @@ def _migrations(settings: Settings, conn: psycopg.Connection) -> Finding:
     return Finding("migrations", "ok", f"{len(plan.applied)} applied, none pending")
 
 
-def _backups(settings: Settings, now: Callable[[], float] = time.time) -> Finding:
+def _backups(settings: Settings) -> Finding:
     files = sorted(settings.backup_dir.glob("*.sql.gz"), key=lambda p: p.stat().st_mtime)
     if not files:
         return Finding("backups", "skip", f"no backups in {settings.backup_dir}")
-    age_h = (now() - files[-1].stat().st_mtime) / 3600
+    age_h = (time.time() - files[-1].stat().st_mtime) / 3600
     level = "warn" if age_h > 48 else "ok"
     return Finding("backups", level, f"newest {files[-1].name}, {age_h:.1f} h old")
