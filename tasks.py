@@ -5,6 +5,7 @@ Imports of the library happen inside the tasks, so `invoke --list` stays fast.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.tasks import task as _task
 
 if TYPE_CHECKING:
+    from pgkura.backup import Backup
     from pgkura.config import Settings
+    from pgkura.data_ops import Consent
 
 ROOT = Path(__file__).resolve().parent
 
@@ -49,26 +52,15 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _number(value: str | None, flag: str) -> int | None:
-    """invoke hands optional flags over as strings; turn one into a whole number."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise Exit(f"error: {flag} expects a whole number, got {value!r}") from None
+def _consent(yes: bool = False, force: bool = False) -> Consent:
+    from pgkura.data_ops import Consent
+
+    return Consent(yes=yes, force=force, interactive=sys.stdin.isatty())
 
 
-def _confirm(settings: Settings, action: str, yes: bool) -> None:
-    from pgkura.confirm import confirm
-
-    confirm(
-        action,
-        yes=yes,
-        production=settings.is_production,
-        dbname=settings.target.dbname,
-        interactive=sys.stdin.isatty(),
-    )
+# invoke would give every flag a one-letter alias (-f for --force, -y for --yes): too easy to
+# type by accident on tasks that delete or replace data, so no task gets automatic ones.
+task = functools.partial(_task, auto_shortflags=False)
 
 
 # -- migrations ------------------------------------------------------------------------------
@@ -96,63 +88,45 @@ def migrate(
     no_schema: bool = False,
 ) -> None:
     """Apply pending migrations from db/migrations, each in its own transaction."""
-    from pgkura.migrations import Migrator
+    from pgkura.migrate_ops import MigrateOptions
+    from pgkura.migrate_ops import migrate as run_migrate
 
     with _errors():
+        options = MigrateOptions.from_flags(to=to, dry_run=dry_run, allow_missing=allow_missing,
+                                            allow_out_of_order=allow_out_of_order, backup=backup,
+                                            no_backup=no_backup, no_schema=no_schema)  # fmt: skip
         settings = _settings()
         _say(f"target: {settings.target.redacted()}")
-        migrator = Migrator(settings, _say)
-        wanted = backup or (settings.is_production and not no_backup)
-        if wanted and not dry_run and migrator.plan().pending:
-            _backup_now(settings, reason="before migrating")
-        steps = migrator.migrate(
-            to=_number(to, "--to"),
-            dry_run=dry_run,
-            allow_missing=allow_missing,
-            allow_out_of_order=allow_out_of_order,
-        )
-        if dry_run:
-            print("\n".join(f"would apply {s.migration.up.path.name}" for s in steps) or
+        done = run_migrate(settings, options, _say, take=_backup_now)
+        if options.dry_run:
+            print("\n".join(f"would apply {s.migration.up.path.name}" for s in done.steps) or
                   "nothing to apply")  # fmt: skip
             return
-        for s in steps:
+        for s in done.steps:
             print(f"applied {s.migration.up.path.name} ({s.duration_ms} ms)")
-        if not steps:
+        if not done.steps:
             print("database is up to date")
-        local_dev = not settings.is_production and settings.target.source == "container"
-        if steps and local_dev and not no_schema:
-            _refresh_schema(settings)
-
-
-def _refresh_schema(settings: Settings) -> None:
-    """Development: keep db/schema.sql in step with the migrations just applied. A failure
-    here is reported, not raised: the migrations themselves went through."""
-    from pgkura.errors import PgkuraError
-    from pgkura.schema_build import build_snapshot
-
-    try:
-        settings.schema_file.write_text(build_snapshot(settings, _say))
-    except PgkuraError as exc:
-        _say(f"warning: could not refresh {settings.schema_file.name}: {exc}")
-        return
-    print(f"refreshed {settings.schema_file} (commit it with the migration)")
+        if done.schema_written:
+            print(f"refreshed {done.schema_written} (commit it with the migration)")
+        if done.schema_problem:
+            _say(f"warning: could not refresh {settings.schema_file.name}: {done.schema_problem}")
 
 
 @task(help={"check": "exit non-zero (3) when anything is pending, changed or missing (CI gate)"})
 def status(c: Context, check: bool = False) -> None:
     """Show applied, pending, changed and missing migrations."""
-    from pgkura.errors import PendingMigrationsError
-    from pgkura.migrations import Migrator
+    from pgkura.migrate_ops import require_in_sync
+    from pgkura.migrate_ops import status as read_status
     from pgkura.report import status_summary, status_table
 
     with _errors():
         settings = _settings()
-        entries = Migrator(settings).plan().entries()
+        entries = read_status(settings)
         print(f"target: {settings.target.redacted()}")
         print(status_table(entries))
         print(status_summary(entries))
-        if check and any(e.state not in ("applied", "baseline") for e in entries):
-            raise PendingMigrationsError("migrations are not in sync with the database")
+        if check:
+            require_in_sync(entries)
 
 
 @task(
@@ -190,10 +164,13 @@ def rollback(
     yes: bool = False,
 ) -> None:
     """Undo applied migrations with their .down.sql files (asks first)."""
+    from pgkura import validation as v
     from pgkura.migrations import Migrator
 
-    how_many, down_to = _number(steps, "--steps"), _number(to, "--to")
     with _errors():
+        how_many, down_to = v.STEPS.flag(steps, "--steps"), v.VERSION.flag(to, "--to")
+        if how_many is not None and down_to is not None:
+            raise Exit("error: choose one of --steps and --to")
         settings = _settings()
         migrator = Migrator(settings, _say)
         chosen = migrator.rollback(steps=how_many, to=down_to, dry_run=True)
@@ -204,7 +181,7 @@ def rollback(
         if dry_run:
             print(f"would roll back: {names}")
             return
-        _confirm(settings, f"roll back {names} on {settings.target.redacted()}", yes)
+        _consent(yes).require(settings, f"roll back {names} on {settings.target.redacted()}")
         confirmed = [s.migration.version for s in chosen]
         for s in migrator.rollback(steps=how_many, to=down_to, expect=confirmed):
             print(f"rolled back {s.migration.label} ({s.duration_ms} ms)")
@@ -216,10 +193,12 @@ def rollback(
 )
 def baseline(c: Context, version: str) -> None:
     """Mark migrations up to VERSION as applied without running them (existing databases)."""
+    from pgkura import validation as v
     from pgkura.migrations import Migrator
 
     with _errors():
-        recorded = Migrator(_settings(), _say).baseline(_number(version, "VERSION") or 0)
+        number = v.VERSION.check(version.strip(), name="VERSION", where="the command line")
+        recorded = Migrator(_settings(), _say).baseline(number)
         for m in recorded:
             print(f"baselined {m.label} (not run)")
         if not recorded:
@@ -240,7 +219,9 @@ def repair(c: Context, yes: bool = False) -> None:
             return
         for m, row in changed:
             print(f"CHANGED {m.up.path.name}: {row.checksum[:12]} → {m.up.checksum[:12]}")
-        _confirm(settings, f"accept {len(changed)} edited migration file(s) as applied", yes)
+        _consent(yes).require(
+            settings, f"accept {len(changed)} edited migration file(s) as applied"
+        )
         for m, old in migrator.repair():
             print(f"repaired {m.label}: checksum {old[:12]} replaced by {m.up.checksum[:12]}")
 
@@ -248,16 +229,13 @@ def repair(c: Context, yes: bool = False) -> None:
 @task(help={"timeout": "how long to wait, e.g. 30s (default PGKURA_CONNECT_WAIT)"})
 def wait(c: Context, timeout: str = "") -> None:
     """Wait until the server accepts connections and answers a query."""
-    from pgkura.connection import wait_until_ready
-    from pgkura.durations import parse_ms
+    from pgkura import validation as v
+    from pgkura.readiness import ready
 
     with _errors():
+        timeout_ms = v.DURATION.flag(timeout or None, "--timeout")
         settings = _settings()
-        try:
-            timeout_ms = parse_ms(timeout) if timeout else settings.connect_wait_ms
-        except ValueError as exc:
-            raise Exit(f"error: --timeout: {exc}") from None
-        version = wait_until_ready(settings.target, timeout_ms)
+        version = ready(settings, timeout_ms=timeout_ms)
         print(f"ready: {settings.target.redacted()} (server {version // 10000}.{version % 10000})")
 
 
@@ -306,6 +284,7 @@ def dump_schema(c: Context) -> None:
 @task
 def drift(c: Context) -> None:
     """Compare the live database with db/schema.sql; exit 1 on objects that differ."""
+    from pgkura import report
     from pgkura.schema_build import drift as find_drift
 
     with _errors():
@@ -314,12 +293,7 @@ def drift(c: Context) -> None:
         if found.clean:
             print(f"no drift: {settings.target.redacted()} matches {settings.schema_file.name}")
             return
-        for key in found.added:
-            print(f"+ {key}   (in the database, not in {settings.schema_file.name})")
-        for key in found.removed:
-            print(f"- {key}   (in {settings.schema_file.name}, not in the database)")
-        for key, text in found.changed.items():
-            print(f"~ {key}\n{text}")
+        print(report.drift(found, settings.schema_file.name))
         raise Exit("drift found: put the change in a migration, or undo it by hand", code=1)
 
 
@@ -365,13 +339,14 @@ def down(
     no_backup: bool = False,
 ) -> None:
     """Stop and remove the container (the data volume stays unless --volumes)."""
+    from pgkura.data_ops import before_deleting_volume
     from pgkura.lifecycle import down as stop
 
     with _errors():
         settings = _settings()
         if volumes:
-            _destroying_data(settings, "delete the data volume", yes=yes, force=force,
-                             backup=not no_backup)  # fmt: skip
+            before_deleting_volume(settings, "delete the data volume", _consent(yes, force),
+                                   backup=not no_backup, log=_say, take=_backup_now)  # fmt: skip
         stop(settings, volumes=volumes)
 
 
@@ -385,13 +360,15 @@ def restart(c: Context) -> None:
         print(f"ready: PostgreSQL {_version(again(settings, _say))}")
 
 
-@task(help={"follow": "keep streaming new lines", "tail": "how many lines to show (default 100)"})
-def logs(c: Context, follow: bool = False, tail: int = 100) -> None:
+@_task(help={"follow": "keep streaming new lines", "tail": "how many lines to show (default 100)"})
+def logs(c: Context, follow: bool = False, tail: str = "100") -> None:
     """Show the server's log."""
+    from pgkura import validation as v
     from pgkura.lifecycle import passthrough
 
     with _errors():
-        flags = ["--tail", str(tail), *(["--follow"] if follow else [])]
+        lines = v.LINES.flag(tail, "--tail")
+        flags = ["--tail", str(lines), *(["--follow"] if follow else [])]
         raise Exit(code=passthrough(_settings(), "logs", *flags))
 
 
@@ -404,7 +381,7 @@ def ps(c: Context) -> None:
         raise Exit(code=passthrough(_settings(), "ps", "--all"))
 
 
-@task(help={"command": "run this SQL and exit instead of opening a shell"})
+@_task(help={"command": "run this SQL and exit instead of opening a shell"})  # -c, as psql
 def psql(c: Context, command: str | None = None) -> None:
     """Open psql in the container (or run one command with -c)."""
     import os
@@ -426,14 +403,16 @@ def psql(c: Context, command: str | None = None) -> None:
 )
 def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = False) -> None:
     """Delete the data volume, start fresh (init.sql) and apply every migration."""
+    from pgkura.data_ops import before_deleting_volume
     from pgkura.lifecycle import down as stop
     from pgkura.lifecycle import up as start
     from pgkura.migrations import Migrator
 
     with _errors():
         settings = _settings()
-        _destroying_data(settings, "reset the database (delete its volume)", yes=yes,
-                         force=force, backup=not no_backup)  # fmt: skip
+        before_deleting_volume(settings, "reset the database (delete its volume)",
+                               _consent(yes, force), backup=not no_backup, log=_say,
+                               take=_backup_now)  # fmt: skip
         stop(settings, volumes=True)
         start(settings, log=_say)
         steps = Migrator(settings, _say).migrate()
@@ -444,13 +423,13 @@ def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = 
 def extensions(c: Context, ensure: bool = False) -> None:
     """Show the required extensions (PGKURA_EXTENSIONS), available and installed versions."""
     from pgkura import extensions as ext
-    from pgkura.connection import wait_until_ready
+    from pgkura.readiness import ready
     from pgkura.report import table
 
     with _errors():
         settings = _settings()
         target, names = settings.target, settings.required_extensions
-        wait_until_ready(target, settings.connect_wait_ms)
+        ready(settings)
         items = ext.ensure(target, names) if ensure else ext.check(target, names)
         print(f"target: {target.redacted()}")
         rows = [[s.name, s.available or "-", s.installed or "-", s.state] for s in items]
@@ -466,16 +445,12 @@ def extensions(c: Context, ensure: bool = False) -> None:
 @task
 def doctor(c: Context) -> None:
     """Check Docker, .env, port, container, server, extensions, migrations and backups."""
+    from pgkura import report
     from pgkura.doctor import diagnose
 
     with _errors():
         findings = diagnose(_settings())
-        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "-   "}
-        for f in findings:
-            first, *rest = f.detail.splitlines()
-            print(f"[{marks[f.level]}] {f.check:<11} {first}")
-            for line in rest:
-                print(f"{'':19}{line}")
+        print(report.findings(findings))
         if any(f.level == "fail" for f in findings):
             raise Exit("doctor found problems (FAIL above)", code=1)
 
@@ -496,7 +471,7 @@ def _progress() -> Callable[[int, int, float], None] | None:
     )
 
 
-def _backup_now(settings: Settings, **options: Any) -> Path:
+def _backup_now(settings: Settings, **options: Any) -> Backup:
     from pgkura.backup import take_backup
     from pgkura.report import size
 
@@ -507,7 +482,7 @@ def _backup_now(settings: Settings, **options: Any) -> Path:
     m = done.manifest
     print(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
           f"{m['duration_s']} s, {m['source']})")  # fmt: skip
-    return done.path
+    return done
 
 
 @task(
@@ -530,18 +505,14 @@ def backup(
     level: str | None = None,
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest)."""
+    from pgkura.backup import BackupOptions
+
     with _errors():
-        chosen = [m for m, on in (("schema", schema_only), ("data", data_only),
-                                  ("cluster", cluster)) if on]  # fmt: skip
-        if len(chosen) > 1:
-            raise Exit("error: choose one of --schema-only, --data-only, --cluster")
-        _backup_now(
-            _settings(),
-            output=Path(output) if output else None,
-            mode=chosen[0] if chosen else "full",
-            keep=_number(keep, "--keep"),
-            level=_number(level, "--level"),
-        )
+        options = BackupOptions.from_flags(output=output, keep=keep, level=level,
+                                           schema_only=schema_only, data_only=data_only,
+                                           cluster=cluster)  # fmt: skip
+        _backup_now(_settings(), output=options.output, mode=options.mode, keep=options.keep,
+                    level=options.level)  # fmt: skip
 
 
 @task(
@@ -550,6 +521,7 @@ def backup(
         "database": "restore into this database instead of the configured one",
         "create": "create the target database if it does not exist",
         "no-safety-backup": "skip the backup of the current database taken first",
+        "safety": "with `latest`: the newest safety copy, i.e. undo the last restore",
         "yes": "do not ask for confirmation",
     },
     positional=["file"],
@@ -560,28 +532,23 @@ def restore(
     database: str = "",
     create: bool = False,
     no_safety_backup: bool = False,
+    safety: bool = False,
     yes: bool = False,
 ) -> None:
     """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
-    from pgkura.backup import own_backups
-    from pgkura.restore import restore as run_restore
+    from pgkura import validation as v
+    from pgkura.data_ops import restore_backup
 
     with _errors():
+        name = v.DATABASE.flag(database or None, "--database") or ""
         settings = _settings()
-        name = database or settings.target.dbname
-        if file == "latest":
-            found = own_backups(settings.backup_dir, name)
-            if not found:
-                raise Exit(f"error: no backups of {name} in {settings.backup_dir}")
-            path = found[-1]
-        else:
-            path = Path(file).resolve()
-        _confirm(settings, f"replace the contents of {name} with {path.name}", yes)
-        done = run_restore(settings, path, dbname=database or None, create=create,
-                           safety_backup=not no_safety_backup, log=_say)  # fmt: skip
+        path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
+                                    safety_backup=not no_safety_backup, from_safety=safety,
+                                    log=_say)  # fmt: skip
         print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
         if done.safety_backup:
-            print(f"the previous contents are in {done.safety_backup.path}")
+            print(f"the previous contents are in {done.safety_backup.path} "
+                  "(undo with `invoke db.restore latest --safety`)")  # fmt: skip
 
 
 @task(name="backups")
@@ -590,36 +557,42 @@ def list_backups(c: Context) -> None:
     import time
 
     from pgkura.archive import verify
+    from pgkura.backup_store import BackupStore
     from pgkura.report import age, size, table
 
     with _errors():
         settings = _settings()
-        files = sorted(settings.backup_dir.glob("*.sql.gz"))
-        if not files:
+        entries = BackupStore(settings.backup_dir).entries()
+        if not entries:
             print(f"no backups in {settings.backup_dir}")
             return
         rows = []
-        for path in files:
-            check = verify(path)
-            m = check.manifest
-            rows.append([path.name, m.get("database", "?"), m.get("mode", "?"),
-                         m.get("created_at", "?"), size(path.stat().st_size),
-                         age(time.time() - path.stat().st_mtime),
+        for e in entries:
+            check, m, stat = verify(e.path), e.manifest, e.path.stat()
+            rows.append([e.path.name, m.get("database", "?"), m.get("mode", "?"),
+                         e.purpose if e.ours else "-", m.get("created_at", "?"),
+                         size(stat.st_size), age(time.time() - stat.st_mtime),
                          "ok" if check.ok else "FAILED: " + check.problems[0]])  # fmt: skip
-        print(table(["file", "database", "mode", "created", "size", "age", "verifies"], rows))
+        headers = ["file", "database", "mode", "purpose", "created", "size", "age", "verifies"]
+        print(table(headers, rows))
 
 
 @task(
-    help={"restore-test": "also restore into a scratch database, count tables and rows, drop it"},
+    help={
+        "file": "the .sql.gz to check, or `latest` for the newest backup of the database",
+        "restore-test": "also restore into a scratch database, count tables and rows, drop it",
+    },
     positional=["file"],
 )
 def verify(c: Context, file: str, restore_test: bool = False) -> None:
     """Check a backup (gzip, trailer, SHA-256) without restoring it."""
     from pgkura.archive import verify as check_file
+    from pgkura.data_ops import resolve_backup
     from pgkura.restore import restore_test as try_restore
 
     with _errors():
-        path = Path(file).resolve()
+        settings = _settings()
+        path = resolve_backup(settings, file, settings.target.dbname)
         check = check_file(path)
         if not check.ok:
             raise Exit("error: " + path.name + " does not verify:\n"
@@ -627,28 +600,12 @@ def verify(c: Context, file: str, restore_test: bool = False) -> None:
         note = "matches its manifest" if check.manifest else "no manifest to compare"
         print(f"{path.name}: gzip intact, dump complete, sha256 {check.sha256[:16]}… ({note})")
         if restore_test:
-            tables, rows = try_restore(_settings(), path, _say)
+            tables, rows = try_restore(settings, path, _say)
             print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
 
 
 def _version(number: int) -> str:
     return f"{number // 10000}.{number % 10000}"
-
-
-def _destroying_data(
-    settings: Settings, action: str, *, yes: bool, force: bool, backup: bool
-) -> None:
-    """Production needs --force; everyone confirms; a running database is backed up first,
-    so the data stays recoverable (`invoke db.restore --latest`)."""
-    from pgkura.compose import container_state
-    from pgkura.errors import ConfirmationRequired
-
-    if settings.is_production and not force:
-        raise ConfirmationRequired(f"refusing to {action} in production without --force")
-    _confirm(settings, f"{action} of {settings.container_name}: ALL DATA IS LOST", yes)
-    state = container_state(settings)
-    if backup and state is not None and state.running:
-        _backup_now(settings, reason=action)
 
 
 @task(

@@ -6,14 +6,19 @@ only if this pass ends clean.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgkura.backup import read_manifest
+from pgkura.backup_store import read_manifest
 from pgkura.dump_stream import DumpStream
 from pgkura.gzip_blocks import CorruptArchive, HashingReader, gunzip
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEAD = 64 * 1024
+_DUMP_HEADERS = (b"-- PostgreSQL database dump", b"-- PostgreSQL database cluster dump")
 
 
 @dataclass
@@ -65,6 +70,25 @@ def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
             "the file changed after it was written"
         )
     return check
+
+
+def looks_like_a_dump(path: Path) -> str | None:
+    """What is wrong with `path` as a backup at a glance (None when it starts like a gzip'd
+    pg_dump): the cheap check that comes before anything is changed, such as a safety backup."""
+    try:
+        with path.open("rb") as raw:
+            head = raw.read(_HEAD)
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}"
+    if not head.startswith(_GZIP_MAGIC):
+        return f"{path.name} is not a gzip file"
+    try:
+        plain = zlib.decompressobj(wbits=31).decompress(head, _HEAD)
+    except zlib.error:
+        return f"{path.name} is a damaged gzip file"
+    if not any(marker in plain[:_HEAD] for marker in _DUMP_HEADERS):
+        return f"{path.name} does not start like a pg_dump or pg_dumpall SQL dump"
+    return None
 
 
 def verify(path: Path) -> ArchiveCheck:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -20,14 +19,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pgkura import validation as v
+from pgkura.backup_store import (
+    MANIFEST_FORMAT,
+    ORDINARY,
+    BackupStore,
+    manifest_path,
+    write_private,
+)
 from pgkura.config import Settings
-from pgkura.connection import wait_until_ready
+from pgkura.databases import end_sessions
+from pgkura.dsn import Target
 from pgkura.dump_stream import TRAILERS
-from pgkura.errors import PgkuraError
+from pgkura.errors import ConfigError, PgkuraError
 from pgkura.gzip_blocks import BLOCK, ParallelGzipWriter
-from pgkura.pg_tools import choose
+from pgkura.pg_tools import Tool, choose
+from pgkura.readiness import ready
 
-MANIFEST_FORMAT = "pgkura-backup/1"
 MODES = {
     "full": ("pg_dump", ["--clean", "--if-exists", "--no-owner", "--no-acl"]),
     "schema": ("pg_dump", ["--schema-only", "--clean", "--if-exists", "--no-owner", "--no-acl"]),
@@ -54,31 +62,36 @@ class Backup:
         return manifest_path(self.path)
 
 
-def manifest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
+@dataclass(frozen=True)
+class BackupOptions:
+    """What a person asked of `db.backup`, checked with the same rules as the settings."""
 
+    mode: str = "full"
+    level: int | None = None
+    keep: int | None = None
+    output: Path | None = None
 
-def series(dbname: str, mode: str) -> str:
-    """The file-name stem shared by one database's backups of one kind."""
-    return f"{dbname}_cluster" if mode == "cluster" else dbname
-
-
-def own_backups(directory: Path, dbname: str, mode: str = "full") -> list[Path]:
-    """This tool's backups of `dbname`, oldest first: name pattern *and* pgkura manifest."""
-    pattern = re.compile(rf"^{re.escape(series(dbname, mode))}_\d{{8}}_\d{{6}}(_\d+)?\.sql\.gz$")
-    found = []
-    for path in sorted(directory.glob("*.sql.gz")) if directory.is_dir() else []:
-        if pattern.match(path.name) and read_manifest(path).get("format") == MANIFEST_FORMAT:
-            found.append(path)
-    return found
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(manifest_path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        output: str = "",
+        keep: str | None = None,
+        level: str | None = None,
+        schema_only: bool = False,
+        data_only: bool = False,
+        cluster: bool = False,
+    ) -> BackupOptions:
+        chosen = [m for m, on in (("schema", schema_only), ("data", data_only),
+                                  ("cluster", cluster)) if on]  # fmt: skip
+        if len(chosen) > 1:
+            raise ConfigError("choose one of --schema-only, --data-only, --cluster")
+        return cls(
+            mode=chosen[0] if chosen else "full",
+            level=v.GZIP_LEVEL.flag(level, "--level"),
+            keep=v.KEEP.flag(keep, "--keep"),
+            output=Path(output).expanduser() if output else None,
+        )
 
 
 def take_backup(
@@ -90,15 +103,19 @@ def take_backup(
     keep: int | None = None,
     dbname: str | None = None,
     reason: str = "",
+    purpose: str = ORDINARY,
     log: Log,
     progress: Progress | None = None,
 ) -> Backup:
     """Dump the target database (or the cluster) into a verified, owner-only .sql.gz."""
+    for value, rule in ((level, v.GZIP_LEVEL), (keep, v.KEEP)):
+        if value is not None:  # callers other than the tasks get the same checks
+            rule.check(str(value), name=f"{rule.expected} value", where="the caller")
     program, options = MODES[mode]
     target = settings.target if dbname is None else settings.target.for_database(dbname)
-    server = wait_until_ready(target, settings.connect_wait_ms)
+    server = ready(settings, target)
     tool = choose(settings, program, server // 10000, warn=log, dbname=target.dbname)
-    final = _final_path(settings, output, series(target.dbname, mode))
+    final = _final_path(settings, output, target.dbname, mode)
     if final.exists():
         raise BackupError(f"{final} already exists; pgkura never overwrites a backup")
     try:
@@ -111,8 +128,9 @@ def take_backup(
         ) from None
     log(f"backing up {target.redacted()} with {tool.source} → {final}")
     started = time.monotonic()
-    sha256, size, plain = _dump_to(final, tool.command(*options), tool.environment(),
-                                   level or settings.backup_level, progress, program)  # fmt: skip
+    level = settings.backup_level if level is None else level
+    sha256, size, plain = _dump_to(final, tool.command(*options), tool.environment(), level,
+                                   progress, program, lambda: _stop(target, tool, log))  # fmt: skip
     manifest = {
         "format": MANIFEST_FORMAT,
         "file": final.name,
@@ -122,23 +140,23 @@ def take_backup(
         "server_version": f"{server // 10000}.{server % 10000}",
         "dump_tool": f"{program} {tool.version}",
         "source": tool.source,
-        "compression": f"gzip level {level or settings.backup_level}",
+        "compression": f"gzip level {level}",
         "size": size,
         "plain_size": plain,
         "sha256": sha256,
         "duration_s": round(time.monotonic() - started, 3),
         "reason": reason,
+        "purpose": purpose,
     }
-    _write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
+    write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
     backup = Backup(final, manifest)
     retain = settings.backup_keep if keep is None else keep
-    if retain:
-        for old in prune(final.parent, target.dbname, mode, retain):
-            log(f"retention: removed {old.name}")
+    for old in BackupStore(final.parent).prune(target.dbname, mode, retain):
+        log(f"retention: removed {old.name}")
     return backup
 
 
-def _final_path(settings: Settings, output: Path | None, stem: str) -> Path:
+def _final_path(settings: Settings, output: Path | None, dbname: str, mode: str) -> Path:
     """An explicit file, or a fresh timestamped name in the backup (or given) directory."""
     directory = settings.backup_dir
     if output is not None:
@@ -146,12 +164,7 @@ def _final_path(settings: Settings, output: Path | None, stem: str) -> Path:
         if not (output.is_dir() or str(output).endswith(os.sep)):
             return output
         directory = output
-    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    path, n = directory / f"{stem}_{stamp}.sql.gz", 1
-    while path.exists():  # two backups in one second
-        n += 1
-        path = directory / f"{stem}_{stamp}_{n}.sql.gz"
-    return path
+    return BackupStore(directory).new_path(dbname, mode)
 
 
 def _dump_to(
@@ -161,9 +174,11 @@ def _dump_to(
     level: int,
     progress: Progress | None,
     program: str,
+    on_abort: Callable[[], None],
 ) -> tuple[str, int, int]:
-    """Stream `argv`'s output into `final` atomically; (sha256, size, plaintext size)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    """Stream `argv`'s output into `final` atomically; (sha256, size, plaintext size).
+    On any failure or interruption the partial file goes and `on_abort` stops the dump."""
+    fd, tmp_name = tempfile.mkstemp(prefix=".pgkura-", suffix=".partial", dir=final.parent)
     tmp = Path(tmp_name)  # mkstemp creates it 0600: readable by the owner only
     with tempfile.TemporaryFile() as errors, os.fdopen(fd, "wb") as out:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
@@ -192,9 +207,19 @@ def _dump_to(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+                on_abort()
             raise
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _stop(target: Target, tool: Tool, log: Log) -> None:
+    """End the dump's server session: killing `docker exec` leaves pg_dump running inside."""
+    try:
+        if end_sessions(target, tool.session):
+            log(f"stopped the interrupted {tool.source} dump on the server")
+    except PgkuraError as exc:
+        log(f"warning: could not stop the interrupted dump on the server: {exc}")
 
 
 def _pump(
@@ -220,33 +245,9 @@ def _check_writable(directory: Path) -> None:
         pass
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, readable by the owner only."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def prune(directory: Path, dbname: str, mode: str, keep: int) -> list[Path]:
-    """Delete this tool's oldest backups of `dbname` beyond the newest `keep`; what went."""
-    removed = []
-    for path in own_backups(directory, dbname, mode)[:-keep]:
-        path.unlink()
-        manifest_path(path).unlink(missing_ok=True)
-        removed.append(path)
-    return removed

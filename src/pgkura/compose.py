@@ -32,10 +32,17 @@ class DockerError(PgkuraError):
 class ContainerState:
     status: str  # created | running | paused | restarting | exited | dead
     health: str | None  # starting | healthy | unhealthy, or None without a healthcheck
+    restarts: int = 0  # restarts by the restart policy since the container was created
+    ident: str = ""
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def may_come_up(self) -> bool:
+        """Running, or being restarted by its restart policy: worth waiting for."""
+        return self.status in ("running", "restarting")
 
 
 def compose_files(settings: Settings) -> list[Path]:
@@ -46,28 +53,38 @@ def compose_argv(settings: Settings, *args: str) -> list[str]:
     """`docker compose` with this project's files, name and env file, then `args`."""
     argv = ["docker", "compose", "--project-directory", str(settings.root)]
     argv += ["--project-name", settings.compose_project]
-    if settings.env_file.is_file():
-        argv += ["--env-file", str(settings.env_file)]
+    # Always name the file: without --env-file, Compose reads `.env` in the project directory
+    # even when pgkura's settings come from another file (PGKURA_ENV_FILE) or from none.
+    env_file = settings.env_file if settings.env_file.is_file() else Path(os.devnull)
+    argv += ["--env-file", str(env_file)]
     for path in compose_files(settings):
         argv += ["--file", str(path)]
     return [*argv, *args]
 
 
 def compose_env(settings: Settings) -> dict[str, str]:
-    """The environment for `docker compose`: paths as the settings resolved them (relative to
-    the project root), so Compose mounts exactly the files pgkura names."""
+    """The environment for `docker compose`: paths and build choices as the settings resolved
+    them (paths relative to the project root), so Compose uses exactly what pgkura names."""
     return {
         **os.environ,
         "PGKURA_INIT_SQL": str(settings.init_sql),
         "PGKURA_SOCKET_DIR": str(settings.socket_dir),
+        "PG_BASE_IMAGE": settings.base_image,
+        "PGKURA_BUILD_TARGET": settings.build_target,
     }
 
 
 def exec_argv(
-    settings: Settings, *command: str, stdin: bool = False, tty: bool = False
+    settings: Settings,
+    *command: str,
+    stdin: bool = False,
+    tty: bool = False,
+    env: dict[str, str] | None = None,
 ) -> list[str]:
-    """`docker exec` in the container; `-t` only for a person at a terminal, never for data."""
+    """`docker exec` in the container; `-t` only for a person at a terminal, never for data.
+    `env` values appear in argv: never pass a secret here."""
     flags = (["-i"] if stdin else []) + (["-t"] if tty else [])
+    flags += [arg for k, v in (env or {}).items() for arg in ("--env", f"{k}={v}")]
     return ["docker", "exec", *flags, settings.container_name, *command]
 
 
@@ -115,6 +132,9 @@ def require_docker() -> str:
     return version.strip()
 
 
+_STATE_FORMAT = '{"State":{{json .State}},"RestartCount":{{json .RestartCount}},"Id":{{json .Id}}}'
+
+
 def container_state(settings: Settings) -> ContainerState | None:
     """The container's state, or None when it does not exist (or docker is not installed)."""
     if shutil.which("docker") is None:
@@ -126,7 +146,7 @@ def container_state(settings: Settings) -> ContainerState | None:
             "--type",
             "container",
             "--format",
-            "{{json .State}}",
+            _STATE_FORMAT,
             settings.container_name,
         ],
         capture_output=True,
@@ -139,9 +159,15 @@ def container_state(settings: Settings) -> ContainerState | None:
         raise DockerError(
             f"docker inspect {settings.container_name} failed: {result.stderr.strip()}"
         )
-    state = json.loads(result.stdout)
+    found = json.loads(result.stdout)
+    state = found.get("State") or {}
     health = state.get("Health") or {}
-    return ContainerState(state.get("Status", "unknown"), health.get("Status"))
+    return ContainerState(
+        state.get("Status", "unknown"),
+        health.get("Status"),
+        int(found.get("RestartCount") or 0),
+        str(found.get("Id") or ""),
+    )
 
 
 def require_running(settings: Settings) -> ContainerState:
@@ -157,6 +183,14 @@ def require_running(settings: Settings) -> ContainerState:
             "→ start it with `invoke db.up`"
         )
     return state
+
+
+def image_exists(image: str) -> bool:
+    """Whether the engine has `image` locally (False without docker)."""
+    if shutil.which("docker") is None:
+        return False
+    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    return found.returncode == 0
 
 
 def logs_tail(settings: Settings, lines: int = 40) -> str:

@@ -16,15 +16,18 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
-from pgkura.dsn import Target, parse_database_url
-from pgkura.durations import parse_ms
-from pgkura.errors import ConfigError
+from pgkura import validation as v
+from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.gzip_blocks import DEFAULT_LEVEL
+from pgkura.validation import Rule
 
 ENVIRONMENTS = ("development", "production")
-DEFAULT_IMAGE = "pgkura-postgres:pg18-pgvector0.8.1-pgbigm1.2"  # as in docker-compose.yml
+ENVIRONMENT_ALIASES = {"dev": "development", "prod": "production"}
+BUILD_TARGETS = ("full", "runtime")
+# as in docker-compose.yml and docker/postgres/Dockerfile
+DEFAULT_IMAGE = "pgkura-postgres:pg18-pgvector0.8.1-pgbigm1.2"
+DEFAULT_BASE_IMAGE = "pgvector/pgvector:0.8.1-pg18"
 CONTAINER_PORT = 5432  # inside the container; the socket file is named after it
-_IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
 T = TypeVar("T")
 
 
@@ -58,6 +61,8 @@ class Settings:
     backup_level: int
     pg_bin: Path | None
     image: str
+    base_image: str
+    build_target: str
 
     @property
     def schema_file(self) -> Path:
@@ -73,7 +78,7 @@ class Settings:
         """DATABASE_URL when set (a managed or remote server), else the local container: over
         its published port in development, over its bind-mounted socket in production."""
         if self.database_url:
-            return Target(parse_database_url(self.database_url), "DATABASE_URL")
+            return Target(parse_database_url(self.database_url), TargetKind.URL, "DATABASE_URL")
         host, port = self.postgres_host, self.postgres_port
         if self.is_production:
             host, port = str(self.socket_dir), CONTAINER_PORT
@@ -85,7 +90,7 @@ class Settings:
         }
         if self.postgres_password:
             params["password"] = self.postgres_password
-        return Target(params, "container")
+        return Target(params, TargetKind.CONTAINER, f"POSTGRES_PASSWORD in {self.env_file}")
 
 
 class _Values:
@@ -109,44 +114,16 @@ class _Values:
         value = self.raw(name)
         return default if value is None or value == "" else value
 
-    def parsed(self, name: str, default: str, parse: Callable[[str], T], expected: str) -> T:
-        text = self.get(name, default)
-        try:
-            return parse(text)
-        except ValueError as exc:
-            detail = f" ({exc})" if str(exc) else ""
-            raise ConfigError(
-                f"{name}={text!r} from {self.where(name)} is invalid: expected {expected}{detail}"
-            ) from None
-
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 1 <= port <= 65535:
-        raise ValueError("")
-    return port
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("")
-    return value
+    def parsed(self, name: str, default: str, rule: Rule[T]) -> T:
+        return rule.check(self.get(name, default), name=name, where=self.where(name))
 
 
 def _environment(text: str) -> str:
     value = text.strip().lower()
-    aliases = {"dev": "development", "prod": "production"}
-    value = aliases.get(value, value)
+    value = ENVIRONMENT_ALIASES.get(value, value)
     if value not in ENVIRONMENTS:
         raise ValueError("")
     return value
-
-
-def _identifier(text: str) -> str:
-    if not text or len(text.encode()) > _IDENTIFIER_MAX or "\x00" in text:
-        raise ValueError("")
-    return text
 
 
 def _database_url(text: str) -> str:
@@ -155,22 +132,25 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _gzip_level(text: str) -> int:
-    level = int(text)
-    if not 1 <= level <= 9:
-        raise ValueError("")
-    return level
-
-
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not all(_IDENTIFIER.match(n) for n in names):
+    if not all(_EXTENSION.match(n) for n in names):
         raise ValueError("")
     return names
 
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError("")
+        return text
+
+    return parse
+
+
+_EXTENSION = re.compile(r"^[a-z_][a-z0-9_]*$")
 _COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def _compose_project(text: str) -> str:
@@ -179,74 +159,64 @@ def _compose_project(text: str) -> str:
     return text
 
 
-def _path(root: Path) -> Callable[[str], Path]:
-    def parse(text: str) -> Path:
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else root / path
-
-    return parse
-
-
-_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-
-
 def _container(text: str) -> str:
     if not _CONTAINER_NAME.match(text):
         raise ValueError("")
     return text
 
 
+def _path_rule(root: Path, expected: str) -> Rule[Path]:
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else root / path
+
+    return Rule(parse, expected)
+
+
+ENVIRONMENT = Rule(_environment, "development or production (dev and prod are accepted too)")
+DATABASE_URL = Rule(_database_url, "a PostgreSQL URL", secret=True)
+EXTENSIONS = Rule(_names, "comma-separated extension names")
+COMPOSE_PROJECT = Rule(_compose_project, "a Compose project name")
+CONTAINER = Rule(_container, "a Docker container name")
+BUILD_TARGET = Rule(_choice(*BUILD_TARGETS), " or ".join(BUILD_TARGETS))
+
+
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings for the project at `root`, from `root/.env` and `environ` (default os.environ)."""
+    """Settings for the project at `root`, from `root/.env` and `environ` (default os.environ).
+
+    PGKURA_ENV_FILE names another file than `.env` (relative to `root`)."""
     root = root.resolve()
     env = os.environ if environ is None else environ
     values = _Values(root / env.get("PGKURA_ENV_FILE", ".env"), env)
-    as_path = _path(root)
+    directory, file = _path_rule(root, "a directory"), _path_rule(root, "a file")
+    optional_dir = Rule(lambda t: directory.parse(t) if t else None, "a directory")
     return Settings(
         root=root,
-        environment=values.parsed(
-            "PGKURA_ENV", "development", _environment, "development or production"
-        ),
-        postgres_user=values.parsed("POSTGRES_USER", "app", _identifier, "a role name"),
+        environment=values.parsed("PGKURA_ENV", "development", ENVIRONMENT),
+        postgres_user=values.parsed("POSTGRES_USER", "app", v.ROLE),
         postgres_password=values.raw("POSTGRES_PASSWORD") or None,
-        postgres_db=values.parsed("POSTGRES_DB", "app", _identifier, "a database name"),
+        postgres_db=values.parsed("POSTGRES_DB", "app", v.DATABASE),
         postgres_host=values.get("POSTGRES_HOST", "127.0.0.1"),
-        postgres_port=values.parsed("POSTGRES_PORT", "5432", _port, "a port number 1-65535"),
-        container_name=values.parsed(
-            "PGKURA_CONTAINER", "pgkura-postgres", _container, "a Docker container name"
-        ),
-        compose_project=values.parsed(
-            "PGKURA_COMPOSE_PROJECT", "pgkura", _compose_project, "a Compose project name"
-        ),
-        socket_dir=values.parsed("PGKURA_SOCKET_DIR", "run/postgresql", as_path, "a directory"),
+        postgres_port=values.parsed("POSTGRES_PORT", "5432", v.PORT),
+        container_name=values.parsed("PGKURA_CONTAINER", "pgkura-postgres", CONTAINER),
+        compose_project=values.parsed("PGKURA_COMPOSE_PROJECT", "pgkura", COMPOSE_PROJECT),
+        socket_dir=values.parsed("PGKURA_SOCKET_DIR", "run/postgresql", directory),
         env_file=values.env_file,
-        required_extensions=values.parsed(
-            "PGKURA_EXTENSIONS", "vector,pg_bigm", _names, "comma-separated extension names"
-        ),
-        database_url=values.parsed("DATABASE_URL", "", _database_url, "a PostgreSQL URL") or None,
-        migrations_dir=values.parsed(
-            "PGKURA_MIGRATIONS_DIR", "db/migrations", as_path, "a directory"
-        ),
-        init_sql=values.parsed("PGKURA_INIT_SQL", "db/init.sql", as_path, "a file"),
-        migrations_schema=values.parsed(
-            "PGKURA_MIGRATIONS_SCHEMA", "public", _identifier, "a schema name"
-        ),
-        migrations_table=values.parsed(
-            "PGKURA_MIGRATIONS_TABLE", "schema_migrations", _identifier, "a table name"
-        ),
-        lock_timeout_ms=values.parsed("PGKURA_LOCK_TIMEOUT", "5s", parse_ms, "a duration"),
-        statement_timeout_ms=values.parsed("PGKURA_STATEMENT_TIMEOUT", "0", parse_ms, "a duration"),
-        runner_lock_wait_ms=values.parsed("PGKURA_RUNNER_LOCK_WAIT", "60s", parse_ms, "a duration"),
-        connect_wait_ms=values.parsed("PGKURA_CONNECT_WAIT", "30s", parse_ms, "a duration"),
-        backup_dir=values.parsed("PGKURA_BACKUP_DIR", "backups", as_path, "a directory"),
-        backup_keep=values.parsed(
-            "PGKURA_BACKUP_KEEP", "0", _non_negative, "a whole number (0 keeps every backup)"
-        ),
-        backup_level=values.parsed(
-            "PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), _gzip_level, "a gzip level 1-9"
-        ),
-        pg_bin=values.parsed(
-            "PGKURA_PG_BIN", "", lambda t: as_path(t) if t else None, "a directory"
-        ),
+        required_extensions=values.parsed("PGKURA_EXTENSIONS", "vector,pg_bigm", EXTENSIONS),
+        database_url=values.parsed("DATABASE_URL", "", DATABASE_URL) or None,
+        migrations_dir=values.parsed("PGKURA_MIGRATIONS_DIR", "db/migrations", directory),
+        init_sql=values.parsed("PGKURA_INIT_SQL", "db/init.sql", file),
+        migrations_schema=values.parsed("PGKURA_MIGRATIONS_SCHEMA", "public", v.SCHEMA),
+        migrations_table=values.parsed("PGKURA_MIGRATIONS_TABLE", "schema_migrations", v.TABLE),
+        lock_timeout_ms=values.parsed("PGKURA_LOCK_TIMEOUT", "5s", v.DURATION),
+        statement_timeout_ms=values.parsed("PGKURA_STATEMENT_TIMEOUT", "0", v.DURATION),
+        runner_lock_wait_ms=values.parsed("PGKURA_RUNNER_LOCK_WAIT", "60s", v.DURATION),
+        connect_wait_ms=values.parsed("PGKURA_CONNECT_WAIT", "30s", v.DURATION),
+        backup_dir=values.parsed("PGKURA_BACKUP_DIR", "backups", directory),
+        backup_keep=values.parsed("PGKURA_BACKUP_KEEP", "0", v.KEEP),
+        backup_level=values.parsed("PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), v.GZIP_LEVEL),
+        pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
         image=values.get("PGKURA_IMAGE", DEFAULT_IMAGE),
+        base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),
+        build_target=values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET),
     )

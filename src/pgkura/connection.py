@@ -1,10 +1,19 @@
-"""Connections to the target server, and waiting until it really accepts them."""
+"""Connections to the target server, and waiting until it really accepts them.
+
+A failed connection is classified by libpq's own facts, never by the words of its message
+(which contain user data such as database names): PQping says whether a server answers at all
+and whether it refuses connections only for now (starting up, shutting down, recovering), and
+the failed connection says whether the server wanted a password that we did not have.
+"""
 
 from __future__ import annotations
 
+import enum
 import time
+from collections.abc import Callable
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
 from pgkura.dsn import Target
@@ -12,15 +21,40 @@ from pgkura.durations import render_ms
 from pgkura.errors import ConnectError
 
 APPLICATION_NAME = "pgkura"
-# Refusals that waiting will not cure: report them at once instead of after the timeout.
-_PERMANENT = (
-    "password authentication failed",
-    "no password supplied",
-    "does not exist",
-    "no pg_hba.conf entry",
-    "invalid",
-    "SSL is not enabled",
-)
+
+
+class Refusal(enum.Enum):
+    """Why a connection failed, as far as libpq can tell."""
+
+    UNREACHABLE = "no server answers"  # not started yet, wrong host/port, socket missing
+    NOT_NOW = "the server is starting up, shutting down or recovering"
+    NO_PASSWORD = "the server wants a password and none was given"  # noqa: S105
+    REFUSED = "the server answered and refused the connection"
+    BAD_PARAMETERS = "the connection parameters are invalid"
+
+    @property
+    def transient(self) -> bool:
+        """Whether waiting can cure it."""
+        return self in (Refusal.UNREACHABLE, Refusal.NOT_NOW)
+
+
+class ConnectionRefused(ConnectError):
+    """A connection failed; `refusal` says why, for callers that decide what to do next."""
+
+    def __init__(self, message: str, refusal: Refusal) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
+_PING = {
+    pq.Ping.NO_RESPONSE: Refusal.UNREACHABLE,
+    pq.Ping.REJECT: Refusal.NOT_NOW,
+    pq.Ping.NO_ATTEMPT: Refusal.BAD_PARAMETERS,
+}
+
+
+def conninfo(target: Target) -> str:
+    return make_conninfo("", **target.params)
 
 
 def connect(target: Target, *, purpose: str = "", connect_timeout: int = 10) -> psycopg.Connection:
@@ -28,18 +62,38 @@ def connect(target: Target, *, purpose: str = "", connect_timeout: int = 10) -> 
     name = f"{APPLICATION_NAME} {purpose}".strip()
     try:
         return psycopg.connect(
-            make_conninfo("", **target.params),
+            conninfo(target),
             autocommit=True,
             application_name=name,
             connect_timeout=connect_timeout,
         )
     except psycopg.OperationalError as exc:
-        raise ConnectError(_explain(target, exc)) from None
+        refusal = classify(target, exc)
+        raise ConnectionRefused(explain(target, exc, refusal), refusal) from None
 
 
-def wait_until_ready(target: Target, timeout_ms: int, *, poll_s: float = 0.25) -> int:
+def classify(target: Target, exc: psycopg.OperationalError) -> Refusal:
+    """Why `exc` happened, from libpq's state and a PQping of the same server."""
+    pgconn = exc.pgconn
+    if pgconn is not None and pgconn.needs_password and not target.password:
+        return Refusal.NO_PASSWORD
+    # bounded: an unreachable host must not hang the check for the kernel's TCP timeout
+    params = {**target.params, "connect_timeout": target.params.get("connect_timeout", "3")}
+    ping = pq.PGconn.ping(make_conninfo("", **params).encode())
+    return _PING.get(pq.Ping(ping), Refusal.REFUSED)
+
+
+def wait_until_ready(
+    target: Target,
+    timeout_ms: int,
+    *,
+    poll_s: float = 0.25,
+    still_hopeful: Callable[[], None] | None = None,
+) -> int:
     """Poll until a real query succeeds; the server's version number (e.g. 180006).
 
+    Refusals that waiting cannot cure are raised at once. `still_hopeful` is called after each
+    transient failure and raises when waiting is pointless (e.g. the container has exited).
     A server with `listen_addresses = ''` reached over a socket is the image entrypoint's
     temporary init-phase server (it restarts once init.sql has run): not ready yet."""
     deadline = time.monotonic() + timeout_ms / 1000
@@ -48,33 +102,49 @@ def wait_until_ready(target: Target, timeout_ms: int, *, poll_s: float = 0.25) -
         try:
             with connect(target, purpose="wait", connect_timeout=2) as conn:
                 row = conn.execute("SELECT current_setting('listen_addresses')").fetchone()
-                init_phase = over_socket and row is not None and row[0] == ""
-                if not init_phase:
+                if not (over_socket and row is not None and row[0] == ""):
                     return conn.info.server_version
-            raise ConnectError(f"{target.redacted()} is still initialising (first start)")
-        except ConnectError as exc:
-            if _is_permanent(str(exc)) or time.monotonic() >= deadline:
-                if time.monotonic() >= deadline:
-                    raise ConnectError(
-                        f"{exc}\n(gave up after {render_ms(timeout_ms)}; raise PGKURA_CONNECT_WAIT "
-                        "if the server needs longer to start)"
-                    ) from None
+            last: ConnectionRefused = ConnectionRefused(
+                f"{target.redacted()} is still initialising (first start)", Refusal.NOT_NOW
+            )
+        except ConnectionRefused as exc:
+            if not exc.refusal.transient:
                 raise
+            last = exc
+        if still_hopeful is not None:
+            still_hopeful()
+        if time.monotonic() >= deadline:
+            raise ConnectionRefused(
+                f"{last}\n(gave up after {render_ms(timeout_ms)}; raise PGKURA_CONNECT_WAIT "
+                "if the server needs longer to start)",
+                last.refusal,
+            )
         time.sleep(poll_s)
 
 
-def _is_permanent(message: str) -> bool:
-    return any(marker in message for marker in _PERMANENT)
+def explain(target: Target, exc: psycopg.OperationalError, refusal: Refusal) -> str:
+    """libpq's message on one line (it never contains the password) and what to do."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines()]
+    detail = " ".join(line for line in lines if line) or type(exc).__name__
+    return f"cannot connect to {target.redacted()}: {detail}\n→ {_remedy(target, refusal)}"
 
 
-def _explain(target: Target, exc: psycopg.OperationalError) -> str:
-    detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-    password = target.password
-    if password:
-        detail = detail.replace(password, "***")
-    remedy = (
-        "start it with `invoke db.up`, or check POSTGRES_HOST / POSTGRES_PORT in .env"
-        if target.source == "container"
-        else "check DATABASE_URL (host, port, credentials, sslmode)"
+def _remedy(target: Target, refusal: Refusal) -> str:
+    if not target.is_container:
+        if refusal is Refusal.UNREACHABLE:
+            return "check the host and port in DATABASE_URL, and that the server lets you in"
+        return "check DATABASE_URL (user, password, database, sslmode)"
+    if refusal.transient:
+        return "start it with `invoke db.up` (and check POSTGRES_HOST / POSTGRES_PORT)"
+    if refusal is Refusal.NO_PASSWORD:
+        return (
+            f"set {target.credentials} (copy .env.example to .env if there is none) to the "
+            "password the data volume was created with"
+        )
+    return (
+        f"check POSTGRES_USER / POSTGRES_DB and {target.credentials}. The image sets the "
+        "password only when it initialises an empty volume: editing .env later does not change "
+        "it. Put back the original password, or change it in the server with `invoke db.psql` "
+        "and `\\password <user>` (psql in the container needs none) and then in .env; "
+        "`invoke db.reset` starts over with an empty database"
     )
-    return f"cannot connect to {target.redacted()}: {detail}\n→ {remedy}"

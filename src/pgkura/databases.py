@@ -7,6 +7,7 @@ from psycopg import sql
 
 from pgkura.config import Settings
 from pgkura.connection import connect
+from pgkura.dsn import Target
 
 
 def _admin(settings: Settings) -> psycopg.Connection:
@@ -29,3 +30,15 @@ def drop_database(settings: Settings, name: str) -> None:
     with _admin(settings) as conn:
         query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         conn.execute(query.format(sql.Identifier(name)))
+
+
+def end_sessions(target: Target, application_name: str) -> int:
+    """Terminate the server sessions of one of our client programs (an interrupted pg_dump or
+    psql that Ctrl-C could not reach inside a container); how many were ended."""
+    with connect(target, purpose="cleanup", connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return len(rows)

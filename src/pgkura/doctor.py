@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from pgkura.backup_store import BackupStore
 from pgkura.compose import container_state, require_docker
 from pgkura.config import Settings
 from pgkura.connection import connect
@@ -35,7 +36,7 @@ def diagnose(settings: Settings) -> list[Finding]:
 
 
 def _checks(settings: Settings) -> Iterator[Finding]:
-    local = settings.target.source == "container"
+    local = settings.target.is_container
     docker_ok = False
     if local:
         try:
@@ -125,7 +126,7 @@ def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Findin
     items = statuses(conn, settings.required_extensions)
     missing = [s.name for s in items if not s.available]
     if missing:
-        yield Finding("extensions", "fail", unavailable_message(missing, settings.target.source))
+        yield Finding("extensions", "fail", unavailable_message(missing, settings.target.kind))
     absent = [s.name for s in items if s.available and not s.installed]
     if absent:
         yield Finding(
@@ -168,9 +169,12 @@ def _migrations(settings: Settings, conn: psycopg.Connection) -> Finding:
 
 
 def _backups(settings: Settings) -> Finding:
-    files = sorted(settings.backup_dir.glob("*.sql.gz"), key=lambda p: p.stat().st_mtime)
-    if not files:
-        return Finding("backups", "skip", f"no backups in {settings.backup_dir}")
-    age_h = (time.time() - files[-1].stat().st_mtime) / 3600
+    own = BackupStore(settings.backup_dir).own(settings.target.dbname)
+    if not own:
+        return Finding(
+            "backups", "skip", f"no backups of {settings.target.dbname} in {settings.backup_dir}"
+        )
+    newest = own[-1].path
+    age_h = (time.time() - newest.stat().st_mtime) / 3600
     level = "warn" if age_h > 48 else "ok"
-    return Finding("backups", level, f"newest {files[-1].name}, {age_h:.1f} h old")
+    return Finding("backups", level, f"newest {newest.name}, {age_h:.1f} h old")

@@ -7,25 +7,46 @@ accept is exactly what psql and pg_dump accept; we only strip driver suffixes su
 
 from __future__ import annotations
 
+import enum
+import functools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 _SCHEME = re.compile(r"^(postgres|postgresql)(\+[a-z0-9_]+)?://", re.IGNORECASE)
 # Frameworks built on asyncpg spell the TLS option `ssl=`; libpq wants `sslmode=`.
 _ASYNCPG_SSL = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
 _SHOWN_IN_URL = {"host", "port", "user", "password", "dbname"}
+_SAFE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}$")
+_OPTION_NAME = re.compile(r"^[a-z_]{1,40}$")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class TargetKind(enum.Enum):
+    """Where the server is: the project's own container, or a server named by DATABASE_URL."""
+
+    CONTAINER = "container"
+    URL = "DATABASE_URL"
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where a task connects: libpq parameters plus a description that is safe to print."""
+    """Where a task connects: libpq parameters plus a description that is safe to print.
+
+    `credentials` says where the password comes from, for remedies ("POSTGRES_PASSWORD in
+    /srv/app/.env")."""
 
     params: dict[str, str] = field(repr=False)
-    source: str  # "container" or "DATABASE_URL"
+    kind: TargetKind
+    credentials: str = "DATABASE_URL"
+
+    @property
+    def is_container(self) -> bool:
+        return self.kind is TargetKind.CONTAINER
 
     @property
     def dbname(self) -> str:
@@ -40,7 +61,7 @@ class Target:
 
     def for_database(self, dbname: str) -> Target:
         """The same server and credentials, another database (scratch and admin work)."""
-        return Target({**self.params, "dbname": dbname}, self.source)
+        return Target({**self.params, "dbname": dbname}, self.kind, self.credentials)
 
     def child_process_args(self) -> tuple[str, dict[str, str]]:
         """A conninfo string for a child's argv, and the environment additions that carry the
@@ -53,31 +74,62 @@ class Target:
 
 
 def parse_database_url(url: str) -> dict[str, str]:
-    """libpq parameters of a PostgreSQL URL; ValueError (without the password) if it is not one."""
-    match = _SCHEME.match(url.strip())
+    """libpq parameters of a PostgreSQL URL; ValueError if it is not one.
+
+    No message ever contains the URL or any part of it that could hold the password: errors
+    name the part that is wrong, not its value."""
+    text = url.strip()
+    match = _SCHEME.match(text)
     if not match:
-        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+        scheme = text.split("://", 1)[0] if "://" in text else ""
+        shown = f"scheme {scheme!r}" if _SAFE_SCHEME.match(scheme) else "no postgresql:// scheme"
         raise ValueError(
-            f"expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db, "
-            f"got scheme {scheme!r}"
+            f"expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db, got {shown}"
         )
-    parts = urlsplit("postgresql://" + url.strip()[match.end() :])
+    rest = text[match.end() :]
+    if _PERCENT.search(rest):
+        part = _part_with_bad_escape(rest)
+        raise ValueError(f"a '%' in the {part} is not followed by two hex digits; write %25")
+    unparsable = ValueError(
+        "libpq cannot parse it (check the host, the port and any [IPv6] brackets; "
+        "percent-encode special characters in the user name and password)"
+    )
+    try:
+        parts = urlsplit("postgresql://" + rest)
+    except ValueError:
+        raise unparsable from None
     query = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "ssl":
             key, value = "sslmode", _ASYNCPG_SSL.get(value.lower(), value)
         query.append((key, value))
-    libpq_url = urlunsplit(parts._replace(query=urlencode(query)))
+    unknown = sorted({key for key, _ in query} - _libpq_options())
+    if unknown:
+        names = [
+            repr(k) if _OPTION_NAME.match(k) else "(a name that is not a word)" for k in unknown
+        ]
+        raise ValueError(f"unknown connection option(s) {', '.join(names)}")
     try:
-        params = conninfo_to_dict(libpq_url)
-    except psycopg.ProgrammingError as exc:
-        raise ValueError(_strip_password(str(exc).strip(), url)) from None
+        params = conninfo_to_dict(urlunsplit(parts._replace(query=urlencode(query))))
+    except (ValueError, psycopg.ProgrammingError):
+        raise unparsable from None
     return {k: str(v) for k, v in params.items() if v is not None}
 
 
-def _strip_password(message: str, url: str) -> str:
-    password = urlsplit(url).password
-    return message.replace(password, "***") if password else message
+@functools.cache
+def _libpq_options() -> frozenset[str]:
+    return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
+
+
+def _part_with_bad_escape(rest: str) -> str:
+    """Which part of `user:password@host/db?query` has a broken %-escape (never its text)."""
+    authority, _, path = rest.partition("/")
+    userinfo, at, _host = authority.rpartition("@")
+    if at and _PERCENT.search(userinfo):
+        return "password" if _PERCENT.search(userinfo.partition(":")[2]) else "user name"
+    if _PERCENT.search(path.partition("?")[0]):
+        return "database name"
+    return "query options" if "?" in path else "host"
 
 
 def redact(params: dict[str, str]) -> str:

@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 
 from pgkura.connection import connect
-from pgkura.dsn import Target
+from pgkura.dsn import Target, TargetKind
 from pgkura.errors import PgkuraError
 
 # pgvector 0.8.2 and 0.8.3 fixed HNSW buffer overflows and index corruption.
@@ -52,7 +52,7 @@ def ensure(target: Target, names: tuple[str, ...]) -> list[ExtensionStatus]:
     with connect(target, purpose="extensions") as conn:
         missing = [s.name for s in statuses(conn, names) if not s.available]
         if missing:
-            raise PgkuraError(unavailable_message(missing, target.source))
+            raise PgkuraError(unavailable_message(missing, target.kind))
         for name in names:
             try:
                 conn.execute(
@@ -73,11 +73,11 @@ def ensure(target: Target, names: tuple[str, ...]) -> list[ExtensionStatus]:
     return result
 
 
-def unavailable_message(names: list[str], source: str) -> str:
+def unavailable_message(names: list[str], kind: TargetKind) -> str:
     remedy = (
         "the image was built without them: rebuild with `invoke docker.build` (pg_bigm needs the "
         "full target, PGKURA_BUILD_TARGET=full)"
-        if source == "container"
+        if kind is TargetKind.CONTAINER
         else "the managed server does not offer them; enable them in the provider's settings "
         "(e.g. an extension allow-list) or use a server that ships them"
     )

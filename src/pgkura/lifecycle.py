@@ -8,20 +8,24 @@ import socket
 import subprocess
 from collections.abc import Callable
 
+import psutil
+
 from pgkura.compose import (
+    ContainerState,
     DockerError,
     compose_argv,
     compose_env,
     container_state,
     exec_argv,
+    image_exists,
     logs_tail,
     require_docker,
     require_running,
     run,
 )
 from pgkura.config import Settings
-from pgkura.connection import wait_until_ready
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
+from pgkura.readiness import container_alive, ready
 
 Log = Callable[[str], None]
 
@@ -39,7 +43,18 @@ def _compose(settings: Settings, *args: str) -> None:
 def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> None:
     require_docker()
     flags = (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
-    _compose(settings, "build", *flags)
+    had_base = image_exists(settings.base_image)
+    try:
+        _compose(settings, "build", *flags)
+    except DockerError as exc:
+        if had_base or image_exists(settings.base_image):
+            raise
+        raise DockerError(
+            f"{exc}.\nThe base image {settings.base_image} (PG_BASE_IMAGE) is not on this "
+            f"machine and could not be pulled for the {settings.build_target!r} target "
+            "(PGKURA_BUILD_TARGET).\n→ `docker pull` it where a registry is reachable (or "
+            "`docker load` it), or set PG_BASE_IMAGE to an image this machine has"
+        ) from None
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -61,15 +76,30 @@ def check_port(settings: Settings) -> None:
     state = container_state(settings)
     if (state and state.running) or not port_in_use(settings.postgres_port):
         return
+    raise PgkuraError(
+        f"port {settings.postgres_port} on 127.0.0.1 is already in use by "
+        f"{port_holder(settings.postgres_port)}.\n→ stop it, or choose another port: set "
+        "POSTGRES_PORT in .env (e.g. POSTGRES_PORT=55432) and run this again"
+    )
+
+
+def port_holder(port: int) -> str:
+    """Who listens on `port`: a container, a process with its PID, or how to find out."""
     holder = run(
-        ["docker", "ps", "--filter", f"publish={settings.postgres_port}", "--format", "{{.Names}}"],
+        ["docker", "ps", "--filter", f"publish={port}", "--format", "{{.Names}}"],
         what="docker ps",
     ).strip()
-    who = f"container {holder}" if holder else "another process"
-    raise PgkuraError(
-        f"port {settings.postgres_port} on 127.0.0.1 is already in use by {who}.\n"
-        f"→ stop it (find it with `ss -ltnp 'sport = :{settings.postgres_port}'`), or choose "
-        "another port: set POSTGRES_PORT in .env (e.g. POSTGRES_PORT=55432) and run this again"
+    if holder:
+        return f"container {holder}"
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            listening = conn.status == psutil.CONN_LISTEN and conn.laddr
+            if listening and conn.laddr.port == port and conn.pid:
+                return f"{psutil.Process(conn.pid).name()} (PID {conn.pid})"
+    except (psutil.AccessDenied, psutil.NoSuchProcess):
+        pass
+    return (
+        "a process this user cannot see (find it with `sudo ss -ltnp 'sport = :" + str(port) + "'`)"
     )
 
 
@@ -88,15 +118,50 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     if not settings.is_production:
         check_port(settings)
     settings.socket_dir.mkdir(parents=True, exist_ok=True)
+    before = container_state(settings)
     _compose(settings, "up", "--detach", *(["--build"] if build_first else []))
     log(f"waiting for {settings.target.redacted()} to accept connections")
+    watch = _StartWatch(settings, before)
     try:
-        return wait_until_ready(settings.target, settings.connect_wait_ms, poll_s=0.1)
+        version = ready(settings, poll_s=0.1, still_hopeful=watch)
     except ConnectError as exc:
-        raise DockerError(
-            f"{exc}\n--- last lines of `docker logs {settings.container_name}` ---\n"
-            f"{logs_tail(settings)}"
-        ) from None
+        raise DockerError(f"{exc}\n{_logs(settings)}") from None
+    watch()  # the first start may have failed and the restart policy brought up the rest
+    return version
+
+
+def _logs(settings: Settings) -> str:
+    return f"--- last lines of `docker logs {settings.container_name}` ---\n{logs_tail(settings)}"
+
+
+class _StartWatch:
+    """During `up`: fail at once when the container stops or restarts. A restart during the
+    first start means its initialisation (init.sql) failed: the restart policy starts the
+    half-initialised cluster, which then looks ready but lacks what init.sql should have made."""
+
+    def __init__(self, settings: Settings, before: ContainerState | None) -> None:
+        self.settings = settings
+        self.before = before
+        self.alive = container_alive(settings)
+
+    def __call__(self) -> None:
+        if self.alive is not None:
+            try:
+                self.alive()
+            except DockerError as exc:
+                raise DockerError(f"{exc}\n{_logs(self.settings)}") from None
+        state = container_state(self.settings)
+        same = self.before is not None and state is not None and state.ident == self.before.ident
+        earlier = self.before.restarts if same and self.before else 0
+        if state is not None and state.restarts > earlier:
+            name = self.settings.container_name
+            raise DockerError(
+                f"container {name} crashed and was restarted while starting. On a first start "
+                "this means the initialisation (db/init.sql, PGKURA_INIT_SQL) failed and the "
+                f"data volume is only half initialised.\n{_logs(self.settings)}\n→ fix the "
+                "error above, then `invoke db.reset` to initialise the volume again (it deletes "
+                "the data volume; a new volume holds nothing yet)"
+            )
 
 
 def down(settings: Settings, *, volumes: bool) -> None:
@@ -108,7 +173,7 @@ def restart(settings: Settings, log: Log) -> int:
     require_docker()
     _compose(settings, "restart")
     log(f"waiting for {settings.target.redacted()} to accept connections")
-    return wait_until_ready(settings.target, settings.connect_wait_ms, poll_s=0.1)
+    return ready(settings, poll_s=0.1)
 
 
 def passthrough(settings: Settings, *args: str) -> int:
@@ -126,7 +191,7 @@ def psql_command(
     password), or the host's psql for DATABASE_URL (password through PGPASSWORD)."""
     options = ["-X", "-v", "ON_ERROR_STOP=1", *(["-c", sql] if sql is not None else [])]
     target = settings.target
-    if target.source == "container":
+    if target.is_container:
         require_running(settings)
         login = ["-U", settings.postgres_user, "-d", settings.postgres_db]
         return exec_argv(settings, "psql", *login, *options, stdin=sql is None, tty=tty), {}

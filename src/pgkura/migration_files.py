@@ -110,6 +110,20 @@ def _has_no_transaction_directive(sql: str) -> bool:
     return False
 
 
+def _suggested_name(bad: str, files: list[Path]) -> str:
+    """A valid name for `bad`: its own number if no other file uses it, else the next free
+    one; its words in snake_case."""
+    numbered = [re.match(r"^(\d+)", p.name) for p in files if p.name != bad]
+    taken = {int(m[1]) for m in numbered if m}
+    own = re.match(r"^(\d+)", bad)
+    down = bad.lower().endswith(".down.sql")
+    stem = bad[: -len(".down.sql")] if down else bad.rsplit(".", 1)[0]
+    words = re.sub(r"[^a-z0-9]+", "_", stem[own.end() if own else 0 :].lower()).strip("_")
+    number = int(own[1]) if own and int(own[1]) not in taken else max(taken, default=0) + 1
+    width = len(own[1]) if own else 3
+    return f"{number:0{width}d}_{words or 'migration'}{'.down' if down else ''}.sql"
+
+
 def discover(directory: Path) -> list[Migration]:
     """All migrations in `directory`, sorted by number; MigrationError on anything irregular."""
     if not directory.is_dir():
@@ -120,14 +134,16 @@ def discover(directory: Path) -> list[Migration]:
     ups: dict[int, Path] = {}
     downs: dict[int, Path] = {}
     names: dict[int, str] = {}
-    for path in sorted(directory.iterdir()):
-        if path.name.startswith(".") or path.is_dir() or path.suffix != ".sql":
+    files = [p for p in sorted(directory.iterdir()) if not p.name.startswith(".")]
+    for path in files:
+        if path.is_dir() or path.suffix.lower() != ".sql":
             continue
         match = FILE_PATTERN.match(path.name)
         if not match:
             raise MigrationError(
                 f"{path}: name does not match NNN_snake_case_name.sql "
-                "(or NNN_snake_case_name.down.sql); rename it, e.g. 004_add_users.sql"
+                "(or NNN_snake_case_name.down.sql, lowercase .sql); rename it, e.g. "
+                f"{_suggested_name(path.name, files)}"
             )
         version = int(match["version"])
         if not 0 < version <= MAX_VERSION:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import psycopg
 
 from pgkura.config import Settings
-from pgkura.connection import connect, wait_until_ready
+from pgkura.connection import connect
 from pgkura.dsn import Target
 from pgkura.errors import MigrationError
 from pgkura.migration_files import Migration, SqlFile, discover
 from pgkura.migration_plan import Plan
+from pgkura.readiness import ready
 from pgkura.runner_lock import runner_lock
 from pgkura.sql_errors import describe
 from pgkura.sql_text import Statement
@@ -56,7 +57,7 @@ class Migrator:
     def plan(self) -> Plan:
         """Files and version rows, read without locking or creating anything."""
         migrations = discover(self.settings.migrations_dir)
-        wait_until_ready(self.target, self.settings.connect_wait_ms)
+        ready(self.settings, self.target)
         with connect(self.target, purpose="status") as conn:
             return Plan(migrations, self.table.rows(conn))
 
@@ -67,7 +68,7 @@ class Migrator:
         """Discover files (errors before any SQL), wait for the server, take the runner lock,
         then read the version rows: what another runner applied meanwhile is seen."""
         migrations = discover(self.settings.migrations_dir)
-        wait_until_ready(self.target, self.settings.connect_wait_ms)
+        ready(self.settings, self.target)
         with (
             runner_lock(self.target, str(self.table), self.settings.runner_lock_wait_ms, self.log),
             connect(self.target, purpose="migrate") as conn,

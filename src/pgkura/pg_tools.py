@@ -7,16 +7,18 @@ the variable without its value), never through argv.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pgkura.compose import DockerError, container_state, exec_argv
+from pgkura.compose import DockerError, container_state, exec_argv, image_exists
 from pgkura.config import Settings
 from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
@@ -33,6 +35,7 @@ class Tool:
     env: dict[str, str] = field(repr=False)
     source: str
     version: str
+    session: str = ""  # its application_name on the server, to stop it if we are interrupted
 
     def command(self, *options: str) -> list[str]:
         return [*self.argv, *options, *self.connection]
@@ -73,28 +76,35 @@ def choose(
     warn: Callable[[str], None],
     dbname: str | None = None,
 ) -> Tool:
-    """The best way to run `program` against the target; PgkuraError if none fits."""
+    """The best way to run `program` against the target; PgkuraError if none fits.
+
+    Each tool connects under a unique application_name (PGAPPNAME), so that its server session
+    can be found and ended if pgkura is interrupted: Ctrl-C does not reach a process started by
+    `docker exec`."""
     target = settings.target if dbname is None else settings.target.for_database(dbname)
-    if target.source == "container":
+    session = f"pgkura {program} {secrets.token_hex(6)}"
+    if target.is_container:
         state = container_state(settings)
         if state is not None and state.running:
-            argv = exec_argv(settings, program, stdin=stdin)
+            argv = exec_argv(settings, program, stdin=stdin, env={"PGAPPNAME": session})
             login = ["-U", settings.postgres_user]
             if program != "pg_dumpall":
                 login += ["-d", target.dbname]
-            return Tool(argv, login, {}, f"container {settings.container_name}", _version_of(argv))
+            source = f"container {settings.container_name}"
+            return Tool(argv, login, {}, source, _version_of(argv), session)
         warn(
             f"container {settings.container_name} is not running; using the host's {program} "
             f"against {target.redacted()}"
         )
     conninfo, env = target.child_process_args()
+    env = {**env, "PGAPPNAME": session}
     connection = ["-d", conninfo] if program != "pg_dumpall" else ["--dbname", conninfo]
     host = host_program(settings, program)
     if host is not None:
         version = _version_of([host])
         if parse_version(f"(PostgreSQL) {version}")[0] >= server_major:
-            return Tool([host], connection, env, f"host {program} {version}", version)
-        if target.source == "container":
+            return Tool([host], connection, env, f"host {program} {version}", version, session)
+        if target.is_container:
             raise PgkuraError(
                 f"the host's {program} is version {version}, older than the server "
                 f"(PostgreSQL {server_major}), and cannot handle PostgreSQL {server_major} "
@@ -103,7 +113,8 @@ def choose(
                 f"{server_major} client tools and set PGKURA_PG_BIN to their directory"
             )
         warn(f"the host's {program} {version} is older than the server; using a one-off container")
-    return _one_off(settings, program, target.params.get("host", ""), connection, env, stdin)
+    tool = _one_off(settings, program, target.params.get("host", ""), connection, env, stdin)
+    return dataclasses.replace(tool, session=session)
 
 
 def direct(program: Path, target: Target, source: str) -> Tool:
@@ -121,7 +132,7 @@ def _one_off(
     stdin: bool,
 ) -> Tool:
     """`docker run --rm` of the project's image: PostgreSQL 18 tools for any server."""
-    if not _image_exists(settings.image):
+    if not image_exists(settings.image):
         raise PgkuraError(
             f"no {program} of PostgreSQL 18 on this machine: the host has none (or an older one) "
             f"and the image {settings.image} is not built.\n→ `invoke docker.build`, or install "
@@ -132,21 +143,14 @@ def _one_off(
         argv += ["--volume", f"{host}:{host}"]
     elif _is_loopback(host):
         argv += ["--network", "host"]
-    if env:
-        argv += ["--env", "PGPASSWORD"]  # the value comes from our environment, not argv
+    # the values come from our environment, not argv
+    argv += [arg for name in env for arg in ("--env", name)]
     argv += ["--entrypoint", program, settings.image]
     try:
         version = _version_of(argv)
     except PgkuraError as exc:
         raise DockerError(str(exc)) from None
     return Tool(argv, connection, env, f"one-off container {settings.image}", version)
-
-
-def _image_exists(image: str) -> bool:
-    if shutil.which("docker") is None:
-        return False
-    found = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
-    return found.returncode == 0
 
 
 def _is_loopback(host: str) -> bool:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pgkura.migration_plan import StatusEntry
+
+if TYPE_CHECKING:  # renderers only read these; importing them would pull in the server code
+    from pgkura.doctor import Finding
+    from pgkura.schema_snapshot import Drift
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -62,3 +67,24 @@ def age(seconds: float) -> str:
 def progress_line(plain: int, compressed: int, seconds: float) -> str:
     rate = plain / seconds if seconds else 0
     return f"dumped {size(plain)} → {size(compressed)} gz, {size(rate)}/s, {seconds:.0f} s"
+
+
+_MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "-   "}
+
+
+def findings(items: Sequence[Finding]) -> str:
+    """`db.doctor`'s report: one line per check, continuation lines indented under it."""
+    lines = []
+    for f in items:
+        first, *rest = f.detail.splitlines() or [""]
+        lines.append(f"[{_MARKS[f.level]}] {f.check:<11} {first}")
+        lines += [f"{'':19}{line}" for line in rest]
+    return "\n".join(lines)
+
+
+def drift(found: Drift, snapshot: str) -> str:
+    """`db.drift`'s report: + in the database only, - in the snapshot only, ~ changed."""
+    lines = [f"+ {key}   (in the database, not in {snapshot})" for key in found.added]
+    lines += [f"- {key}   (in {snapshot}, not in the database)" for key in found.removed]
+    lines += [f"~ {key}\n{text}" for key, text in found.changed.items()]
+    return "\n".join(lines)

@@ -22,13 +22,15 @@ from typing import IO
 
 from psycopg import sql
 
-from pgkura.archive import ArchiveCheck, stream_archive
-from pgkura.backup import Backup, read_manifest, take_backup
+from pgkura.archive import ArchiveCheck, looks_like_a_dump, stream_archive
+from pgkura.backup import Backup, take_backup
+from pgkura.backup_store import SAFETY, read_manifest
 from pgkura.config import Settings
-from pgkura.connection import connect, wait_until_ready
-from pgkura.databases import create_database, database_exists, drop_database
+from pgkura.connection import connect
+from pgkura.databases import create_database, database_exists, drop_database, end_sessions
 from pgkura.errors import PgkuraError
 from pgkura.pg_tools import choose
+from pgkura.readiness import ready
 
 Log = Callable[[str], None]
 _PSQL_LINE = re.compile(r"^psql:<stdin>:(\d+):", re.MULTILINE)
@@ -54,22 +56,26 @@ def restore(
     safety_backup: bool = True,
     log: Log,
 ) -> Restored:
-    """Restore `path` into the target database (or `dbname`)."""
+    """Restore `path` into the target database (or `dbname`). Nothing is touched (no safety
+    backup either) unless the file starts like a gzip'd SQL dump."""
     if not path.is_file():
         raise RestoreError(f"{path} does not exist")
+    problem = looks_like_a_dump(path)
+    if problem:
+        raise RestoreError(f"{problem}; nothing was changed.\n→ choose a pgkura backup "
+                           "(`invoke db.backups` lists them)")  # fmt: skip
     if read_manifest(path).get("mode") == "cluster":
         raise RestoreError(
             f"{path.name} is a whole-cluster dump (roles and every database); restore it as a "
             "superuser with psql against the postgres database, not into one database"
         )
     name = dbname or settings.target.dbname
-    server = wait_until_ready(settings.target.for_database("postgres"), settings.connect_wait_ms)
+    server = ready(settings, settings.target.for_database("postgres"))
     safety = None
     if database_exists(settings, name):
         if safety_backup:
-            safety = take_backup(
-                settings, dbname=name, reason=f"before restoring {path.name}", log=log
-            )
+            safety = take_backup(settings, dbname=name, reason=f"before restoring {path.name}",
+                                 purpose=SAFETY, log=log)  # fmt: skip
             log(f"safety backup of the current {name}: {safety.path}")
     elif create:
         create_database(settings, name)
@@ -78,12 +84,17 @@ def restore(
         raise RestoreError(f"database {name} does not exist; pass --create to create it")
     tool = choose(settings, "psql", server // 10000, stdin=True, warn=log, dbname=name)
     log(f"restoring {path.name} into {name} with {tool.source}")
-    check = _stream_into(
-        # -f - (not plain stdin): psql then names the failing line in its errors
-        tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"),
-        tool.environment(),
-        path,
-    )
+    try:
+        check = _stream_into(
+            # -f - (not plain stdin): psql then names the failing line in its errors
+            tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"),
+            tool.environment(),
+            path,
+        )
+    except KeyboardInterrupt:
+        # psql's input ended without COMMIT; make sure its session is gone, whatever it waits on
+        end_sessions(settings.target.for_database("postgres"), tool.session)
+        raise
     return Restored(name, check, safety)
 
 

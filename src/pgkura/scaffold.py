@@ -9,11 +9,21 @@ from pgkura.errors import MigrationError
 from pgkura.migration_files import FILE_PATTERN, NO_TRANSACTION
 
 _DEFAULT_WIDTH = 3
+_ASCII_WORD = re.compile(r"^[a-z0-9]$")
 
 
 def slug(description: str) -> str:
-    """`Add users table` → `add_users_table`; MigrationError when nothing usable is left."""
-    name = re.sub(r"[^a-z0-9]+", "_", description.strip().lower()).strip("_")
+    """`Add users table` → `add_users_table`. Spaces and punctuation become `_`; letters a
+    file name cannot hold (`タグ`, `é`) are refused rather than silently dropped."""
+    lowered = description.strip().lower()
+    dropped = sorted({ch for ch in lowered if ch.isalnum() and not _ASCII_WORD.match(ch)})
+    if dropped:
+        raise MigrationError(
+            f"{description!r}: migration file names use a-z, 0-9 and _ only, so "
+            f"{''.join(dropped)!r} would be lost.\n→ describe it in ASCII (e.g. "
+            "'add tags table'); the file's first comment line can say it in any language"
+        )
+    name = re.sub(r"[^a-z0-9]+", "_", lowered).strip("_")
     if not name:
         raise MigrationError(
             f"{description!r} gives no usable file name; use letters, digits and underscores"

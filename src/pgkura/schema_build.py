@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pgkura.config import Settings
-from pgkura.connection import wait_until_ready
 from pgkura.errors import PgkuraError
 from pgkura.migration_check import build
 from pgkura.pg_tools import choose
+from pgkura.readiness import ready
 from pgkura.schema_snapshot import Drift, compare, dump_schema
 from pgkura.workspaces import scratch
 
@@ -28,6 +28,6 @@ def drift(settings: Settings, log: Log) -> Drift:
         raise PgkuraError(
             f"{settings.schema_file} does not exist; create it with `invoke db.dump-schema`"
         )
-    major = wait_until_ready(settings.target, settings.connect_wait_ms) // 10000
+    major = ready(settings) // 10000
     pg_dump = choose(settings, "pg_dump", major, warn=log)
     return compare(settings.schema_file.read_text(), dump_schema(pg_dump))

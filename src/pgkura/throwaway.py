@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-from pgkura.dsn import Target
+from pgkura.dsn import Target, TargetKind
 from pgkura.errors import PgkuraError
 
 # PostgreSQL refuses to run as root; under root the server runs as this unprivileged user.
@@ -168,5 +168,5 @@ class ThrowawayServer:
                 "password": self.password,
                 "dbname": dbname,
             },
-            "DATABASE_URL",
+            TargetKind.URL,
         )

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from pgkura.config import Settings
-from pgkura.connection import connect, wait_until_ready
+from pgkura.connection import connect
 from pgkura.databases import create_database, drop_database
 from pgkura.dsn import Target
 from pgkura.pg_tools import Tool, choose, direct
+from pgkura.readiness import ready
 from pgkura.throwaway import ThrowawayServer, bin_dir
 
 Log = Callable[[str], None]
@@ -45,7 +46,7 @@ def throwaway(settings: Settings, log: Log) -> Iterator[Workspace]:
 @contextmanager
 def scratch(settings: Settings, log: Log) -> Iterator[Workspace]:
     """A scratch database on the target server, used through the server's own tools."""
-    major = wait_until_ready(settings.target, settings.connect_wait_ms) // 10000
+    major = ready(settings) // 10000
     name = f"pgkura_scratch_{secrets.token_hex(4)}"
     create_database(settings, name)
     log(f"scratch database {name} on {settings.target.redacted()}")

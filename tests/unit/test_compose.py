@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 
 import pytest
@@ -26,7 +27,8 @@ def test_development_uses_the_override_file(settings, tmp_path):
     ]
     assert argv[:2] == ["docker", "compose"]
     assert argv[-2:] == ["up", "--detach"]
-    assert "--env-file" not in argv  # no .env in tmp_path
+    # no .env in tmp_path: Compose must not fall back to a .env of its own choosing
+    assert argv[argv.index("--env-file") + 1] == os.devnull
 
 
 def test_production_uses_the_prod_file_and_the_env_file(tmp_path):

@@ -23,7 +23,7 @@ def test_defaults_match_the_compose_file(tmp_path):
     assert s.environment == "development"
     assert s.migrations_dir == tmp_path.resolve() / "db" / "migrations"
     assert s.lock_timeout_ms == 5000
-    assert s.target.source == "container"
+    assert s.target.is_container
 
 
 def test_dotenv_is_read_and_real_environment_wins(tmp_path):
@@ -98,7 +98,7 @@ def test_unknown_url_option_is_refused_without_echoing_the_password():
 
 def test_database_url_selects_the_remote_target(tmp_path):
     s = settings(tmp_path, {"DATABASE_URL": "postgresql://u:pw@remote:5432/prod_db"})
-    assert s.target.source == "DATABASE_URL"
+    assert not s.target.is_container
     assert s.target.dbname == "prod_db"
 
 

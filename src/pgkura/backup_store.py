@@ -1,0 +1,168 @@
+"""What "the backups" are: file names, manifests, listing, `latest`, and retention.
+
+Every other module asks this one. A backup is `<stem>_YYYYMMDD_HHMMSS[_N].sql.gz` with a pgkura
+manifest beside it (`….sql.gz.json`). The stem comes from the database name, made safe for any
+file system: letters and digits of any script stay readable, everything else (`/`, `..`,
+control characters, spaces, `%`) is percent-encoded, so no name can leave the directory and
+different names never share a stem. The manifest, not the name, says which database a file
+holds and what it is for: safety copies taken before a restore are never `latest` unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pgkura.errors import PgkuraError
+
+MANIFEST_FORMAT = "pgkura-backup/1"
+SUFFIX = ".sql.gz"
+SAFETY = "safety"  # the purpose of the copy a restore takes of what it replaces
+ORDINARY = "backup"
+_NAME = re.compile(r"^(?P<stem>.+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.sql\.gz$")
+_KEEP_AS_IS = set("-_")
+
+
+class BackupNotFound(PgkuraError):
+    """No backup matches what was asked for."""
+
+
+def file_stem(dbname: str, mode: str = "full") -> str:
+    """The readable, path-safe name stem of one database's backups of one kind."""
+    out = []
+    for i, ch in enumerate(dbname):
+        if (ch.isalnum() and ch.isprintable()) or ch in _KEEP_AS_IS or (ch == "." and i > 0):
+            out.append(ch)
+        else:
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+    stem = "".join(out).replace("..", "%2E%2E")
+    return f"{stem}_cluster" if mode == "cluster" else stem
+
+
+def manifest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest beside `path`, or {} when there is none (or it is not readable JSON)."""
+    try:
+        data = json.loads(manifest_path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically, readable by the owner only."""
+    fd, tmp = tempfile.mkstemp(prefix=".pgkura-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file in the backup directory and what its manifest says of it."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def ours(self) -> bool:
+        return self.manifest.get("format") == MANIFEST_FORMAT
+
+    @property
+    def purpose(self) -> str:
+        return str(self.manifest.get("purpose") or ORDINARY)
+
+    @property
+    def order(self) -> tuple[str, int, str]:
+        """Oldest first: the time in the name, then the same-second counter."""
+        match = _NAME.match(self.path.name)
+        if not match:
+            return ("", 0, self.path.name)
+        return (match["stamp"], int(match["n"] or 1), self.path.name)
+
+
+class BackupStore:
+    """The backups in one directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def entries(self) -> list[Entry]:
+        """Every `.sql.gz` file in the directory (pgkura's or not), oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [Entry(p, read_manifest(p)) for p in self.directory.glob(f"*{SUFFIX}")]
+        return sorted(found, key=lambda e: e.order)
+
+    def own(self, dbname: str, mode: str = "full", purpose: str | None = ORDINARY) -> list[Entry]:
+        """This tool's backups of `dbname` in `mode`, oldest first; `purpose=None` for all."""
+        stem = file_stem(dbname, mode)
+        return [
+            e
+            for e in self.entries()
+            if e.ours
+            and (m := _NAME.match(e.path.name)) is not None
+            and m["stem"] == stem
+            and e.manifest.get("database") == dbname
+            and e.manifest.get("mode", "full") == mode
+            and (purpose is None or e.purpose == purpose)
+        ]
+
+    def latest(self, dbname: str, *, safety: bool = False) -> Path:
+        """The newest full backup of `dbname` (`safety`: the newest copy a restore took)."""
+        found = self.own(dbname, purpose=SAFETY if safety else ORDINARY)
+        if not found:
+            what = "safety copies (taken before restores)" if safety else "backups"
+            raise BackupNotFound(
+                f"no {what} of database {dbname} in {self.directory}\n→ `invoke db.backups` "
+                "lists what is there; name a file instead of `latest`"
+            )
+        return found[-1].path
+
+    def resolve(self, spec: str, dbname: str, *, safety: bool = False) -> Path:
+        """A file argument: `latest` (see `latest`), or a path as given."""
+        if spec == "latest":
+            return self.latest(dbname, safety=safety)
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise BackupNotFound(f"{path} does not exist (or is not a file)")
+        return path
+
+    def new_path(self, dbname: str, mode: str, now: datetime | None = None) -> Path:
+        """A fresh timestamped name for a backup of `dbname`, inside the directory."""
+        stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
+        stem = file_stem(dbname, mode)
+        path, n = self.directory / f"{stem}_{stamp}{SUFFIX}", 1
+        while path.exists() or manifest_path(path).exists():  # two backups in one second
+            n += 1
+            path = self.directory / f"{stem}_{stamp}_{n}{SUFFIX}"
+        return path
+
+    def prune(self, dbname: str, mode: str, keep: int) -> list[Path]:
+        """Delete this tool's oldest backups of `dbname` beyond the newest `keep`, counting
+        ordinary backups and safety copies separately; what went. `keep` 0 deletes nothing."""
+        if keep < 0:
+            raise ValueError("keep must be 0 or more")
+        removed = []
+        for purpose in (ORDINARY, SAFETY):
+            entries = self.own(dbname, mode, purpose)
+            for entry in entries[: max(0, len(entries) - keep)] if keep else []:
+                entry.path.unlink()
+                manifest_path(entry.path).unlink(missing_ok=True)
+                removed.append(entry.path)
+        return removed

@@ -1,0 +1,83 @@
+"""Operations that replace or delete data: restore, and deleting the volume (down -v, reset).
+
+Each confirms first (or needs --yes), is refused in production without --force where it deletes
+a volume, and keeps what it replaces recoverable: a backup of a running database is taken before
+its volume goes, and a safety copy before a restore replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgkura.backup import Backup, take_backup
+from pgkura.backup_store import BackupStore
+from pgkura.compose import container_state
+from pgkura.config import Settings
+from pgkura.confirm import confirm
+from pgkura.errors import ConfirmationRequired
+from pgkura.restore import Restored, restore
+
+Log = Callable[[str], None]
+Ask = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Consent:
+    """How a destructive step was agreed to: --yes, --force, and whether a person is there."""
+
+    yes: bool = False
+    force: bool = False
+    interactive: bool = False
+    ask: Ask = input
+
+    def require(self, settings: Settings, action: str) -> None:
+        confirm(action, yes=self.yes, production=settings.is_production,
+                dbname=settings.target.dbname, interactive=self.interactive,
+                ask=self.ask)  # fmt: skip
+
+
+def before_deleting_volume(
+    settings: Settings,
+    action: str,
+    consent: Consent,
+    *,
+    backup: bool,
+    log: Log,
+    take: Callable[..., Backup] = take_backup,
+) -> Backup | None:
+    """Production needs --force; everyone confirms; a running database is backed up first, so
+    the data stays recoverable (`invoke db.restore latest`). The backup, if one was taken."""
+    if settings.is_production and not consent.force:
+        raise ConfirmationRequired(f"refusing to {action} in production without --force")
+    consent.require(settings, f"{action} of {settings.container_name}: ALL DATA IS LOST")
+    state = container_state(settings)
+    if backup and state is not None and state.running:
+        return take(settings, reason=action, log=log)
+    return None
+
+
+def resolve_backup(settings: Settings, spec: str, dbname: str, *, safety: bool = False) -> Path:
+    """FILE or `latest` (`safety`: the newest copy a restore took) for `dbname`."""
+    return BackupStore(settings.backup_dir).resolve(spec, dbname, safety=safety)
+
+
+def restore_backup(
+    settings: Settings,
+    spec: str,
+    consent: Consent,
+    *,
+    database: str = "",
+    create: bool = False,
+    safety_backup: bool = True,
+    from_safety: bool = False,
+    log: Log,
+) -> tuple[Path, Restored]:
+    """Resolve `spec`, confirm, restore (all or nothing, after a safety copy)."""
+    name = database or settings.target.dbname
+    path = resolve_backup(settings, spec, name, safety=from_safety)
+    consent.require(settings, f"replace the contents of {name} with {path.name}")
+    done = restore(settings, path, dbname=database or None, create=create,
+                   safety_backup=safety_backup, log=log)  # fmt: skip
+    return path, done

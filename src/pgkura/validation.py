@@ -1,0 +1,76 @@
+"""What a valid value is, defined once for settings and flags alike.
+
+A `Rule` turns the text a person typed (in `.env`, the environment or a flag) into a value, or
+raises ConfigError naming where the text came from and what was expected. Settings and task
+options use the same rules, so `PGKURA_BACKUP_LEVEL=10` and `--level 10` fail the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pgkura.durations import parse_ms
+from pgkura.errors import ConfigError
+
+T = TypeVar("T")
+IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
+
+
+@dataclass(frozen=True)
+class Rule(Generic[T]):
+    """A parser and the words that say what it accepts. `secret` values are never echoed."""
+
+    parse: Callable[[str], T]
+    expected: str
+    secret: bool = False
+
+    def check(self, text: str, *, name: str, where: str) -> T:
+        try:
+            return self.parse(text)
+        except ValueError as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            shown = name if self.secret else f"{name}={text!r}"
+            raise ConfigError(
+                f"{shown} from {where} is invalid: expected {self.expected}{detail}"
+            ) from None
+
+    def flag(self, text: str | None, flag: str) -> T | None:
+        """The value of an optional command-line flag (None when it was not given)."""
+        if text is None:
+            return None
+        return self.check(str(text).strip(), name=flag, where="the command line")
+
+
+def _ranged(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text.strip())  # ValueError for anything but a whole number
+        if value < low or (high is not None and value > high):
+            raise ValueError("")
+        return value
+
+    return parse
+
+
+def _identifier(text: str) -> str:
+    if not text or len(text.encode()) > IDENTIFIER_MAX or "\x00" in text:
+        raise ValueError("")
+    return text
+
+
+def _duration(text: str) -> int:
+    return parse_ms(text)
+
+
+PORT = Rule(_ranged(1, 65535), "a port number 1-65535")
+GZIP_LEVEL = Rule(_ranged(1, 9), "a gzip level 1-9")
+KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more (0 keeps every backup)")
+VERSION = Rule(_ranged(0), "a migration number, 0 or more")
+STEPS = Rule(_ranged(1), "a whole number of migrations, 1 or more")
+LINES = Rule(_ranged(0), "a whole number of lines, 0 or more")
+DURATION = Rule(_duration, "a duration such as 500ms, 5s, 2min or 1h")
+ROLE = Rule(_identifier, "a role name (1-63 bytes)")
+DATABASE = Rule(_identifier, "a database name (1-63 bytes)")
+SCHEMA = Rule(_identifier, "a schema name (1-63 bytes)")
+TABLE = Rule(_identifier, "a table name (1-63 bytes)")
