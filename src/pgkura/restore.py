@@ -62,7 +62,8 @@ def restore(
         raise RestoreError(f"{path} does not exist")
     problem = looks_like_a_dump(path)
     if problem:
-        raise RestoreError(f"{problem}; nothing was changed.\n→ choose a pgkura backup "
+        raise RestoreError(f"{problem}, so nothing was committed and the database is unchanged "
+                           "(no safety backup was taken).\n→ choose a pgkura backup "
                            "(`invoke db.backups` lists them)")  # fmt: skip
     if read_manifest(path).get("mode") == "cluster":
         raise RestoreError(

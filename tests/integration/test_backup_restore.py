@@ -16,7 +16,8 @@ import pytest
 from psycopg import sql
 
 from pgkura.archive import verify
-from pgkura.backup import BackupError, own_backups, read_manifest, take_backup
+from pgkura.backup import BackupError, take_backup
+from pgkura.backup_store import BackupStore, read_manifest
 from pgkura.config import load_settings
 from pgkura.errors import PgkuraError
 from pgkura.restore import RestoreError, restore, restore_test
@@ -204,7 +205,7 @@ def test_retention_deletes_only_its_own_files(app_settings, database):
     made = [take_backup(app_settings, keep=2, log=QUIET).path for _ in range(3)]
     assert [p.exists() for p in made] == [False, True, True]
     assert all(p.exists() for p in foreign)
-    assert own_backups(directory, database) == made[1:]
+    assert [e.path for e in BackupStore(directory).own(database)] == made[1:]
 
 
 def test_schema_only_and_data_only(app_settings, pg_server, database):
