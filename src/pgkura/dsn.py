@@ -11,11 +11,13 @@ import enum
 import functools
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pgkura.validation import SafeValueError
 
 _SCHEME = re.compile(r"^(postgres|postgresql)(\+[a-z0-9_]+)?://", re.IGNORECASE)
 # Frameworks built on asyncpg spell the TLS option `ssl=`; libpq wants `sslmode=`.
@@ -83,14 +85,14 @@ def parse_database_url(url: str) -> dict[str, str]:
     if not match:
         scheme = text.split("://", 1)[0] if "://" in text else ""
         shown = f"scheme {scheme!r}" if _SAFE_SCHEME.match(scheme) else "no postgresql:// scheme"
-        raise ValueError(
+        raise SafeValueError(
             f"expected a PostgreSQL URL such as postgresql://user:pass@host:5432/db, got {shown}"
         )
     rest = text[match.end() :]
     if _PERCENT.search(rest):
         part = _part_with_bad_escape(rest)
-        raise ValueError(f"a '%' in the {part} is not followed by two hex digits; write %25")
-    unparsable = ValueError(
+        raise SafeValueError(f"a '%' in the {part} is not followed by two hex digits; write %25")
+    unparsable = SafeValueError(
         "libpq cannot parse it (check the host, the port and any [IPv6] brackets; "
         "percent-encode special characters in the user name and password)"
     )
@@ -105,10 +107,14 @@ def parse_database_url(url: str) -> dict[str, str]:
         query.append((key, value))
     unknown = sorted({key for key, _ in query} - _libpq_options())
     if unknown:
+        secret = unquote(parts.password or "")
         names = [
-            repr(k) if _OPTION_NAME.match(k) else "(a name that is not a word)" for k in unknown
+            repr(k)
+            if _OPTION_NAME.match(k) and not (secret and (secret in k or k in secret))
+            else "(not shown)"
+            for k in unknown
         ]
-        raise ValueError(f"unknown connection option(s) {', '.join(names)}")
+        raise SafeValueError(f"unknown connection option(s) {', '.join(names)}")
     try:
         params = conninfo_to_dict(urlunsplit(parts._replace(query=urlencode(query))))
     except (ValueError, psycopg.ProgrammingError):

@@ -18,6 +18,10 @@ T = TypeVar("T")
 IDENTIFIER_MAX = 63  # NAMEDATALEN - 1
 
 
+class SafeValueError(ValueError):
+    """A ValueError whose message never contains the value (so a secret may be explained)."""
+
+
 @dataclass(frozen=True)
 class Rule(Generic[T]):
     """A parser and the words that say what it accepts. `secret` values are never echoed."""
@@ -30,7 +34,8 @@ class Rule(Generic[T]):
         try:
             return self.parse(text)
         except ValueError as exc:
-            detail = f" ({exc})" if str(exc) else ""
+            speaks = str(exc) and (not self.secret or isinstance(exc, SafeValueError))
+            detail = f" ({exc})" if speaks else ""
             shown = name if self.secret else f"{name}={text!r}"
             raise ConfigError(
                 f"{shown} from {where} is invalid: expected {self.expected}{detail}"

@@ -87,3 +87,18 @@ def test_non_utf8_file_is_refused(write_migration):
 def test_missing_directory_says_which_setting(tmp_path):
     with pytest.raises(MigrationError, match="PGKURA_MIGRATIONS_DIR"):
         discover(tmp_path / "nope")
+
+
+def test_uppercase_extension_is_refused_not_ignored(write_migration):
+    write_migration("001_a.sql", "SELECT 1;")
+    write_migration("002_b.SQL", "SELECT 2;")
+    with pytest.raises(MigrationError, match=r"002_b\.SQL: name does not match .* 002_b\.sql"):
+        discover(write_migration.directory)
+
+
+def test_the_suggested_name_never_reuses_a_number(write_migration):
+    write_migration("001_a.sql", "SELECT 1;")
+    write_migration("004_b.sql", "SELECT 1;")
+    write_migration("004-Add Users.sql", "SELECT 1;")
+    with pytest.raises(MigrationError, match=r"e\.g\. 005_add_users\.sql"):
+        discover(write_migration.directory)

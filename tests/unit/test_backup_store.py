@@ -1,0 +1,124 @@
+"""Backup file names for any database name, and what `latest` and retention choose."""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pgkura.backup_store import (
+    MANIFEST_FORMAT,
+    SAFETY,
+    BackupNotFound,
+    BackupStore,
+    file_stem,
+    manifest_path,
+)
+
+# what PostgreSQL accepts as a database name: 1-63 bytes, no NUL
+db_names = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=63
+).filter(lambda n: len(n.encode()) <= 63)
+
+
+@given(db_names)
+def test_any_database_name_gives_a_file_inside_the_directory(name):
+    directory = Path("/srv/backups")
+    for mode in ("full", "cluster"):
+        path = BackupStore(directory).new_path(name, mode, datetime(2026, 1, 2, 3, 4, 5))
+        assert path.parent == directory
+        stem = file_stem(name, mode)
+        assert "/" not in stem and "\\" not in stem and ".." not in stem
+        assert not stem.startswith(".")
+        assert all(ch.isprintable() and not ch.isspace() for ch in stem)
+        # the manifest and the hidden temporary file still fit a 255-byte file name
+        assert len(manifest_path(path).name.encode()) + len(".pgkura-XXXXXXXX.partial") < 255
+
+
+@given(db_names, db_names)
+def test_different_names_never_share_a_stem(a, b):
+    if a != b:
+        assert file_stem(a) != file_stem(b)
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("app", "app"),
+        ("日本語のDB", "日本語のDB"),
+        ("my-app_2", "my-app_2"),
+        ("a.b", "a.b"),
+        ("../../x", "%2E.%2F%2E%2E%2Fx"),
+        ("a/b", "a%2Fb"),
+        ("..", "%2E."),
+        ("a b", "a%20b"),
+    ],
+)
+def test_stems_stay_readable(name, stem):
+    assert file_stem(name) == stem
+
+
+def _fake_backup(directory: Path, name: str, dbname: str, purpose: str = "backup") -> Path:
+    path = directory / name
+    path.write_bytes(b"")
+    manifest = {"format": MANIFEST_FORMAT, "database": dbname, "mode": "full", "purpose": purpose}
+    manifest_path(path).write_text(json.dumps(manifest))
+    return path
+
+
+def test_latest_skips_safety_copies_unless_asked(tmp_path):
+    store = BackupStore(tmp_path)
+    first = _fake_backup(tmp_path, "app_20260101_000000.sql.gz", "app")
+    safety = _fake_backup(tmp_path, "app_20260102_000000.sql.gz", "app", SAFETY)
+    assert store.latest("app") == first
+    assert store.latest("app", safety=True) == safety
+    assert store.resolve("latest", "app") == first
+    with pytest.raises(BackupNotFound, match="no backups of database other"):
+        store.latest("other")
+
+
+def test_same_second_counter_orders_numerically(tmp_path):
+    made = [_fake_backup(tmp_path, "app_20260101_000000.sql.gz", "app")]
+    made += [_fake_backup(tmp_path, f"app_20260101_000000_{n}.sql.gz", "app") for n in (2, 10)]
+    assert [e.path for e in BackupStore(tmp_path).own("app")] == made
+
+
+def test_a_manifest_for_another_database_is_not_ours(tmp_path):
+    # "x_cluster" full backups and "x" cluster backups share a stem; the manifest decides
+    _fake_backup(tmp_path, "x_cluster_20260101_000000.sql.gz", "x_cluster")
+    assert BackupStore(tmp_path).own("x", "cluster") == []
+    assert len(BackupStore(tmp_path).own("x_cluster")) == 1
+
+
+def test_prune_counts_each_purpose_and_zero_keeps_everything(tmp_path):
+    store = BackupStore(tmp_path)
+    ordinary = [_fake_backup(tmp_path, f"app_2026010{d}_000000.sql.gz", "app") for d in (1, 2, 3)]
+    safety = [
+        _fake_backup(tmp_path, f"app_2026010{d}_000000.sql.gz", "app", SAFETY) for d in (4, 5)
+    ]
+    foreign = tmp_path / "app_20250101_000000.sql.gz"
+    foreign.write_bytes(b"no manifest: not ours")
+    assert store.prune("app", "full", 0) == []
+    assert store.prune("app", "full", 1) == [*ordinary[:2], safety[0]]
+    assert foreign.exists() and ordinary[2].exists() and safety[1].exists()
+    assert not manifest_path(ordinary[0]).exists()
+    with pytest.raises(ValueError, match="0 or more"):
+        store.prune("app", "full", -1)
+
+
+def test_resolve_names_a_missing_file(tmp_path):
+    with pytest.raises(BackupNotFound, match="does not exist"):
+        BackupStore(tmp_path).resolve(str(tmp_path / "nope.sql.gz"), "app")
+
+
+def test_readable_stem_alphabet_is_not_encoded():
+    assert file_stem(string.ascii_letters + string.digits + "-_") == (
+        string.ascii_letters + string.digits + "-_"
+    )
+    assert os.sep not in file_stem(os.sep * 3)
