@@ -145,11 +145,6 @@ class _StartWatch:
         self.alive = container_alive(settings)
 
     def __call__(self) -> None:
-        if self.alive is not None:
-            try:
-                self.alive()
-            except DockerError as exc:
-                raise DockerError(f"{exc}\n{_logs(self.settings)}") from None
         state = container_state(self.settings)
         same = self.before is not None and state is not None and state.ident == self.before.ident
         earlier = self.before.restarts if same and self.before else 0
@@ -162,6 +157,11 @@ class _StartWatch:
                 "error above, then `invoke db.reset` to initialise the volume again (it deletes "
                 "the data volume; a new volume holds nothing yet)"
             )
+        if self.alive is not None:
+            try:
+                self.alive()
+            except DockerError as exc:
+                raise DockerError(f"{exc}\n{_logs(self.settings)}") from None
 
 
 def down(settings: Settings, *, volumes: bool) -> None:

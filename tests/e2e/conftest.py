@@ -60,10 +60,10 @@ def engine() -> None:
 class Project:
     """Environment and helpers for one throwaway Compose project."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, fixtures: Path = FIXTURES) -> None:
         name = f"pgkura-e2e-{uuid.uuid4().hex[:8]}"
         self.schema = base / "schema"  # a copy: tasks write schema.sql beside the migrations
-        shutil.copytree(FIXTURES, self.schema)
+        shutil.copytree(fixtures, self.schema)
         self.dir = base
         self.container = name
         self.port = free_port()
@@ -73,6 +73,7 @@ class Project:
             "PGKURA_COMPOSE_PROJECT": name,
             "PGKURA_CONTAINER": name,
             "PGKURA_SOCKET_DIR": str(base / "run" / "postgresql"),
+            "PGKURA_BACKUP_DIR": str(base / "backups"),  # never the user's own backups/
             "PGKURA_IMAGE": "pgkura-postgres:e2e",
             "PGKURA_BUILD_TARGET": os.environ.get("PGKURA_E2E_TARGET", "runtime"),
             "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE") or _base_image(),

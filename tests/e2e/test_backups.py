@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from tests.conftest import INVOKE
 
 from .conftest import Project
 
@@ -112,3 +119,43 @@ def test_schema_snapshot_and_drift_on_the_container(running: Project, tmp_path):
     assert drifted.returncode == 1
     assert "+ INDEX public.notes_by_hand" in drifted.stdout
     running.sql("DROP INDEX notes_by_hand")
+
+
+def test_ctrl_c_stops_the_dump_inside_the_container(running: Project):
+    """Ctrl-C reaches invoke and the docker client, not pg_dump inside the container: pgkura
+    must end the dump's server session itself and leave no partial file."""
+    url = f"postgresql://app:{running.env['POSTGRES_PASSWORD']}@127.0.0.1:{running.port}/app"
+    backups = Path(running.env["PGKURA_BACKUP_DIR"])
+    before = sorted(backups.iterdir()) if backups.exists() else []
+    with psycopg.connect(url) as blocker:
+        blocker.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits behind it
+        proc = subprocess.Popen(
+            [*INVOKE, "db.backup"],
+            env={**os.environ, **running.env},
+            cwd=running.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, like a job in a terminal
+        )
+        with psycopg.connect(url, autocommit=True) as watcher:
+            waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgkura pg_dump %'"
+            for _ in range(600):
+                if watcher.execute(waiting).fetchone() == (1,):
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("pg_dump never started: " + proc.communicate(timeout=30)[1])
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+            _, stderr = proc.communicate(timeout=60)
+            assert proc.returncode == 130, stderr
+            assert "interrupted" in stderr
+            assert watcher.execute(waiting).fetchone() == (0,)
+        blocker.rollback()
+    top = subprocess.run(
+        ["docker", "top", running.container], capture_output=True, text=True, check=True
+    ).stdout
+    assert "pg_dump" not in top
+    after = sorted(backups.iterdir()) if backups.exists() else []
+    assert after == before  # no partial or temporary file left behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 
@@ -105,6 +106,12 @@ def test_doctor_and_up_on_a_stopped_container_and_a_busy_port(project):
     stopped = project.invoke("db.doctor")
     assert stopped.returncode == 1
     assert f"{project.container} is exited → invoke db.up" in stopped.stdout
+    # every task asks the engine instead of polling the whole connect wait (90s here)
+    status = project.invoke("db.status")
+    assert status.returncode == 1
+    assert f"container {project.container} is exited, not running" in status.stderr
+    assert "invoke db.up" in status.stderr
+    assert "gave up after" not in status.stderr
     with socket.socket() as squatter:
         busy = free_port()
         squatter.bind(("127.0.0.1", busy))
@@ -114,6 +121,7 @@ def test_doctor_and_up_on_a_stopped_container_and_a_busy_port(project):
         up = project.invoke("db.up", POSTGRES_PORT=str(busy))
         assert up.returncode == 1
         assert f"port {busy} on 127.0.0.1 is already in use" in up.stderr
+        assert f"(PID {os.getpid()})" in up.stderr  # the holder, named
         assert "POSTGRES_PORT" in up.stderr
     assert project.invoke("db.up").returncode == 0
 
@@ -146,9 +154,13 @@ def test_production_publishes_no_port_and_uses_the_socket(project):
 
 
 @pytest.mark.parametrize("environment", ["development", "production"])
-def test_compose_files_are_valid(engine, tmp_path, environment):
-    settings = load_settings(ROOT, {"PGKURA_ENV": environment, "POSTGRES_PASSWORD": "x",
-                                    "PGKURA_ENV_FILE": str(tmp_path / ".env")})  # fmt: skip
+def test_compose_files_are_valid_and_read_only_the_named_env_file(engine, tmp_path, environment):
+    root = tmp_path / "project"
+    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns(".venv", ".nox", ".git", "*cache*"))
+    # a stray .env that Compose would read by itself from its project directory
+    (root / ".env").write_text("POSTGRES_PASSWORD=from-the-stray-file\n")
+    settings = load_settings(root, {"PGKURA_ENV": environment, "POSTGRES_PASSWORD": "x",
+                                    "PGKURA_ENV_FILE": str(tmp_path / "none.env")})  # fmt: skip
     env = {"POSTGRES_PASSWORD": "x", "PATH": os.environ["PATH"]}
     result = subprocess.run(
         compose_argv(settings, "config", "--quiet"), capture_output=True, text=True, env=env
@@ -162,3 +174,26 @@ def test_compose_files_are_valid(engine, tmp_path, environment):
     )
     assert missing.returncode != 0
     assert "POSTGRES_PASSWORD is not set" in missing.stderr
+
+
+def test_a_missing_base_image_is_named(project):
+    result = project.invoke("docker.build", PG_BASE_IMAGE="local/pgkura-no-such-base:1")
+    assert result.returncode == 1
+    assert "local/pgkura-no-such-base:1 (PG_BASE_IMAGE)" in result.stderr
+    assert "PGKURA_BUILD_TARGET" in result.stderr
+
+
+def test_a_failed_first_start_is_not_reported_ready(engine, tmp_path):
+    broken = Project(tmp_path)
+    (broken.schema / "init.sql").write_text(
+        "CREATE TABLE made_first (id int);\nCREATE EXTENSION pgkura_no_such_extension;\n"
+    )
+    try:
+        up = broken.invoke("db.up", "--build")
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert "crashed and was restarted while starting" in up.stderr
+        assert "pgkura_no_such_extension" in up.stderr  # the init error, from the server log
+        assert "invoke db.reset" in up.stderr
+    finally:
+        gone = broken.invoke("db.down", "--volumes", "--yes", "--no-backup")
+        assert gone.returncode == 0, gone.stderr

@@ -34,7 +34,9 @@ def test_any_database_name_gives_a_file_inside_the_directory(name):
         path = BackupStore(directory).new_path(name, mode, datetime(2026, 1, 2, 3, 4, 5))
         assert path.parent == directory
         stem = file_stem(name, mode)
-        assert "/" not in stem and "\\" not in stem and ".." not in stem
+        assert "/" not in stem
+        assert "\\" not in stem
+        assert ".." not in stem
         assert not stem.startswith(".")
         assert all(ch.isprintable() and not ch.isspace() for ch in stem)
         # the manifest and the hidden temporary file still fit a 255-byte file name
@@ -106,7 +108,9 @@ def test_prune_counts_each_purpose_and_zero_keeps_everything(tmp_path):
     foreign.write_bytes(b"no manifest: not ours")
     assert store.prune("app", "full", 0) == []
     assert store.prune("app", "full", 1) == [*ordinary[:2], safety[0]]
-    assert foreign.exists() and ordinary[2].exists() and safety[1].exists()
+    assert foreign.exists()
+    assert ordinary[2].exists()
+    assert safety[1].exists()
     assert not manifest_path(ordinary[0]).exists()
     with pytest.raises(ValueError, match="0 or more"):
         store.prune("app", "full", -1)

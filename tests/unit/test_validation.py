@@ -19,7 +19,7 @@ from tests.conftest import INVOKE, ROOT
 flag_texts = st.one_of(
     st.integers(-1000, 1000).map(str),
     st.text(max_size=8),
-    st.sampled_from(["0", "1", "9", "10", "-1", " 3 ", "1e3", "0x5", "６", "007"]),
+    st.sampled_from(["0", "1", "9", "10", "-1", " 3 ", "1e3", "0x5", "\uff16", "007"]),
 )
 
 
