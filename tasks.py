@@ -471,12 +471,12 @@ def _progress() -> Callable[[int, int, float], None] | None:
     )
 
 
-def _backup_now(settings: Settings, **options: Any) -> Backup:
+def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
     from pgkura.backup import take_backup
     from pgkura.report import size
 
     progress = _progress()
-    done = take_backup(settings, log=_say, progress=progress, **options)
+    done = take_backup(settings, log=log, progress=progress, **options)
     if progress:
         print(file=sys.stderr)
     m = done.manifest

@@ -1,0 +1,53 @@
+"""The operations behind the tasks: policy (backup first, confirmations) on a real server."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pgkura.backup_store import BackupStore
+from pgkura.data_ops import Consent, before_deleting_volume
+from pgkura.errors import ConfirmationRequired, PendingMigrationsError
+from pgkura.migrate_ops import MigrateOptions, migrate, require_in_sync, status
+from pgkura.throwaway import bin_dir
+
+QUIET = lambda _msg: None  # noqa: E731
+
+
+@pytest.fixture
+def with_tools(settings):
+    return dataclasses.replace(settings, pg_bin=bin_dir())
+
+
+def test_migrate_backs_up_first_only_when_something_is_pending(with_tools, write_migration):
+    write_migration("001_a.sql", "CREATE TABLE a (id int);")
+    store = BackupStore(with_tools.backup_dir)
+    with pytest.raises(PendingMigrationsError):
+        require_in_sync(status(with_tools))
+    done = migrate(with_tools, MigrateOptions(backup=True), QUIET)
+    assert [s.migration.version for s in done.steps] == [1]
+    assert done.backup is not None
+    assert done.backup.manifest["reason"] == "before migrating"
+    assert [e.path for e in store.own(with_tools.target.dbname)] == [done.backup.path]
+    again = migrate(with_tools, MigrateOptions(backup=True), QUIET)
+    assert again.steps == []
+    assert again.backup is None  # nothing pending: no backup
+    require_in_sync(status(with_tools))
+    # not the local container: db/schema.sql is not refreshed
+    assert done.schema_written is None
+    assert not with_tools.schema_file.exists()
+
+
+def test_production_refuses_to_delete_a_volume_without_force(with_tools):
+    prod = dataclasses.replace(with_tools, environment="production")
+    with pytest.raises(ConfirmationRequired, match="without --force"):
+        before_deleting_volume(prod, "delete the data volume", Consent(yes=True),
+                               backup=True, log=QUIET)  # fmt: skip
+    with pytest.raises(ConfirmationRequired, match="non-interactive run; pass --yes"):
+        before_deleting_volume(with_tools, "delete the data volume", Consent(),
+                               backup=True, log=QUIET)  # fmt: skip
+    answered = Consent(interactive=True, ask=lambda _q: "n")
+    with pytest.raises(ConfirmationRequired, match="not confirmed; nothing was changed"):
+        before_deleting_volume(with_tools, "delete the data volume", answered,
+                               backup=True, log=QUIET)  # fmt: skip
