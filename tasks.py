@@ -18,7 +18,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task as _task
 
 if TYPE_CHECKING:
-    from pgkura.backup import Backup
+    from pgkura.backup_store import Backup
     from pgkura.config import Settings
     from pgkura.data_ops import Consent
 

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pgkura import validation as v
 from pgkura.backup_store import (
     MANIFEST_FORMAT,
     ORDINARY,
+    Backup,
     BackupStore,
     manifest_path,
     write_private,
@@ -50,16 +50,6 @@ Progress = Callable[[int, int, float], None]  # plaintext bytes, compressed byte
 
 class BackupError(PgkuraError):
     """The backup failed; no file that looks like a backup was left behind."""
-
-
-@dataclass(frozen=True)
-class Backup:
-    path: Path
-    manifest: dict[str, Any]
-
-    @property
-    def manifest_path(self) -> Path:
-        return manifest_path(self.path)
 
 
 @dataclass(frozen=True)

@@ -73,11 +73,15 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One file in the backup directory and what its manifest says of it."""
+class Backup:
+    """One backup file and what its manifest says of it."""
 
     path: Path
     manifest: dict[str, Any]
+
+    @property
+    def manifest_path(self) -> Path:
+        return manifest_path(self.path)
 
     @property
     def ours(self) -> bool:
@@ -102,14 +106,14 @@ class BackupStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[Backup]:
         """Every `.sql.gz` file in the directory (pgkura's or not), oldest first."""
         if not self.directory.is_dir():
             return []
-        found = [Entry(p, read_manifest(p)) for p in self.directory.glob(f"*{SUFFIX}")]
+        found = [Backup(p, read_manifest(p)) for p in self.directory.glob(f"*{SUFFIX}")]
         return sorted(found, key=lambda e: e.order)
 
-    def own(self, dbname: str, mode: str = "full", purpose: str | None = ORDINARY) -> list[Entry]:
+    def own(self, dbname: str, mode: str = "full", purpose: str | None = ORDINARY) -> list[Backup]:
         """This tool's backups of `dbname` in `mode`, oldest first; `purpose=None` for all."""
         stem = file_stem(dbname, mode)
         return [

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgkura.backup import Backup, take_backup
-from pgkura.backup_store import BackupStore
+from pgkura.backup import take_backup
+from pgkura.backup_store import Backup, BackupStore
 from pgkura.compose import container_state
 from pgkura.config import Settings
 from pgkura.confirm import confirm

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgkura import validation as v
-from pgkura.backup import Backup, take_backup
+from pgkura.backup import take_backup
+from pgkura.backup_store import Backup
 from pgkura.config import Settings
 from pgkura.errors import PendingMigrationsError, PgkuraError
 from pgkura.migration_plan import StatusEntry

@@ -23,8 +23,8 @@ from typing import IO
 from psycopg import sql
 
 from pgkura.archive import ArchiveCheck, looks_like_a_dump, stream_archive
-from pgkura.backup import Backup, take_backup
-from pgkura.backup_store import SAFETY, read_manifest
+from pgkura.backup import take_backup
+from pgkura.backup_store import SAFETY, Backup, read_manifest
 from pgkura.config import Settings
 from pgkura.connection import connect
 from pgkura.databases import create_database, database_exists, drop_database, end_sessions
