@@ -98,9 +98,9 @@ def take_backup(
     progress: Progress | None = None,
 ) -> Backup:
     """Dump the target database (or the cluster) into a verified, owner-only .sql.gz."""
-    for value, rule in ((level, v.GZIP_LEVEL), (keep, v.KEEP)):
+    for name, value, rule in (("level", level, v.GZIP_LEVEL), ("keep", keep, v.KEEP)):
         if value is not None:  # callers other than the tasks get the same checks
-            rule.check(str(value), name=f"{rule.expected} value", where="the caller")
+            rule.check(str(value), name=name, where="the caller")
     program, options = MODES[mode]
     target = settings.target if dbname is None else settings.target.for_database(dbname)
     server = ready(settings, target)

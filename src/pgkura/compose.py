@@ -170,19 +170,26 @@ def container_state(settings: Settings) -> ContainerState | None:
     )
 
 
-def require_running(settings: Settings) -> ContainerState:
-    state = container_state(settings)
+def require_up(
+    settings: Settings, state: ContainerState | None, *, restarting_ok: bool = False
+) -> ContainerState:
+    """`state` (as `container_state` read it) when the container runs, or with `restarting_ok`
+    is being restarted by its policy; otherwise DockerError with its state and the remedy."""
     if state is None:
         raise DockerError(
             f"container {settings.container_name} does not exist.\n→ create and start it with "
             "`invoke db.up`"
         )
-    if not state.running:
+    if not (state.may_come_up if restarting_ok else state.running):
         raise DockerError(
             f"container {settings.container_name} is {state.status}, not running.\n"
             "→ start it with `invoke db.up`"
         )
     return state
+
+
+def require_running(settings: Settings) -> ContainerState:
+    return require_up(settings, container_state(settings))
 
 
 def image_exists(image: str) -> bool:

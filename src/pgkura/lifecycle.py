@@ -21,11 +21,12 @@ from pgkura.compose import (
     logs_tail,
     require_docker,
     require_running,
+    require_up,
     run,
 )
 from pgkura.config import Settings
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
-from pgkura.readiness import container_alive, ready
+from pgkura.readiness import ready
 
 Log = Callable[[str], None]
 
@@ -142,7 +143,6 @@ class _StartWatch:
     def __init__(self, settings: Settings, before: ContainerState | None) -> None:
         self.settings = settings
         self.before = before
-        self.alive = container_alive(settings)
 
     def __call__(self) -> None:
         state = container_state(self.settings)
@@ -157,11 +157,10 @@ class _StartWatch:
                 "error above, then `invoke db.reset` to initialise the volume again (it deletes "
                 "the data volume; a new volume holds nothing yet)"
             )
-        if self.alive is not None:
-            try:
-                self.alive()
-            except DockerError as exc:
-                raise DockerError(f"{exc}\n{_logs(self.settings)}") from None
+        try:
+            require_up(self.settings, state, restarting_ok=True)
+        except DockerError as exc:
+            raise DockerError(f"{exc}\n{_logs(self.settings)}") from None
 
 
 def down(settings: Settings, *, volumes: bool) -> None:

@@ -110,6 +110,11 @@ def _has_no_transaction_directive(sql: str) -> bool:
     return False
 
 
+def snake_case(text: str) -> str:
+    """The a-z0-9 words of `text` joined by `_` (what a migration file name may hold)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
 def _suggested_name(bad: str, files: list[Path]) -> str:
     """A valid name for `bad`: its own number if no other file uses it, else the next free
     one; its words in snake_case."""
@@ -118,7 +123,7 @@ def _suggested_name(bad: str, files: list[Path]) -> str:
     own = re.match(r"^(\d+)", bad)
     down = bad.lower().endswith(".down.sql")
     stem = bad[: -len(".down.sql")] if down else bad.rsplit(".", 1)[0]
-    words = re.sub(r"[^a-z0-9]+", "_", stem[own.end() if own else 0 :].lower()).strip("_")
+    words = snake_case(stem[own.end() if own else 0 :])
     number = int(own[1]) if own and int(own[1]) not in taken else max(taken, default=0) + 1
     width = len(own[1]) if own else 3
     return f"{number:0{width}d}_{words or 'migration'}{'.down' if down else ''}.sql"

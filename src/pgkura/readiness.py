@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-from pgkura.compose import DockerError, container_state
+from pgkura.compose import container_state, require_up
 from pgkura.config import Settings
 from pgkura.connection import wait_until_ready
 from pgkura.dsn import Target
@@ -43,16 +43,6 @@ def container_alive(settings: Settings) -> Callable[[], None] | None:
         return None
 
     def check() -> None:
-        state = container_state(settings)
-        if state is None:
-            raise DockerError(
-                f"container {settings.container_name} does not exist, so nothing answers at "
-                f"{settings.target.redacted()}.\n→ create and start it with `invoke db.up`"
-            )
-        if not state.may_come_up:
-            raise DockerError(
-                f"container {settings.container_name} is {state.status}, not running.\n"
-                "→ start it with `invoke db.up`"
-            )
+        require_up(settings, container_state(settings), restarting_ok=True)
 
     return check

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from pgkura.errors import MigrationError
-from pgkura.migration_files import FILE_PATTERN, NO_TRANSACTION
+from pgkura.migration_files import FILE_PATTERN, NO_TRANSACTION, snake_case
 
 _DEFAULT_WIDTH = 3
 _ASCII_WORD = re.compile(r"^[a-z0-9]$")
@@ -23,7 +23,7 @@ def slug(description: str) -> str:
             f"{''.join(dropped)!r} would be lost.\n→ describe it in ASCII (e.g. "
             "'add tags table'); the file's first comment line can say it in any language"
         )
-    name = re.sub(r"[^a-z0-9]+", "_", lowered).strip("_")
+    name = snake_case(lowered)
     if not name:
         raise MigrationError(
             f"{description!r} gives no usable file name; use letters, digits and underscores"

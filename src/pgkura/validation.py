@@ -64,17 +64,13 @@ def _identifier(text: str) -> str:
     return text
 
 
-def _duration(text: str) -> int:
-    return parse_ms(text)
-
-
 PORT = Rule(_ranged(1, 65535), "a port number 1-65535")
 GZIP_LEVEL = Rule(_ranged(1, 9), "a gzip level 1-9")
 KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more (0 keeps every backup)")
 VERSION = Rule(_ranged(0), "a migration number, 0 or more")
 STEPS = Rule(_ranged(1), "a whole number of migrations, 1 or more")
 LINES = Rule(_ranged(0), "a whole number of lines, 0 or more")
-DURATION = Rule(_duration, "a duration such as 500ms, 5s, 2min or 1h")
+DURATION = Rule(parse_ms, "a duration such as 500ms, 5s, 2min or 1h")
 ROLE = Rule(_identifier, "a role name (1-63 bytes)")
 DATABASE = Rule(_identifier, "a database name (1-63 bytes)")
 SCHEMA = Rule(_identifier, "a schema name (1-63 bytes)")
