@@ -98,6 +98,7 @@ def wait_until_ready(
     temporary init-phase server (it restarts once init.sql has run): not ready yet."""
     deadline = time.monotonic() + timeout_ms / 1000
     over_socket = target.params.get("host", "").startswith("/")
+    refused_before = False
     while True:
         try:
             with connect(target, purpose="wait", connect_timeout=2) as conn:
@@ -108,10 +109,15 @@ def wait_until_ready(
                 f"{target.redacted()} is still initialising (first start)", Refusal.NOT_NOW
             )
         except ConnectionRefused as exc:
-            if not exc.refusal.transient:
+            # A refusal is classified by a PQping just after it: a server that said "starting
+            # up" and was ready a moment later looks like a real refusal once. So a refusal
+            # counts when it happens twice in a row; a wrong password does, a start-up does not.
+            real = exc.refusal is not Refusal.REFUSED or refused_before
+            if not exc.refusal.transient and real:
                 raise
+            refused_before = exc.refusal is Refusal.REFUSED
             last = exc
-        if still_hopeful is not None:
+        if still_hopeful is not None and last.refusal.transient:
             still_hopeful()
         if time.monotonic() >= deadline:
             raise ConnectionRefused(

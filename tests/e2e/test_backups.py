@@ -29,8 +29,10 @@ def backup_path(output: str) -> Path:
 @pytest.fixture(scope="module")
 def running(project: Project) -> Project:
     project.env["PGKURA_BACKUP_DIR"] = str(project.dir / "backups")
-    assert project.invoke("db.up", "--build").returncode == 0
-    assert project.invoke("db.migrate").returncode == 0
+    up = project.invoke("db.up", "--build")
+    assert up.returncode == 0, up.stderr
+    migrated = project.invoke("db.migrate")
+    assert migrated.returncode == 0, migrated.stderr
     project.sql(
         "INSERT INTO notes (content, embedding) SELECT '日本語のメモ ' || g, ARRAY[g, 1, 2]::vector "
         "FROM generate_series(1, 2000) g"
