@@ -71,6 +71,10 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_SOCKET_DIR": str(settings.socket_dir),
         "PG_BASE_IMAGE": settings.base_image,
         "PGKURA_BUILD_TARGET": settings.build_target,
+        "PGKURA_IMAGE": settings.image,
+        "PGKURA_BUILD_NETWORK": settings.build_network or "",
+        "PG_BIGM_SOURCE": settings.pg_bigm.build_arg,
+        "PG_BIGM_SHA256": settings.pg_bigm.sha256 or "",
     }
 
 

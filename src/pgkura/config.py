@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,14 +19,14 @@ from dotenv import dotenv_values
 from pgkura import validation as v
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.gzip_blocks import DEFAULT_LEVEL
+from pgkura.pg_bigm_source import DEFAULT_URL, BigmSource, parse_location, parse_sha256
 from pgkura.validation import Rule
 
 ENVIRONMENTS = ("development", "production")
 ENVIRONMENT_ALIASES = {"dev": "development", "prod": "production"}
 BUILD_TARGETS = ("full", "runtime")
 # as in docker-compose.yml and docker/postgres/Dockerfile
-DEFAULT_IMAGE = "pgkura-postgres:pg18-pgvector0.8.1-pgbigm1.2"
-DEFAULT_BASE_IMAGE = "pgvector/pgvector:0.8.1-pg18"
+DEFAULT_BASE_IMAGE = "pgvector/pgvector:0.8.6-pg18"
 CONTAINER_PORT = 5432  # inside the container; the socket file is named after it
 T = TypeVar("T")
 
@@ -63,6 +63,8 @@ class Settings:
     image: str
     base_image: str
     build_target: str
+    pg_bigm: BigmSource
+    build_network: str | None
 
     @property
     def schema_file(self) -> Path:
@@ -150,7 +152,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 _EXTENSION = re.compile(r"^[a-z_][a-z0-9_]*$")
 _COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # also Docker network names
 
 
 def _compose_project(text: str) -> str:
@@ -179,6 +181,16 @@ EXTENSIONS = Rule(_names, "comma-separated extension names")
 COMPOSE_PROJECT = Rule(_compose_project, "a Compose project name")
 CONTAINER = Rule(_container, "a Docker container name")
 BUILD_TARGET = Rule(_choice(*BUILD_TARGETS), " or ".join(BUILD_TARGETS))
+BUILD_NETWORK = Rule(
+    lambda t: _container(t) if t else "", "a Docker network for build steps: host, none or a name"
+)
+PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
+
+
+def default_image(build_target: str) -> str:
+    """The local image's name: says which target it is, and claims no versions the base image
+    decides (as in docker-compose.yml)."""
+    return f"pgkura-postgres:pg18-{build_target}"
 
 
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +202,8 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     values = _Values(root / env.get("PGKURA_ENV_FILE", ".env"), env)
     directory, file = _path_rule(root, "a directory"), _path_rule(root, "a file")
     optional_dir = Rule(lambda t: directory.parse(t) if t else None, "a directory")
+    build_target = values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET)
+    bigm_location = Rule(lambda t: parse_location(t, root), "a https:// URL or a file's path")
     return Settings(
         root=root,
         environment=values.parsed("PGKURA_ENV", "development", ENVIRONMENT),
@@ -216,7 +230,12 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_keep=values.parsed("PGKURA_BACKUP_KEEP", "0", v.KEEP),
         backup_level=values.parsed("PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), v.GZIP_LEVEL),
         pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
-        image=values.get("PGKURA_IMAGE", DEFAULT_IMAGE),
+        image=values.get("PGKURA_IMAGE", default_image(build_target)),
         base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),
-        build_target=values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET),
+        build_target=build_target,
+        pg_bigm=replace(
+            values.parsed("PG_BIGM_SOURCE", DEFAULT_URL, bigm_location),
+            sha256=values.parsed("PG_BIGM_SHA256", "", PG_BIGM_SHA256),
+        ),
+        build_network=values.parsed("PGKURA_BUILD_NETWORK", "", BUILD_NETWORK) or None,
     )

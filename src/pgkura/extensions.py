@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from pgkura.config import DEFAULT_BASE_IMAGE
 from pgkura.connection import connect
 from pgkura.dsn import Target, TargetKind
 from pgkura.errors import PgkuraError
 
-# pgvector 0.8.2 and 0.8.3 fixed HNSW buffer overflows and index corruption.
-PGVECTOR_SAFE = (0, 8, 3)
+# pgvector 0.8.2-0.8.4 fixed a buffer overflow in parallel HNSW builds and index corruption and
+# errors during HNSW vacuuming (pgvector's CHANGELOG).
+PGVECTOR_SAFE = (0, 8, 4)
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,10 @@ def pgvector_warning(items: list[ExtensionStatus]) -> str | None:
         version = s.installed or s.available
         if s.name == "vector" and version and version_tuple(version) < PGVECTOR_SAFE:
             return (
-                f"pgvector {version} is older than 0.8.3, which fixed HNSW buffer-overflow and "
-                "index-corruption bugs: move PG_BASE_IMAGE to a newer pgvector image, rebuild, "
-                "and run ALTER EXTENSION vector UPDATE"
+                f"pgvector {version} is older than {'.'.join(map(str, PGVECTOR_SAFE))}: "
+                "0.8.2-0.8.4 fixed a buffer overflow in parallel HNSW builds and index "
+                "corruption during HNSW vacuuming. Move PG_BASE_IMAGE to a newer pgvector "
+                f"image (the default is {DEFAULT_BASE_IMAGE}), rebuild, and run "
+                "ALTER EXTENSION vector UPDATE"
             )
     return None

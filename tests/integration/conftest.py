@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,14 +13,34 @@ import pytest
 from psycopg import sql
 
 from pgkura.config import Settings, load_settings
+from pgkura.errors import PgkuraError
+from pgkura.pg_bigm_build import for_throwaway
 from pgkura.throwaway import ThrowawayServer
+from tests.conftest import ROOT
 
 _names = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
+def bigm_build() -> Path:
+    """pg_bigm compiled for the throwaway server from the project's PG_BIGM_SOURCE. CI has it
+    (.ci/run points PG_BIGM_SOURCE at the vendored archive); elsewhere the reason is shown."""
+    try:
+        return for_throwaway(load_settings(ROOT).pg_bigm)
+    except PgkuraError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"pg_bigm must be available in CI, but: {exc}")
+        pytest.skip(f"pg_bigm cannot be built for the throwaway server: {exc}")
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[ThrowawayServer]:
-    with ThrowawayServer() as server:
+    """PostgreSQL 18 + pgvector, and pg_bigm where it can be built."""
+    try:
+        pg_bigm: Path | None = for_throwaway(load_settings(ROOT).pg_bigm)
+    except PgkuraError:
+        pg_bigm = None  # the tests that need it ask for bigm_build, which says why
+    with ThrowawayServer(pg_bigm=pg_bigm) as server:
         yield server
 
 
