@@ -305,7 +305,8 @@ def drift(c: Context) -> None:
     help={"no-cache": "build every layer again", "pull": "pull a newer base image first"},
 )
 def docker_build(c: Context, no_cache: bool = False, pull: bool = False) -> None:
-    """Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build)."""
+    """Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build); pg_bigm's
+    source from PG_BIGM_SOURCE (a URL, or a local archive for hosts without access)."""
     from pgkura.lifecycle import build
 
     with _errors():

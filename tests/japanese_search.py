@@ -33,21 +33,22 @@ def load(conn: psycopg.Connection) -> None:
 
 
 def _settings(conn: psycopg.Connection, settings: dict[str, str]) -> None:
+    """For the current transaction; `pg_bigm__x` stands for `pg_bigm.x`."""
     for name, value in settings.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        conn.execute("SELECT set_config(%s, %s, true)", (name.replace("__", "."), value))
 
 
 def titles(conn: psycopg.Connection, query: str, word: str, **settings: str) -> set[str]:
     """The titles `query` finds for `word`, with `settings` (pg_bigm.* or enable_*) for this
     query only."""
     with conn.transaction():
-        _settings(conn, {k.replace("__", "."): v for k, v in settings.items()})
+        _settings(conn, settings)
         return {row[0] for row in conn.execute(query, (word,))}
 
 
 def plan(conn: psycopg.Connection, query: str, word: str, **settings: str) -> str:
     with conn.transaction():
-        _settings(conn, {k.replace("__", "."): v for k, v in settings.items()})
+        _settings(conn, settings)
         rows = conn.execute(f"EXPLAIN (COSTS OFF) {query}", (word,)).fetchall()
         return "\n".join(row[0] for row in rows)
 

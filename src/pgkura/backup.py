@@ -80,7 +80,7 @@ class BackupOptions:
             mode=chosen[0] if chosen else "full",
             level=v.GZIP_LEVEL.flag(level, "--level"),
             keep=v.KEEP.flag(keep, "--keep"),
-            output=Path(output).expanduser() if output else None,
+            output=v.FILE_PATH.flag(output, "--output") if output else None,
         )
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pgkura import validation as v
 from pgkura.errors import PgkuraError
 
 MANIFEST_FORMAT = "pgkura-backup/1"
@@ -142,7 +143,7 @@ class BackupStore:
         """A file argument: `latest` (see `latest`), or a path as given."""
         if spec == "latest":
             return self.latest(dbname, safety=safety)
-        path = Path(spec).expanduser().resolve()
+        path = v.FILE_PATH.check(spec, name="FILE", where="the command line").resolve()
         if not path.is_file():
             raise BackupNotFound(f"{path} does not exist (or is not a file)")
         return path

@@ -168,11 +168,7 @@ def _container(text: str) -> str:
 
 
 def _path_rule(root: Path, expected: str) -> Rule[Path]:
-    def parse(text: str) -> Path:
-        path = Path(text).expanduser()
-        return path if path.is_absolute() else root / path
-
-    return Rule(parse, expected)
+    return Rule(lambda text: v.project_path(text, root), expected)
 
 
 ENVIRONMENT = Rule(_environment, "development or production (dev and prod are accepted too)")

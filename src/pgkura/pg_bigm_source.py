@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgkura.errors import ConfigError
+from pgkura.validation import project_path
 
 VERSION = "1.2-20250903"
 DEFAULT_URL = f"https://github.com/pgbigm/pg_bigm/archive/refs/tags/v{VERSION}.tar.gz"
@@ -52,8 +53,7 @@ def parse_location(text: str, root: Path) -> BigmSource:
         return BigmSource(url=text)
     if "://" in text or not text:
         raise ValueError("only http:// and https:// URLs can be downloaded")
-    path = Path(text).expanduser()
-    return BigmSource(path=path if path.is_absolute() else root / path)
+    return BigmSource(path=project_path(text, root))
 
 
 def parse_sha256(text: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from pgkura.durations import parse_ms
@@ -64,6 +65,15 @@ def _identifier(text: str) -> str:
     return text
 
 
+def project_path(text: str, root: Path) -> Path:
+    """A path as typed: `~` and `~user` expanded, relative to `root` unless absolute."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~name of a user this machine does not have
+        raise ValueError(f"{text.split('/', 1)[0]} is not a known home directory") from None
+    return path if path.is_absolute() else root / path
+
+
 PORT = Rule(_ranged(1, 65535), "a port number 1-65535")
 GZIP_LEVEL = Rule(_ranged(1, 9), "a gzip level 1-9")
 KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more (0 keeps every backup)")
@@ -75,3 +85,5 @@ ROLE = Rule(_identifier, "a role name (1-63 bytes)")
 DATABASE = Rule(_identifier, "a database name (1-63 bytes)")
 SCHEMA = Rule(_identifier, "a schema name (1-63 bytes)")
 TABLE = Rule(_identifier, "a table name (1-63 bytes)")
+# A file named on the command line: relative to the current directory, as a shell would read it.
+FILE_PATH = Rule(lambda text: project_path(text, Path.cwd()), "a file path")

@@ -2,8 +2,10 @@
 
 Each run uses its own Compose project, container, port, socket directory and volume, so it
 never touches a developer's database. The base image comes from PG_BASE_IMAGE (CI: the
-stand-in built by ../shared/ci/docker-env.sh); without pg_bigm the `runtime` target is built
-and the fixtures' init.sql and migrations (pgvector only) are used.
+stand-in built by ../shared/ci/docker-env.sh). The `full` target is built, with pg_bigm from
+PG_BIGM_SOURCE (CI: the vendored archive); PGKURA_E2E_TARGET=runtime builds without pg_bigm,
+and the pg_bigm tests then skip, saying so. Most tests use the fixtures' schema (pgvector only);
+test_pg_bigm uses db/ itself.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from pgkura.config import DEFAULT_BASE_IMAGE
 from tests.conftest import ROOT, run_invoke
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
+TARGET = os.environ.get("PGKURA_E2E_TARGET", "full")
 
 
 def _engine_problem() -> str | None:
@@ -38,7 +42,7 @@ def _base_image() -> str:
     found = subprocess.run(
         ["docker", "image", "inspect", standin], capture_output=True, check=False
     )
-    return standin if found.returncode == 0 else "pgvector/pgvector:0.8.1-pg18"
+    return standin if found.returncode == 0 else DEFAULT_BASE_IMAGE
 
 
 def free_port() -> int:
@@ -60,7 +64,7 @@ def engine() -> None:
 class Project:
     """Environment and helpers for one throwaway Compose project."""
 
-    def __init__(self, base: Path, fixtures: Path = FIXTURES) -> None:
+    def __init__(self, base: Path, fixtures: Path = FIXTURES, extensions: str = "vector") -> None:
         name = f"pgkura-e2e-{uuid.uuid4().hex[:8]}"
         self.schema = base / "schema"  # a copy: tasks write schema.sql beside the migrations
         shutil.copytree(fixtures, self.schema)
@@ -75,11 +79,11 @@ class Project:
             "PGKURA_SOCKET_DIR": str(base / "run" / "postgresql"),
             "PGKURA_BACKUP_DIR": str(base / "backups"),  # never the user's own backups/
             "PGKURA_IMAGE": "pgkura-postgres:e2e",
-            "PGKURA_BUILD_TARGET": os.environ.get("PGKURA_E2E_TARGET", "runtime"),
+            "PGKURA_BUILD_TARGET": TARGET,
             "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE") or _base_image(),
             "PGKURA_INIT_SQL": str(self.schema / "init.sql"),
             "PGKURA_MIGRATIONS_DIR": str(self.schema / "migrations"),
-            "PGKURA_EXTENSIONS": "vector",
+            "PGKURA_EXTENSIONS": extensions,
             "POSTGRES_PASSWORD": "e2e-Secret-pw",
             "POSTGRES_PORT": str(self.port),
             "PGKURA_CONNECT_WAIT": "90s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -92,3 +93,25 @@ def test_destructive_flags_have_no_one_letter_alias(task, long_flags):
     for flag in long_flags:
         line = next(line for line in out.splitlines() if flag in line)
         assert not re.search(r"(^|\s)-[a-zA-Z](,|\s)", line), line
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")))
+def test_a_typed_path_is_absolute_or_explained(text):
+    """`~name` of a user the machine lacks once ended tasks with a traceback."""
+    path, failure = None, ""
+    try:
+        path = v.project_path(text, Path("/project"))
+    except ValueError as exc:
+        failure = str(exc)
+    if path is None:
+        assert text.startswith("~")
+        assert "is not a known home directory" in failure
+    else:
+        assert path.is_absolute()
+
+
+def test_an_unknown_home_directory_is_a_clear_error_for_settings_and_flags(tmp_path):
+    with pytest.raises(ConfigError, match="~nosuchuser-pgkura is not a known home directory"):
+        load_settings(tmp_path, {"PGKURA_BACKUP_DIR": "~nosuchuser-pgkura/backups"})
+    with pytest.raises(ConfigError, match=r"--output='~nosuchuser-pgkura/x' .* not a known home"):
+        v.FILE_PATH.flag("~nosuchuser-pgkura/x", "--output")
