@@ -16,7 +16,7 @@ from pgkura.connection import connect
 from pgkura.errors import PgkuraError
 from pgkura.extensions import pgvector_warning, statuses, unavailable_message
 from pgkura.lifecycle import port_in_use
-from pgkura.migration_files import discover
+from pgkura.migration_files import project_migrations
 from pgkura.migration_plan import Plan
 from pgkura.version_table import VersionTable
 
@@ -155,7 +155,7 @@ def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Findin
 
 def _migrations(settings: Settings, conn: psycopg.Connection) -> Finding:
     try:
-        migrations = discover(settings.migrations_dir)
+        migrations = project_migrations(settings)
     except PgkuraError as exc:
         return Finding("migrations", "fail", str(exc))
     table = VersionTable(settings.migrations_schema, settings.migrations_table)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pgkura.config import Settings
 from pgkura.errors import MigrationError
-from pgkura.migration_files import Migration, discover
+from pgkura.migration_files import Migration, project_migrations
 from pgkura.migrations import Migrator
 from pgkura.pg_tools import Tool
 from pgkura.schema_snapshot import diff, dump_schema, run_sql_file, snapshot, version_rows
@@ -23,7 +23,7 @@ def check_migrations(
 ) -> str:
     """Run every check on a throwaway server (or, `on_target`, in a scratch database on the
     target server); the fresh snapshot. MigrationError on the first problem."""
-    migrations = discover(settings.migrations_dir)
+    migrations = project_migrations(settings)
     if not settings.init_sql.is_file():
         raise MigrationError(f"init file {settings.init_sql} does not exist (PGKURA_INIT_SQL)")
     with (scratch if on_target else throwaway)(settings, log) as ws:

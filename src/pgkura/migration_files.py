@@ -1,4 +1,10 @@
-"""Discovery of `NNN_name.sql` / `NNN_name.down.sql` files, strict before any SQL is sent."""
+"""Discovery of numbered migration files, strict before any SQL is sent.
+
+Names: `N_name.sql` (+ `N_name.down.sql`), and golang-migrate's `N_name.up.sql` /
+`N_name.down.sql` pairs as they are. The leading number is the version; after `N_` any name
+is accepted but path separators and control characters. Every problem in every file is
+collected and reported together, each with its remedy, before anything runs.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgkura.errors import MigrationError
+from pgkura.sql_rules import VersionTableName, no_transaction_reason, touches_version_table
 from pgkura.sql_text import (
     Statement,
     has_code,
@@ -18,13 +26,27 @@ from pgkura.sql_text import (
     split_statements,
 )
 
+if TYPE_CHECKING:
+    from pgkura.config import Settings
+
 FILE_PATTERN = re.compile(
-    r"^(?P<version>[0-9]+)_(?P<name>[a-z0-9]+(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$"
+    r"^(?P<version>[0-9]+)_(?P<name>[^/\\\x00-\x1f\x7f]+?)(?:\.(?P<kind>up|down))?\.sql$"
 )
 NO_TRANSACTION = "pgkura:no-transaction"
 _DIRECTIVE_LINES = 5
 MAX_VERSION = 2**63 - 1  # the version column is a bigint
 _BOM = "\ufeff"
+
+
+class MigrationProblems(MigrationError):
+    """Everything wrong with a migrations directory, found in one pass."""
+
+    def __init__(self, directory: Path, problems: list[str]) -> None:
+        self.problems = problems
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        super().__init__(
+            f"{count} in {directory}; nothing was run:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 def normalize(text: str) -> str:
@@ -62,42 +84,68 @@ class Migration:
     @property
     def label(self) -> str:
         """The file's stem as written, e.g. 003_add_users (numbers keep their zeros)."""
-        return self.up.path.name.removesuffix(".sql")
+        return self.up.path.name.removesuffix(".sql").removesuffix(".up")
 
 
-def read_sql_file(path: Path) -> SqlFile:
-    """Read and validate one file; MigrationError naming file and line on anything psycopg
-    could not run faithfully."""
+def read_sql_file(
+    path: Path, problems: list[str], version_table: VersionTableName | None = None
+) -> SqlFile | None:
+    """Read and check one file, adding to `problems` everything psycopg could not run
+    faithfully (file and line, and the remedy); None when it cannot be read at all."""
     try:
         raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MigrationError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
+        problems.append(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8")
+        return None
     sql = normalize(raw)
     split = split_statements(sql)
+    file = SqlFile(path, sql, checksum(raw), _has_no_transaction_directive(sql), ())
     # Only text the grammar rejected needs the scanner: a psql meta-command is never valid SQL.
     for offset in [] if split.parsed else meta_command_offsets(sql):
         line, _ = line_col(sql, offset)
-        raise MigrationError(
-            f"{path}:{line}: psql meta-command {line_at(sql, line).strip()!r} is not SQL; "
+        problems.append(
+            f"{path.name}:{line}: psql meta-command '{line_at(sql, line).strip()}' is not SQL; "
             "migrations run through a driver, not psql. Write it as SQL "
             "(e.g. SET instead of \\set, one file per database instead of \\c)."
         )
-    empty = not split.statements if split.parsed else not has_code(sql)
-    if empty:
-        raise MigrationError(f"{path}: the file is empty (only whitespace or comments)")
-    statements = split.statements
-    no_transaction = _has_no_transaction_directive(sql)
-    if not no_transaction:
-        for stmt in filter(is_transaction_control, statements):
-            line, _ = line_col(sql, stmt.offset)
-            raise MigrationError(
-                f"{path}:{line}: {line_at(sql, line).strip()!r}: pgkura runs each file in its own "
-                "transaction; remove BEGIN/COMMIT, or put "
-                f"'-- {NO_TRANSACTION}' on the first line to manage transactions yourself."
+    # A file of comments only is a valid no-op (a down file for an irreversible step, say).
+    statements = split.statements if split.parsed or has_code(sql) else ()
+    for stmt in statements:
+        problems += _statement_problems(file, stmt, version_table)
+    return SqlFile(path, sql, file.checksum, file.no_transaction, statements)
+
+
+def _statement_problems(
+    file: SqlFile, stmt: Statement, version_table: VersionTableName | None
+) -> list[str]:
+    where = file.where(stmt.offset).rsplit(":", 1)[0]  # file:line
+    line = line_at(file.sql, line_col(file.sql, stmt.offset)[0]).strip()
+    found = []
+    if not file.no_transaction:
+        if is_transaction_control(stmt):
+            found.append(
+                f"{where}: '{line}': pgkura runs each file in its own transaction; remove "
+                f"BEGIN/COMMIT, or put '-- {NO_TRANSACTION}' on the first line to manage "
+                "transactions yourself."
             )
-    return SqlFile(path, sql, checksum(raw), no_transaction, statements)
+        reason = no_transaction_reason(stmt.text)
+        if reason:
+            found.append(
+                f"{where}: {reason} cannot run inside a transaction block, and pgkura runs "
+                f"this file in one. Put '-- {NO_TRANSACTION}' on its first line (its statements "
+                "then commit one by one; keep it to this statement and make it idempotent, "
+                "e.g. IF NOT EXISTS)."
+            )
+    if version_table is not None:
+        verb = touches_version_table(stmt.text, version_table)
+        if verb:
+            found.append(
+                f"{where}: {verb} on {version_table.schema}.{version_table.table}, pgkura's own "
+                "version table. If your application has a table of that name, give pgkura "
+                "another one (PGKURA_MIGRATIONS_TABLE, or PGKURA_MIGRATIONS_SCHEMA) before "
+                "migrating; pgkura's bookkeeping is not a migration's to change."
+            )
+    return found
 
 
 def _has_no_transaction_directive(sql: str) -> bool:
@@ -129,13 +177,15 @@ def _suggested_name(bad: str, files: list[Path]) -> str:
     return f"{number:0{width}d}_{words or 'migration'}{'.down' if down else ''}.sql"
 
 
-def discover(directory: Path) -> list[Migration]:
-    """All migrations in `directory`, sorted by number; MigrationError on anything irregular."""
+def discover(directory: Path, version_table: VersionTableName | None = None) -> list[Migration]:
+    """All migrations in `directory`, sorted by number; MigrationProblems listing everything
+    irregular in every file at once."""
     if not directory.is_dir():
         raise MigrationError(
             f"migrations directory {directory} does not exist; create it or set "
             "PGKURA_MIGRATIONS_DIR"
         )
+    problems: list[str] = []
     ups: dict[int, Path] = {}
     downs: dict[int, Path] = {}
     names: dict[int, str] = {}
@@ -145,35 +195,48 @@ def discover(directory: Path) -> list[Migration]:
             continue
         match = FILE_PATTERN.match(path.name)
         if not match:
-            raise MigrationError(
-                f"{path}: name does not match NNN_snake_case_name.sql "
-                "(or NNN_snake_case_name.down.sql, lowercase .sql); rename it, e.g. "
-                f"{_suggested_name(path.name, files)}"
+            problems.append(
+                f"{path.name}: name does not match N_name.sql (or N_name.down.sql, or "
+                "golang-migrate's N_name.up.sql / N_name.down.sql; lowercase .sql); rename it, "
+                f"e.g. {_suggested_name(path.name, files)}"
             )
+            continue
         version = int(match["version"])
         if not 0 < version <= MAX_VERSION:
-            raise MigrationError(f"{path}: version must be between 1 and {MAX_VERSION}")
-        bucket = downs if match["down"] else ups
+            problems.append(f"{path.name}: version must be between 1 and {MAX_VERSION}")
+            continue
+        bucket = downs if match["kind"] == "down" else ups
         if version in bucket:
-            raise MigrationError(
-                f"duplicate migration number {version}: {bucket[version].name} and {path.name}; "
-                "renumber one of them"
+            problems.append(
+                f"duplicate migration number {version}: {bucket[version].name} and "
+                f"{path.name}; renumber one of them"
             )
+            continue
         bucket[version] = path
         if names.setdefault(version, match["name"]) != match["name"]:
-            raise MigrationError(
-                f"{path}: its up and down files must share a name "
-                f"({version}_{names[version]}.sql / {version}_{names[version]}.down.sql)"
+            problems.append(
+                f"{path.name}: its up and down files must share a name "
+                f"({ups.get(version, path).name} / {version}_{names[version]}.down.sql)"
             )
     for version, path in downs.items():
         if version not in ups:
-            raise MigrationError(f"{path}: down file without its up file {path.name[:-9]}.sql")
-    return [
-        Migration(
-            version,
-            names[version],
-            read_sql_file(ups[version]),
-            read_sql_file(downs[version]) if version in downs else None,
-        )
-        for version in sorted(ups)
-    ]
+            problems.append(f"{path.name}: down file without its up file")
+    # Unreadable files are problems: once none are left, every path below is in `read`.
+    read = {
+        path: file
+        for path in sorted([*ups.values(), *downs.values()])
+        if (file := read_sql_file(path, problems, version_table)) is not None
+    }
+    if problems:
+        raise MigrationProblems(directory, problems)
+    migrations = []
+    for version in sorted(ups):
+        down = read[downs[version]] if version in downs else None
+        migrations.append(Migration(version, names[version], read[ups[version]], down))
+    return migrations
+
+
+def project_migrations(settings: Settings) -> list[Migration]:
+    """The project's migrations, checked against its version table's name too."""
+    table = VersionTableName(settings.migrations_schema, settings.migrations_table)
+    return discover(settings.migrations_dir, table)

@@ -18,7 +18,7 @@ from pgkura.config import Settings
 from pgkura.connection import connect
 from pgkura.dsn import Target
 from pgkura.errors import MigrationError
-from pgkura.migration_files import Migration, SqlFile, discover
+from pgkura.migration_files import Migration, SqlFile, project_migrations
 from pgkura.migration_plan import Plan
 from pgkura.readiness import ready
 from pgkura.runner_lock import runner_lock
@@ -56,7 +56,7 @@ class Migrator:
 
     def plan(self) -> Plan:
         """Files and version rows, read without locking or creating anything."""
-        migrations = discover(self.settings.migrations_dir)
+        migrations = project_migrations(self.settings)
         ready(self.settings, self.target)
         with connect(self.target, purpose="status") as conn:
             return Plan(migrations, self.table.rows(conn))
@@ -67,7 +67,7 @@ class Migrator:
     def _locked(self) -> Iterator[tuple[psycopg.Connection, Plan]]:
         """Discover files (errors before any SQL), wait for the server, take the runner lock,
         then read the version rows: what another runner applied meanwhile is seen."""
-        migrations = discover(self.settings.migrations_dir)
+        migrations = project_migrations(self.settings)
         ready(self.settings, self.target)
         with (
             runner_lock(self.target, str(self.table), self.settings.runner_lock_wait_ms, self.log),
