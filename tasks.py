@@ -52,6 +52,11 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _report(message: str) -> None:
+    """What has been done, on stdout, the moment it is done (a failure may follow)."""
+    print(message, flush=True)
+
+
 def _consent(yes: bool = False, force: bool = False) -> Consent:
     from pgkura.data_ops import Consent
 
@@ -97,13 +102,11 @@ def migrate(
                                             no_backup=no_backup, no_schema=no_schema)  # fmt: skip
         settings = _settings()
         _say(f"target: {settings.target.redacted()}")
-        done = run_migrate(settings, options, _say, take=_backup_now)
+        done = run_migrate(settings, options, _say, take=_backup_now, progress=_report)
         if options.dry_run:
             print("\n".join(f"would apply {s.migration.up.path.name}" for s in done.steps) or
                   "nothing to apply")  # fmt: skip
             return
-        for s in done.steps:
-            print(f"applied {s.migration.up.path.name} ({s.duration_ms} ms)")
         if not done.steps:
             print("database is up to date")
         if done.schema_written:
@@ -172,7 +175,7 @@ def rollback(
         if how_many is not None and down_to is not None:
             raise Exit("error: choose one of --steps and --to")
         settings = _settings()
-        migrator = Migrator(settings, _say)
+        migrator = Migrator(settings, _say, progress=_report)
         chosen = migrator.rollback(steps=how_many, to=down_to, dry_run=True)
         if not chosen:
             print("nothing to roll back")
@@ -183,8 +186,7 @@ def rollback(
             return
         _consent(yes).require(settings, f"roll back {names} on {settings.target.redacted()}")
         confirmed = [s.migration.version for s in chosen]
-        for s in migrator.rollback(steps=how_many, to=down_to, expect=confirmed):
-            print(f"rolled back {s.migration.label} ({s.duration_ms} ms)")
+        migrator.rollback(steps=how_many, to=down_to, expect=confirmed)
 
 
 @task(

@@ -71,10 +71,12 @@ def migrate(
     log: Log,
     *,
     take: Callable[..., Backup] = take_backup,
+    progress: Log = lambda _: None,
 ) -> MigrateOutcome:
     """Apply pending migrations, with the backup before and the snapshot after as configured.
-    `take` is how a backup is taken (the tasks pass one that shows progress)."""
-    migrator = Migrator(settings, log)
+    `take` is how a backup is taken (the tasks pass one that shows progress); `progress` hears
+    of each file as it commits."""
+    migrator = Migrator(settings, log, progress=progress)
     outcome = MigrateOutcome()
     wanted = settings.is_production if options.backup is None else options.backup
     if wanted and not options.dry_run and migrator.plan().pending:

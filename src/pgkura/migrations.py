@@ -7,6 +7,7 @@ neither. Files marked `-- pgkura:no-transaction` run statement by statement in a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,17 @@ from pgkura.sql_text import Statement
 from pgkura.version_table import VersionTable
 
 Log = Callable[[str], None]
+
+
+class _ReportedElsewhere(logging.Filter):
+    """A statement failing in pipeline mode makes psycopg log "error ignored terminating
+    <Pipeline>" as the transaction unwinds: the error itself is what a migration reports."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("error ignored terminating")
+
+
+logging.getLogger("psycopg").addFilter(_ReportedElsewhere())
 # what is written beside a file's SQL, in the same transaction: the version row, or its removal
 Bookkeeping = Callable[[psycopg.Connection, int | None], None]
 
@@ -46,11 +58,21 @@ class Step:
 class Migrator:
     """The migration operations for one project and one target server."""
 
-    def __init__(self, settings: Settings, log: Log = _quiet, target: Target | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Log = _quiet,
+        target: Target | None = None,
+        *,
+        progress: Log = _quiet,
+    ) -> None:
+        """`log` says what is about to happen; `progress` what has been committed, the moment
+        it is, so a failure leaves an accurate account above its error."""
         self.settings = settings
         self.target = target or settings.target
         self.table = VersionTable(settings.migrations_schema, settings.migrations_table)
         self.log = log
+        self.progress = progress
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -98,6 +120,7 @@ class Migrator:
                 mode = " (no transaction)" if m.up.no_transaction else ""
                 self.log(f"applying {m.up.path.name}{mode}")
                 steps.append(Step(m, self._run(conn, m.up, self._recorder(m))))
+                self.progress(f"applied {m.up.path.name} ({steps[-1].duration_ms} ms)")
             return steps
 
     def rollback(
@@ -123,6 +146,7 @@ class Migrator:
             for m, down in chosen:
                 self.log(f"rolling back {m.label} with {down.path.name}")
                 done.append(Step(m, self._run(conn, down, self._forgetter(m))))
+                self.progress(f"rolled back {m.label} ({done[-1].duration_ms} ms)")
             return done
 
     def baseline(self, version: int) -> list[Migration]:

@@ -54,3 +54,35 @@ def test_new_creates_the_next_file(tmp_path):
         "001_add_users.down.sql",
         "001_add_users.sql",
     ]
+
+
+def test_a_failure_leaves_an_accurate_account_of_what_committed(
+    pg_server, database, write_migration, tmp_path
+):
+    """Each file's line appears when it commits; the failing file's error follows, with no
+    library warning (a pipeline aborted by the error once logged one)."""
+    write_migration("001_a.sql", "CREATE TABLE a (id int);")
+    write_migration("001_a.down.sql", "DROP TABLE a;")
+    write_migration("002_b.sql", "CREATE TABLE b (id int);")
+    write_migration("002_b.down.sql", "DROP TABLE b;")
+    # an error early in a long file: psycopg meets it while the pipeline is still being filled
+    write_migration("003_c.sql", "CREATE TABLE c (id int);\nSELECT nope;\n" + "SELECT 1;\n" * 3000)
+    env = {
+        "DATABASE_URL": pg_server.url(database),
+        "PGKURA_MIGRATIONS_DIR": str(write_migration.directory),
+    }
+    failed = invoke("db.migrate", env=env, cwd=tmp_path)
+    assert failed.returncode == 1
+    lines = failed.stdout.splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["applied 001_a.sql", "applied 002_b.sql"]
+    assert "003_c.sql:2:8: ERROR 42703" in failed.stderr
+    assert "error ignored" not in failed.stderr
+    assert "Pipeline" not in failed.stderr
+
+    (write_migration.directory / "003_c.sql").unlink()
+    write_migration("001_a.down.sql", "DROP TABLE no_such_table;")
+    undo = invoke("db.rollback", "--steps", "2", "--yes", env=env, cwd=tmp_path)
+    assert undo.returncode == 1
+    assert undo.stdout.splitlines()[0].startswith("rolled back 002_b (")
+    assert "rolled back 001_a" not in undo.stdout
+    assert "no_such_table" in undo.stderr
