@@ -207,6 +207,44 @@ def baseline(c: Context, version: str) -> None:
             print(f"nothing to baseline: everything up to {version} is already recorded")
 
 
+@task(
+    help={
+        "from": "the tool that migrated this database: golang-migrate, dbmate or flyway",
+        "source-table": "its version table, when not its default (schema_migrations; Flyway: "
+        "flyway_schema_history)",
+        "yes": "write: convert the files and record the versions (without it: a dry run)",
+    }
+)
+def adopt(c: Context, from_: str = "", source_table: str = "", yes: bool = False) -> None:
+    """Take over another tool's history: convert its files, record what it applied."""
+    from pgkura import adopt as adoption
+    from pgkura import validation as v
+
+    with _errors():
+        if not from_:
+            raise Exit(f"error: name the tool with --from ({', '.join(adoption.TOOLS)})")
+        source = v.TABLE.flag(source_table, "--source-table") if source_table else None
+        settings = _settings()
+        plan = adoption.plan(settings, from_, source)
+        print(f"{plan.tool}'s history in {plan.source}: {plan.history.summary}")
+        for conversion in plan.conversions:
+            print(f"convert {conversion.source.name} → {', '.join(conversion.files)}")
+        for m in plan.record:
+            print(f"record  {m.label} ({plan.how(m)})")
+        for m in plan.pending:
+            print(f"pending {m.label} (not applied by {plan.tool}; `invoke db.migrate` applies it)")
+        if not yes:
+            print("dry run: nothing written. Run again with --yes to convert the files and "
+                  f"record {len(plan.record)} version(s) in pgkura's table "
+                  f"({settings.migrations_schema}.{settings.migrations_table}); "
+                  f"{plan.source} is left as it is")  # fmt: skip
+            return
+        kept = adoption.apply(settings, plan, _say)
+        print(f"recorded {len(plan.record)} version(s); {plan.tool}'s table is untouched")
+        if kept:
+            print(f"the original files are in {kept} (delete them once you have committed)")
+
+
 @task(help={"yes": "do not ask for confirmation"})
 def repair(c: Context, yes: bool = False) -> None:
     """Re-record checksums of applied files that were edited on purpose."""
@@ -626,7 +664,7 @@ def docker_push(c: Context, registry: str) -> None:
 
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
-    migrate, status, new, rollback, baseline, repair, wait, check_migrations,
+    migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, verify,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

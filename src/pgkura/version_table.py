@@ -8,9 +8,29 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from pgkura.errors import MigrationError
+
 _MS_SINCE_TRANSACTION_START = sql.SQL(
     "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint"
 )
+
+
+OUR_COLUMNS = {"version", "name", "checksum", "applied_at", "duration_ms", "applied_by", "how"}
+# The version tables of other tools, by their columns (as each tool creates them).
+KNOWN_TABLES = {
+    "golang-migrate": {"version", "dirty"},
+    "dbmate": {"version"},
+    "flyway": {"installed_rank", "version", "description", "type", "script", "checksum",
+               "installed_by", "installed_on", "execution_time", "success"},
+}  # fmt: skip
+
+
+def looks_like(columns: set[str]) -> str:
+    """Which tool made a table with these columns, in words."""
+    for tool, known in KNOWN_TABLES.items():
+        if columns == known:
+            return f"{tool}'s" + (" (or Rails')" if tool == "dbmate" else "")
+    return "another tool's or the application's own table"
 
 
 @dataclass(frozen=True)
@@ -60,9 +80,33 @@ class VersionTable:
         ).fetchone()
         return bool(row and row[0])
 
+    def columns(self, conn: psycopg.Connection) -> set[str]:
+        """The table's column names (empty when there is no such table)."""
+        cur = conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped",
+            (self.ident.as_string(conn),),
+        )
+        return {row[0] for row in cur}
+
+    def require_ours(self, conn: psycopg.Connection) -> None:
+        """MigrationError when a table of this name exists but was made by another tool (or
+        is the application's own): reading it as pgkura's would fail or, worse, succeed."""
+        columns = self.columns(conn)
+        if not columns or columns >= OUR_COLUMNS:
+            return
+        raise MigrationError(
+            f"{self} exists but is not pgkura's version table: its columns "
+            f"({', '.join(sorted(columns))}) look like {looks_like(columns)}.\n→ to take over "
+            "that tool's history, `invoke db.adopt --from TOOL` (it reads the table and leaves "
+            "it as it is); to keep them apart, set PGKURA_MIGRATIONS_TABLE (or "
+            "PGKURA_MIGRATIONS_SCHEMA) to a name of pgkura's own"
+        )
+
     def rows(self, conn: psycopg.Connection) -> dict[int, AppliedRow]:
         if not self.exists(conn):
             return {}
+        self.require_ours(conn)
         cur = conn.execute(
             sql.SQL(
                 "SELECT version, name, checksum, applied_at, duration_ms, applied_by, how "
