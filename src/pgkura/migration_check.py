@@ -79,6 +79,8 @@ def _apply_with_round_trip(
     tail = _reversible_tail(migrations)
     untouched = migrations[: len(migrations) - len(tail)]
     steps = migrator.migrate(to=untouched[-1].version) if tail and untouched else []
+    if tail and not untouched:
+        migrator.ensure_table()  # rolling everything back leaves it (empty): compare alike
     base = dump_schema(pg_dump) if tail else ""
     steps += migrator.migrate()
     log(f"applied {len(steps)} migration(s)")

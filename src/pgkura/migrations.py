@@ -100,6 +100,11 @@ class Migrator:
             self._set_timeouts(conn)
             yield conn, plan
 
+    def ensure_table(self) -> None:
+        """Create the version table now, as the first migration would."""
+        with self._locked():
+            pass
+
     def migrate(
         self,
         *,

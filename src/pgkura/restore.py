@@ -170,7 +170,9 @@ def _dump_lines(stderr: str) -> str:
 
 
 def restore_test(settings: Settings, path: Path, log: Log) -> tuple[int, int]:
-    """Restore into a scratch database on the same server, count tables and rows, drop it."""
+    """Restore into a scratch database on the same server, count tables and rows, drop it.
+    Each table's own rows only (ONLY): a partitioned or inherited parent would count its
+    partitions' or children's rows a second time."""
     scratch = f"pgkura_verify_{secrets.token_hex(4)}"
     try:
         restore(settings, path, dbname=scratch, create=True, safety_backup=False, log=log)
@@ -181,7 +183,9 @@ def restore_test(settings: Settings, path: Path, log: Log) -> tuple[int, int]:
             ).fetchall()
             rows = 0
             for schema, table in tables:
-                query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+                query = sql.SQL("SELECT count(*) FROM ONLY {}").format(
+                    sql.Identifier(schema, table)
+                )
                 count = conn.execute(query).fetchone()
                 rows += count[0] if count else 0
         return len(tables), rows

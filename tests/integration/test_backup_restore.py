@@ -236,6 +236,23 @@ def test_restore_test_counts_tables_and_rows(app_settings, pg_server):
         assert left.fetchall() == []
 
 
+def test_restore_test_counts_partitioned_and_inherited_rows_once(app_settings, pg_server, database):
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE events (at date NOT NULL, n int) PARTITION BY RANGE (at);"
+            "CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO "
+            "('2026-01-01');"
+            "CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO "
+            "('2027-01-01');"
+            "INSERT INTO events SELECT '2025-06-01'::date + g, g FROM generate_series(1, 400) g;"
+            "CREATE TABLE animals (name text); CREATE TABLE cats (lives int) INHERITS (animals);"
+            "INSERT INTO animals VALUES ('ant'); INSERT INTO cats VALUES ('tama', 9), ('mike', 9);"
+        )
+    done = take_backup(app_settings, log=QUIET)
+    # docs 3000 + events 400 (in two partitions) + animals 1 + cats 2
+    assert restore_test(app_settings, done.path, QUIET) == (6, 3403)
+
+
 def test_old_host_tools_are_refused_for_the_container_target(app_settings, pg_server, database):
     """The container is not running: the host's pg_dump must be at least the server's version."""
     old = Path("/usr/lib/postgresql/15/bin")

@@ -45,3 +45,17 @@ def test_a_failing_init_file_is_reported(tmp_path):
     settings.init_sql.write_text("CREATE EXTENSION no_such_extension;\n")
     with pytest.raises(MigrationError, match="no_such_extension"):
         check_migrations(settings, lambda _: None)
+
+
+def test_a_single_reversible_migration_round_trips(tmp_path):
+    """Rolling back everything leaves pgkura's (empty) version table: not a difference."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "001_a.sql").write_text("CREATE TABLE a (id int);")
+    (tmp_path / "m" / "001_a.down.sql").write_text("DROP TABLE a;")
+    (tmp_path / "init.sql").write_text("SELECT 1;")
+    settings = dataclasses.replace(
+        load_settings(tmp_path, {}), migrations_dir=tmp_path / "m", init_sql=tmp_path / "init.sql"
+    )
+    log: list[str] = []
+    check_migrations(settings, log.append, write_schema=True)
+    assert "rollback round trip of 1 migration(s): schema restored exactly" in log
