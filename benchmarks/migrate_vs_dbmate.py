@@ -1,13 +1,18 @@
 """Apply N generated migrations (a table and an index each) to a fresh database with pgkura
 (`invoke db.migrate`, process start included) and with dbmate, on the same throwaway
-PostgreSQL 18 in the same run, alternating so neither always meets a warmer server.
+PostgreSQL 18 in the same run, alternating so neither always meets a warmer server; then a
+run with nothing to do against Python's floor for it, `python -c 'import psycopg'`.
 
-    python -m benchmarks.migrate_vs_dbmate [--count 500] [--repeat 3]
+    python -m benchmarks.migrate_vs_dbmate [--count 300 --count 40] [--repeat 5]
+
+Python writes bytecode caches as it normally does (an inherited PYTHONDONTWRITEBYTECODE would
+make every run compile pgkura from source, which no installed copy does).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -31,7 +36,7 @@ def up_sql(n: int) -> str:
 
 def write_dirs(base: Path, count: int) -> tuple[Path, Path]:
     ours, theirs = base / "pgkura", base / "dbmate"
-    ours.mkdir()
+    ours.mkdir(parents=True)
     theirs.mkdir()
     for n in range(1, count + 1):
         name = f"{n:04d}_bench_{n}.sql"
@@ -48,26 +53,41 @@ def fresh(server: ThrowawayServer, name: str) -> str:
     return server.url(name)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "db.migrate"]
+
+
+def compare(server: ThrowawayServer, base: Path, count: int, repeat: int) -> None:
     dbmate = shutil.which("dbmate") or str(Path(sys.executable).parent / "dbmate")
-    invoke = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "db.migrate"]
     ours_t: list[float] = []
     theirs_t: list[float] = []
+    ours, theirs = write_dirs(base / str(count), count)
+    for _ in range(repeat):
+        env = {"PGKURA_MIGRATIONS_DIR": str(ours), "DATABASE_URL": fresh(server, "bench_pgkura")}
+        ours_t.append(run_timed(INVOKE, env))
+        url = fresh(server, "bench_dbmate") + "?sslmode=disable"
+        peer = [dbmate, "--url", url, "--migrations-dir", str(theirs), "--no-dump-schema"]
+        theirs_t.append(run_timed([*peer, "up"]))
+    title = f"apply {count} migrations (a table and an index each) to a fresh database"
+    print(report(title, ours_t, theirs_t, "dbmate", count))
+    # the same directory, everything applied: what CI's `db.migrate` costs on most runs
+    noop_t: list[float] = []
+    floor_t: list[float] = []
+    for _ in range(repeat):
+        noop_t.append(run_timed(INVOKE, env))
+        floor_t.append(run_timed([sys.executable, "-c", "import psycopg"]))
+    title = f"db.migrate with nothing to do ({count} files applied)"
+    print(report(title, noop_t, floor_t, "import psycopg", 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, action="append")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp, ThrowawayServer() as server:
-        ours, theirs = write_dirs(Path(tmp), args.count)
-        for _ in range(args.repeat):
-            env = {"PGKURA_MIGRATIONS_DIR": str(ours)}
-            env["DATABASE_URL"] = fresh(server, "bench_pgkura")
-            ours_t.append(run_timed(invoke, env))
-            url = fresh(server, "bench_dbmate") + "?sslmode=disable"
-            peer = [dbmate, "--url", url, "--migrations-dir", str(theirs), "--no-dump-schema"]
-            theirs_t.append(run_timed([*peer, "up"]))
-    title = f"apply {args.count} migrations (a table and an index each) to a fresh database"
-    print(report(title, ours_t, theirs_t, "dbmate", args.count))
+        for count in args.count or [300, 40]:
+            compare(server, Path(tmp), count, args.repeat)
 
 
 if __name__ == "__main__":

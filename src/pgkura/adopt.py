@@ -24,8 +24,7 @@ from pgkura.errors import ConfigError, MigrationError
 from pgkura.migration_files import Migration, MigrationProblems, discover, normalize
 from pgkura.readiness import ready
 from pgkura.runner_lock import runner_lock
-from pgkura.sql_rules import VersionTableName
-from pgkura.version_table import KNOWN_TABLES, VersionTable, looks_like
+from pgkura.version_table import KNOWN_TABLES, VersionTable, VersionTableName, looks_like
 
 Log = Callable[[str], None]
 DEFAULT_TABLES = {

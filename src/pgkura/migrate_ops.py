@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgkura import validation as v
-from pgkura.backup import take_backup
-from pgkura.backup_store import Backup
 from pgkura.config import Settings
 from pgkura.errors import PendingMigrationsError, PgkuraError
 from pgkura.migration_plan import StatusEntry
 from pgkura.migrations import Migrator, Step
-from pgkura.schema_build import build_snapshot
+
+if TYPE_CHECKING:
+    from pgkura.backup_store import Backup
 
 Log = Callable[[str], None]
 IN_SYNC = ("applied", "baseline")
@@ -70,7 +71,7 @@ def migrate(
     options: MigrateOptions,
     log: Log,
     *,
-    take: Callable[..., Backup] = take_backup,
+    take: Callable[..., Backup] | None = None,
     progress: Log = lambda _: None,
 ) -> MigrateOutcome:
     """Apply pending migrations, with the backup before and the snapshot after as configured.
@@ -80,7 +81,9 @@ def migrate(
     outcome = MigrateOutcome()
     wanted = settings.is_production if options.backup is None else options.backup
     if wanted and not options.dry_run and migrator.plan().pending:
-        outcome.backup = take(settings, reason="before migrating", log=log)
+        from pgkura.backup import take_backup  # only when a backup is taken: a heavy import
+
+        outcome.backup = (take or take_backup)(settings, reason="before migrating", log=log)
     outcome.steps = migrator.migrate(
         to=options.to,
         dry_run=options.dry_run,
@@ -90,6 +93,8 @@ def migrate(
     local_dev = not settings.is_production and settings.target.is_container
     if outcome.steps and not options.dry_run and local_dev and options.refresh_schema:
         # reported, not raised: the migrations themselves went through
+        from pgkura.schema_build import build_snapshot
+
         try:
             settings.schema_file.write_text(build_snapshot(settings, log))
             outcome.schema_written = settings.schema_file

@@ -15,16 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pgkura.errors import MigrationError
-from pgkura.sql_rules import VersionTableName, no_transaction_reason, touches_version_table
-from pgkura.sql_text import (
-    Statement,
-    has_code,
-    is_transaction_control,
-    line_at,
-    line_col,
-    meta_command_offsets,
-    split_statements,
-)
+from pgkura.parse_cache import ParseCache
+from pgkura.sql_text import Statement, line_at, line_col
+from pgkura.version_table import VersionTableName
 
 if TYPE_CHECKING:
     from pgkura.config import Settings
@@ -88,7 +81,10 @@ class Migration:
 
 
 def read_sql_file(
-    path: Path, problems: list[str], version_table: VersionTableName | None = None
+    path: Path,
+    problems: list[str],
+    version_table: VersionTableName | None = None,
+    cache: ParseCache | None = None,
 ) -> SqlFile | None:
     """Read and check one file, adding to `problems` everything psycopg could not run
     faithfully (file and line, and the remedy); None when it cannot be read at all."""
@@ -98,26 +94,47 @@ def read_sql_file(
         problems.append(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8")
         return None
     sql = normalize(raw)
-    split = split_statements(sql)
     file = SqlFile(path, sql, checksum(raw), _has_no_transaction_directive(sql), ())
+    slices = cache.get(file.checksum) if cache is not None else None
+    if slices is None:
+        before = len(problems)
+        statements = _parse(file, problems, version_table)
+        if cache is not None and len(problems) == before:
+            cache.put(file.checksum, [(s.offset, s.offset + len(s.text)) for s in statements])
+    else:
+        statements = tuple(Statement(sql[start:end], start) for start, end in slices)
+    return SqlFile(path, sql, file.checksum, file.no_transaction, statements)
+
+
+def _parse(
+    file: SqlFile, problems: list[str], version_table: VersionTableName | None
+) -> tuple[Statement, ...]:
+    """Split by the real grammar and check every statement (the slow path: pglast)."""
+    from pgkura.sql_text import has_code, meta_command_offsets, split_statements
+
+    sql = file.sql
+    split = split_statements(sql)
     # Only text the grammar rejected needs the scanner: a psql meta-command is never valid SQL.
     for offset in [] if split.parsed else meta_command_offsets(sql):
         line, _ = line_col(sql, offset)
         problems.append(
-            f"{path.name}:{line}: psql meta-command '{line_at(sql, line).strip()}' is not SQL; "
-            "migrations run through a driver, not psql. Write it as SQL "
+            f"{file.path.name}:{line}: psql meta-command '{line_at(sql, line).strip()}' is not "
+            "SQL; migrations run through a driver, not psql. Write it as SQL "
             "(e.g. SET instead of \\set, one file per database instead of \\c)."
         )
     # A file of comments only is a valid no-op (a down file for an irreversible step, say).
     statements = split.statements if split.parsed or has_code(sql) else ()
     for stmt in statements:
         problems += _statement_problems(file, stmt, version_table)
-    return SqlFile(path, sql, file.checksum, file.no_transaction, statements)
+    return statements
 
 
 def _statement_problems(
     file: SqlFile, stmt: Statement, version_table: VersionTableName | None
 ) -> list[str]:
+    from pgkura.sql_rules import no_transaction_reason, touches_version_table
+    from pgkura.sql_text import is_transaction_control
+
     where = file.where(stmt.offset).rsplit(":", 1)[0]  # file:line
     line = line_at(file.sql, line_col(file.sql, stmt.offset)[0]).strip()
     found = []
@@ -222,11 +239,13 @@ def discover(directory: Path, version_table: VersionTableName | None = None) -> 
         if version not in ups:
             problems.append(f"{path.name}: down file without its up file")
     # Unreadable files are problems: once none are left, every path below is in `read`.
+    cache = ParseCache(directory, str(version_table))
     read = {
         path: file
         for path in sorted([*ups.values(), *downs.values()])
-        if (file := read_sql_file(path, problems, version_table)) is not None
+        if (file := read_sql_file(path, problems, version_table, cache)) is not None
     }
+    cache.save()
     if problems:
         raise MigrationProblems(directory, problems)
     migrations = []

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from pgkura.config import Settings
 from pgkura.connection import connect
@@ -86,11 +87,15 @@ class Migrator:
     # -- writing ---------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[tuple[psycopg.Connection, Plan]]:
-        """Discover files (errors before any SQL), wait for the server, take the runner lock,
-        then read the version rows: what another runner applied meanwhile is seen."""
-        migrations = project_migrations(self.settings)
-        ready(self.settings, self.target)
+    def _locked(
+        self, migrations: list[Migration] | None = None
+    ) -> Iterator[tuple[psycopg.Connection, Plan]]:
+        """Discover files (errors before any SQL) unless given, wait for the server, take the
+        runner lock, then read the version rows: what another runner applied meanwhile is
+        seen."""
+        if migrations is None:
+            migrations = project_migrations(self.settings)
+            ready(self.settings, self.target)
         with (
             runner_lock(self.target, str(self.table), self.settings.runner_lock_wait_ms, self.log),
             connect(self.target, purpose="migrate") as conn,
@@ -113,12 +118,14 @@ class Migrator:
         allow_missing: bool = False,
         allow_out_of_order: bool = False,
     ) -> list[Step]:
-        """Apply pending migrations (up to `to`), oldest first; the steps taken."""
-        if dry_run:
-            plan = self.plan()
-            plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
-            return [Step(m, 0) for m in plan.to_apply(to)]
-        with self._locked() as (conn, plan):
+        """Apply pending migrations (up to `to`), oldest first; the steps taken. With nothing
+        to do (or a dry run) this is one connection and one query: the lock and the version
+        table are needed only to apply something."""
+        plan = self.plan()
+        plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
+        if dry_run or not plan.to_apply(to):
+            return [Step(m, 0) for m in plan.to_apply(to)] if dry_run else []
+        with self._locked(plan.migrations) as (conn, plan):
             plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
             steps = []
             for m in plan.to_apply(to):
@@ -204,15 +211,21 @@ class Migrator:
             duration = _ms_since(start)
             bookkeeping(conn, duration)
             return duration
-        # One round trip for BEGIN, every statement, the version row and COMMIT (pipeline
-        # mode); the statement that failed is the first one without a result.
+        # One round trip for BEGIN, every statement, the version row and COMMIT: a single
+        # pipeline with one sync (conn.transaction() would add syncs of its own). After an
+        # error the server skips the rest up to the sync, COMMIT included; the statement that
+        # failed is the first one without a result.
         cursors: list[psycopg.Cursor] = []
         try:
-            with conn.pipeline(), conn.transaction():
+            with conn.pipeline():
+                conn.execute("BEGIN")
                 for stmt in file.statements:
                     cursors.append(conn.execute(stmt.text))  # no parameters: runs verbatim
                 bookkeeping(conn, None)
+                conn.execute("COMMIT")
         except psycopg.Error as exc:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
             failed = next((i for i, c in enumerate(cursors) if c.pgresult is None), None)
             where = (
                 self._describe(exc, file, file.statements[failed])

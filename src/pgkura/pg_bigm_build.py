@@ -9,7 +9,6 @@ never modified. Where it cannot be built (no C compiler, no archive), `Unavailab
 from __future__ import annotations
 
 import fcntl
-import os
 import platform
 import re
 import shutil
@@ -20,8 +19,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-import platformdirs
-
+from pgkura.cache import cache_dir
 from pgkura.config import load_settings
 from pgkura.errors import PgkuraError
 from pgkura.pg_bigm_source import BigmSource, sha256_of, verified
@@ -34,12 +32,6 @@ _DOWNLOAD_TIMEOUT_S = 30
 
 class Unavailable(PgkuraError):
     """pg_bigm cannot be built for the throwaway server here; the message says why."""
-
-
-def cache_dir() -> Path:
-    """PGKURA_CACHE_DIR, else the user's cache directory (~/.cache/pgkura on Linux)."""
-    chosen = os.environ.get("PGKURA_CACHE_DIR")
-    return Path(chosen) if chosen else platformdirs.user_cache_path("pgkura")
 
 
 def build(source: BigmSource, pg_config: Path) -> Path:

@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from pglast import ast, parse_sql
 from pglast.enums import AlterTableType, ObjectType
 from pglast.parser import ParseError
 
+from pgkura.version_table import VersionTableName
+
 _NEEDS_A_LOOK = re.compile(
     r"\b(CONCURRENTLY|VACUUM|DATABASE|SYSTEM|TABLESPACE|CLUSTER|SUBSCRIPTION)\b", re.IGNORECASE
 )
-
-
-@dataclass(frozen=True)
-class VersionTableName:
-    schema: str
-    table: str
-
-    def named_by(self, relation: ast.RangeVar | None) -> bool:
-        """Whether `relation` names the table: qualified with its schema, or unqualified while
-        the table lives in public (where an unqualified name resolves by default)."""
-        if relation is None or relation.relname != self.table:
-            return False
-        schema = relation.schemaname
-        return schema == self.schema if schema else self.schema == "public"
 
 
 def no_transaction_reason(text: str) -> str | None:

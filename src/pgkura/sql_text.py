@@ -1,11 +1,12 @@
-"""SQL text as PostgreSQL's own parser (pglast) sees it: statements, meta-commands, positions."""
+"""SQL text as PostgreSQL's own parser (pglast) sees it: statements, meta-commands, positions.
+
+pglast is imported by the functions that parse: importing it costs more than a whole run with
+nothing to do, which never needs it (see parse_cache)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from pglast import parser
 
 _BACKSLASH = "ASCII_92"
 _COMMENTS = {"SQL_COMMENT", "C_COMMENT"}
@@ -39,6 +40,8 @@ def line_at(text: str, line: int) -> str:
 def has_code(sql: str) -> bool:
     """False when `sql` holds only whitespace and comments; text the scanner rejects (an
     unterminated string, say) counts as code, so the server reports it with its position."""
+    from pglast import parser
+
     try:
         return any(tok.name not in _COMMENTS for tok in parser.scan(sql))
     except parser.ParseError:
@@ -47,6 +50,8 @@ def has_code(sql: str) -> bool:
 
 def meta_command_offsets(sql: str) -> list[int]:
     """Offsets of backslashes outside strings and comments: psql meta-commands such as \\c."""
+    from pglast import parser
+
     try:
         return [tok.start for tok in parser.scan(sql) if tok.name == _BACKSLASH]
     except parser.ParseError:
@@ -64,6 +69,8 @@ class Split:
 
 def split_statements(sql: str) -> Split:
     """Split by the real grammar (dollar quotes, strings, comments), in one pass."""
+    from pglast import parser
+
     try:
         parts = parser.split(sql, only_slices=True)
     except parser.ParseError:

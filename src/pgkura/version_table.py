@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
 from pgkura.errors import MigrationError
+
+if TYPE_CHECKING:
+    from pglast.ast import RangeVar
 
 _MS_SINCE_TRANSACTION_START = sql.SQL(
     "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint"
@@ -31,6 +35,20 @@ def looks_like(columns: set[str]) -> str:
         if columns == known:
             return f"{tool}'s" + (" (or Rails')" if tool == "dbmate" else "")
     return "another tool's or the application's own table"
+
+
+@dataclass(frozen=True)
+class VersionTableName:
+    schema: str
+    table: str
+
+    def named_by(self, relation: RangeVar | None) -> bool:
+        """Whether `relation` names the table: qualified with its schema, or unqualified while
+        the table lives in public (where an unqualified name resolves by default)."""
+        if relation is None or relation.relname != self.table:
+            return False
+        schema = relation.schemaname
+        return schema == self.schema if schema else self.schema == "public"
 
 
 @dataclass(frozen=True)

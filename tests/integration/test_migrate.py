@@ -10,6 +10,7 @@ import pytest
 
 from pgkura.errors import LockTimeoutError, MigrationError
 from pgkura.migrations import Migrator
+from pgkura.runner_lock import lock_key
 
 from .conftest import tables
 
@@ -301,3 +302,20 @@ def test_rollback_refuses_when_the_versions_changed_since_confirmation(
     with pytest.raises(MigrationError, match="changed since you confirmed"):
         Migrator(settings).rollback(expect=confirmed)
     assert {"a", "b"} <= tables(db)
+
+
+def test_nothing_to_do_needs_no_lock_and_no_table(
+    settings, write_migration, db, pg_server, database
+):
+    """A run with nothing pending reads the rows and stops: it neither waits for another
+    runner's lock nor creates anything."""
+    assert Migrator(settings).migrate() == []  # no files at all
+    assert "schema_migrations" not in tables(db)
+    write_migration("001_a.sql", "CREATE TABLE a (id int);")
+    Migrator(settings).migrate()
+    holder = psycopg.connect(pg_server.url(database), autocommit=True)
+    with holder:
+        key = lock_key(str(Migrator(settings).table))
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        slow = dataclasses.replace(settings, runner_lock_wait_ms=60_000)
+        assert Migrator(slow).migrate() == []  # at once, though the lock is held
