@@ -10,7 +10,12 @@ from pgkura.durations import render_ms
 from pgkura.migration_files import SqlFile
 from pgkura.sql_text import line_at, line_col
 
-_TIMEOUT_HELP = {
+_HELP = {
+    "25001": (
+        "this statement cannot run inside a transaction block, and pgkura runs the file in "
+        "one. Put '-- pgkura:no-transaction' on the file's first line (its statements then "
+        "commit one by one; keep such a file to this statement and make it idempotent)."
+    ),
     "55P03": (
         "lock_timeout ({lock}) expired: the statement waited for a lock that another "
         "transaction holds. Nothing was applied, and the table's traffic was blocked only that "
@@ -55,10 +60,10 @@ def describe(
             out.append(f"{label}: {value}")
     if diag.context:
         out.append(f"CONTEXT: {diag.context.strip()}")
-    if sqlstate in _TIMEOUT_HELP:
+    if sqlstate in _HELP and (sqlstate != "25001" or "transaction block" in message):
         out.append(
             "→ "
-            + _TIMEOUT_HELP[sqlstate].format(
+            + _HELP[sqlstate].format(
                 lock=render_ms(lock_timeout_ms), statement=render_ms(statement_timeout_ms)
             )
         )

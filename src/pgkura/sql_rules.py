@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from pglast import ast, parse_sql
-from pglast.enums import AlterTableType, ObjectType
+from pglast.enums import AlterTableType, ObjectType, ReindexObjectType
 from pglast.parser import ParseError
 
 from pgkura.version_table import VersionTableName
@@ -40,10 +40,18 @@ def _outside_transaction(stmt: ast.Node) -> str | None:
         return "CREATE INDEX CONCURRENTLY"
     if isinstance(stmt, ast.DropStmt) and stmt.concurrent:
         return "DROP INDEX CONCURRENTLY"
-    if isinstance(stmt, ast.ReindexStmt) and any(
-        p.defname == "concurrently" for p in stmt.params or ()
+    if isinstance(stmt, ast.ReindexStmt):
+        if any(p.defname == "concurrently" for p in stmt.params or ()):
+            return "REINDEX CONCURRENTLY"
+        if stmt.kind in (
+            ReindexObjectType.REINDEX_OBJECT_DATABASE,
+            ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+        ):
+            return f"REINDEX {stmt.kind.name.rsplit('_', 1)[1]}"
+    if isinstance(stmt, ast.AlterDatabaseStmt) and any(
+        o.defname == "tablespace" for o in stmt.options or ()
     ):
-        return "REINDEX CONCURRENTLY"
+        return "ALTER DATABASE ... SET TABLESPACE"
     if isinstance(stmt, ast.VacuumStmt) and stmt.is_vacuumcmd:
         return "VACUUM"
     if isinstance(stmt, ast.ClusterStmt) and stmt.relation is None:

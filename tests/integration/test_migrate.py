@@ -9,8 +9,10 @@ import psycopg
 import pytest
 
 from pgkura.errors import LockTimeoutError, MigrationError
+from pgkura.migration_files import read_sql_file
 from pgkura.migrations import Migrator
 from pgkura.runner_lock import lock_key
+from pgkura.sql_errors import describe
 
 from .conftest import tables
 
@@ -319,3 +321,16 @@ def test_nothing_to_do_needs_no_lock_and_no_table(
         holder.execute("SELECT pg_advisory_lock(%s)", (key,))
         slow = dataclasses.replace(settings, runner_lock_wait_ms=60_000)
         assert Migrator(slow).migrate() == []  # at once, though the lock is held
+
+
+def test_a_transaction_block_error_at_run_time_names_the_directive(db, tmp_path):
+    """What the parser cannot see (here: bypassing discovery) still gets the remedy."""
+    path = tmp_path / "001_a.sql"
+    path.write_text("VACUUM;")
+    file = read_sql_file(path, [])
+    assert file is not None
+    with pytest.raises(psycopg.Error) as err, db.transaction():
+        db.execute("VACUUM")
+    report = describe(err.value, file)
+    assert "ERROR 25001" in report
+    assert "Put '-- pgkura:no-transaction' on the file's first line" in report

@@ -190,6 +190,9 @@ def test_every_problem_is_reported_in_one_run(write_migration):
         ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", "DETACH PARTITION CONCURRENTLY"),
         ("CLUSTER", "CLUSTER without a table"),
         ("CREATE TABLESPACE ts LOCATION '/x'", "CREATE TABLESPACE"),
+        ("REINDEX DATABASE app", "REINDEX DATABASE"),
+        ("REINDEX SYSTEM app", "REINDEX SYSTEM"),
+        ("ALTER DATABASE app SET TABLESPACE fast", "ALTER DATABASE ... SET TABLESPACE"),
     ],
 )
 def test_statements_that_need_the_directive_are_found_by_the_parser(sql, reason):
