@@ -72,5 +72,6 @@ def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (the up benchmark needs a Docker engine); figures in README."""
     session.install("-e", DEV)
     session.run("python", "-m", "benchmarks.migrate_vs_dbmate", *session.posargs)
+    session.run("python", "-m", "benchmarks.deflate_levels")
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
     session.run("python", "-m", "benchmarks.backup_vs_raw")

@@ -1,6 +1,7 @@
 """`invoke db.backup` / `db.restore` against the raw pipelines on the same container, same run:
 
     docker exec C pg_dump ... | gzip -6 > file          (what most projects ship)
+    docker exec C pg_dump ... > /dev/null               (the floor: the dump alone)
     gunzip -c file | docker exec -i C psql ...
 
 on a database of application-like rows (text, timestamps, JSON, a vector column), printing
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import psutil
 
+from pgkura.backup_store import BackupStore
 from pgkura.compose import compose_argv, compose_env
 from pgkura.config import load_settings
 
@@ -113,7 +115,9 @@ def main() -> None:
     container = settings.container_name
     psql = ["docker", "exec", "-i", container, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
             "-U", "app", "-d", "app"]  # fmt: skip
-    subprocess.run([*invoke, "db.up", "--build"], env=env, check=True, capture_output=True)
+    up = subprocess.run([*invoke, "db.up", "--build"], env=env, capture_output=True, text=True)
+    if up.returncode != 0:
+        raise SystemExit(f"db.up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
     try:
         subprocess.run([*psql, "-c", ROWS_SQL.format(rows=args.rows)], env=env, check=True)
         size = subprocess.run(
@@ -129,22 +133,26 @@ def main() -> None:
         ours_r: list[float] = []
         raw_r: list[float] = []
         raw_tx: list[float] = []
+        floor_b: list[float] = []
+        safe_r: list[float] = []
         peaks: list[int] = []
 
         backup = [*invoke, "db.backup", "--keep", "1"]
 
-        def restore() -> list[str]:
-            newest = sorted(work.glob("app_*.sql.gz"))[-1]
-            return [*invoke, "db.restore", str(newest), "--yes", "--no-safety-backup"]
+        def restore(*flags: str) -> list[str]:
+            newest = BackupStore(work).latest("app")  # not a safety copy
+            return [*invoke, "db.restore", str(newest), "--yes", *flags]
 
         def our_backup() -> None:
             ours_b.append(timed(backup, env))
 
         def our_restore() -> None:
-            ours_r.append(timed(restore(), env))
+            ours_r.append(timed(restore("--no-safety-backup"), env))
+            safe_r.append(timed(restore(), env))  # the default: a safety copy first
 
         def raw_backup() -> None:
             raw_b.append(shell_timed(f"{dump} | gzip -6 > {raw_file}", env))
+            floor_b.append(shell_timed(f"{dump} > /dev/null", env))
 
         def raw_restore() -> None:
             raw_r.append(shell_timed(f"gunzip -c {raw_file} | {shlex.join(psql)}", env))
@@ -157,17 +165,22 @@ def main() -> None:
             for first, second in pairs:
                 (first if i % 2 == 0 else second)()
                 (second if i % 2 == 0 else first)()
-        peaks += [peak_rss(backup, env), peak_rss(restore(), env)]
-        ours_file = sorted(work.glob("app_*.sql.gz"))[-1]
+        peaks += [peak_rss(backup, env), peak_rss(restore("--no-safety-backup"), env)]
+        ours_file = BackupStore(work).latest("app")
         a, b = statistics.median(ours_b), statistics.median(raw_b)
         c, d = statistics.median(ours_r), statistics.median(raw_r)
+        f, s = statistics.median(floor_b), statistics.median(safe_r)
         print(f"database: {args.rows} rows, {size} on disk")
-        print(f"backup : pgkura {a:.2f} s, raw pipeline {b:.2f} s, ratio {a / b:.2f}")
+        print(f"backup : pgkura {a:.2f} s, raw pipeline {b:.2f} s, ratio {a / b:.2f}; "
+              f"pg_dump alone {f:.2f} s, ratio {a / f:.2f}")  # fmt: skip
         print(f"archive: pgkura {ours_file.stat().st_size / 2**20:.1f} MiB, "
               f"gzip -6 {raw_file.stat().st_size / 2**20:.1f} MiB")  # fmt: skip
         e = statistics.median(raw_tx)
-        print(f"restore: pgkura {c:.2f} s, raw pipeline {d:.2f} s, ratio {c / d:.2f}; "
-              f"raw with --single-transaction {e:.2f} s, ratio {c / e:.2f}")  # fmt: skip
+        print(
+            f"restore: pgkura --no-safety-backup {c:.2f} s, raw pipeline {d:.2f} s, ratio "
+            f"{c / d:.2f}; raw with --single-transaction {e:.2f} s, ratio {c / e:.2f}"
+        )
+        print(f"restore, default (safety backup first): {s:.2f} s, ratio to raw {s / d:.2f}")
         print(f"pgkura peak memory (RSS, backup and restore): {max(peaks) / 2**20:.0f} MiB")
     finally:
         subprocess.run([*compose, "down", "--volumes"], env=env, capture_output=True, check=False)

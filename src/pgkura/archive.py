@@ -6,15 +6,16 @@ only if this pass ends clean.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from isal import isal_zlib
+
 from pgkura.backup_store import read_manifest
 from pgkura.dump_stream import DumpStream
-from pgkura.gzip_blocks import CorruptArchive, HashingReader, gunzip
+from pgkura.gzip_blocks import INFLATE_ERROR, CorruptArchive, HashingReader, gunzip
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD = 64 * 1024
@@ -83,8 +84,8 @@ def looks_like_a_dump(path: Path) -> str | None:
     if not head.startswith(_GZIP_MAGIC):
         return f"{path.name} is not a gzip file"
     try:
-        plain = zlib.decompressobj(wbits=31).decompress(head, _HEAD)
-    except zlib.error:
+        plain = isal_zlib.decompressobj(wbits=31).decompress(head, _HEAD)
+    except INFLATE_ERROR:
         return f"{path.name} is a damaged gzip file"
     if not any(marker in plain[:_HEAD] for marker in _DUMP_HEADERS):
         return f"{path.name} does not start like a pg_dump or pg_dumpall SQL dump"

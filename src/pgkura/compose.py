@@ -73,7 +73,9 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_BUILD_TARGET": settings.build_target,
         "PGKURA_IMAGE": settings.image,
         "PGKURA_BUILD_NETWORK": settings.build_network or "",
-        "PG_BIGM_SOURCE": settings.pg_bigm.build_arg,
+        # not PG_BIGM_SOURCE itself: a pgkura started from this environment must still read
+        # the path the user gave, not the file name the build is given
+        "PGKURA_PG_BIGM_ARG": settings.pg_bigm.build_arg,
         "PG_BIGM_SHA256": settings.pg_bigm.sha256 or "",
     }
 

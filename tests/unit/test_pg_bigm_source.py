@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pgkura.compose import compose_env
 from pgkura.config import DEFAULT_BASE_IMAGE, default_image, load_settings
 from pgkura.errors import ConfigError
 from pgkura.pg_bigm_source import DEFAULT_URL, STAGING_DIR, BigmSource, parse_location, staged
@@ -173,3 +174,14 @@ def test_a_url_stages_nothing(tmp_path):
     with staged(BigmSource(url=DEFAULT_URL), tmp_path):
         pass
     assert not (tmp_path / STAGING_DIR).exists()
+
+
+def test_a_pgkura_started_from_composes_environment_reads_the_same_source(tmp_path, archive):
+    """compose_env gives Compose the archive's file name; PG_BIGM_SOURCE itself stays the path,
+    so a pgkura run in that environment (a benchmark, a hook) still finds the archive."""
+    s = settings(tmp_path, PG_BIGM_SOURCE=str(archive))
+    env = compose_env(s)
+    assert env["PGKURA_PG_BIGM_ARG"] == archive.name
+    assert load_settings(tmp_path, env).pg_bigm == s.pg_bigm
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "PG_BIGM_SOURCE: ${PGKURA_PG_BIGM_ARG:-${PG_BIGM_SOURCE:-" in compose
