@@ -176,10 +176,13 @@ def test_a_url_stages_nothing(tmp_path):
     assert not (tmp_path / STAGING_DIR).exists()
 
 
-def test_a_pgkura_started_from_composes_environment_reads_the_same_source(tmp_path, archive):
+def test_a_pgkura_started_from_composes_environment_reads_the_same_source(
+    tmp_path, archive, monkeypatch
+):
     """compose_env gives Compose the archive's file name; PG_BIGM_SOURCE itself stays the path,
     so a pgkura run in that environment (a benchmark, a hook) still finds the archive."""
-    s = settings(tmp_path, PG_BIGM_SOURCE=str(archive))
+    monkeypatch.setenv("PG_BIGM_SOURCE", str(archive))
+    s = load_settings(tmp_path)
     env = compose_env(s)
     assert env["PGKURA_PG_BIGM_ARG"] == archive.name
     assert load_settings(tmp_path, env).pg_bigm == s.pg_bigm
