@@ -533,7 +533,9 @@ def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **opti
         "schema-only": "the schema without data",
         "data-only": "the data without the schema",
         "cluster": "every database and the roles (pg_dumpall)",
-        "level": "gzip level 1-9 (default PGKURA_BACKUP_LEVEL, 6)",
+        "level": "compression level 1-9 (default PGKURA_BACKUP_LEVEL, 6)",
+        "compression": "gzip (.sql.gz, the default) or zstd (.sql.zst); default "
+        "PGKURA_BACKUP_COMPRESSION",
     }
 )
 def backup(
@@ -544,6 +546,7 @@ def backup(
     data_only: bool = False,
     cluster: bool = False,
     level: str | None = None,
+    compression: str | None = None,
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest)."""
     from pgkura.backup import BackupOptions
@@ -551,14 +554,14 @@ def backup(
     with _errors():
         options = BackupOptions.from_flags(output=output, keep=keep, level=level,
                                            schema_only=schema_only, data_only=data_only,
-                                           cluster=cluster)  # fmt: skip
+                                           cluster=cluster, compression=compression)  # fmt: skip
         _backup_now(_settings(), output=options.output, mode=options.mode, keep=options.keep,
-                    level=options.level)  # fmt: skip
+                    level=options.level, compression=options.compression)  # fmt: skip
 
 
 @task(
     help={
-        "file": "the .sql.gz to restore, or `latest` for the newest backup of the database",
+        "file": "the .sql.gz or .sql.zst to restore, or `latest` for the newest backup of the database",
         "database": "restore into this database instead of the configured one",
         "create": "create the target database if it does not exist",
         "no-safety-backup": "skip the backup of the current database taken first",

@@ -1,6 +1,7 @@
 """What each backup level costs and saves: zlib (the standard library) against ISA-L, which
-pgkura uses, on a plain pg_dump of application-like rows from a throwaway PostgreSQL 18.
-One thread, 1 MiB blocks as the backup writer compresses them.
+pgkura's gzip backups use (1 MiB blocks, as the backup writer compresses them), and zstd (one
+frame, as PGKURA_BACKUP_COMPRESSION=zstd writes it), on a plain pg_dump of application-like
+rows from a throwaway PostgreSQL 18. One thread each.
 
     python -m benchmarks.deflate_levels [--rows 150000]
 """
@@ -8,6 +9,7 @@ One thread, 1 MiB blocks as the backup writer compresses them.
 from __future__ import annotations
 
 import argparse
+import io
 import subprocess
 import time
 import zlib
@@ -19,6 +21,7 @@ from isal import isal_zlib
 from benchmarks.backup_vs_raw import ROWS_SQL
 from pgkura.gzip_blocks import BLOCK, isal_level
 from pgkura.throwaway import ThrowawayServer, bin_dir
+from pgkura.zstd_stream import ZstdWriter, unzstd, zstd_level
 
 
 def dump(rows: int) -> bytes:
@@ -62,6 +65,29 @@ def main() -> None:
         engine = isal_level(level)
         print(measure(f"pgkura {level} (ISA-L {engine})", text, _packer(engine),
                       lambda m: isal_zlib.decompress(m, 31)))  # fmt: skip
+    for level in (6, 9):
+        print(measure_zstd(text, level))
+
+
+def measure_zstd(text: bytes, level: int) -> str:
+    out = io.BytesIO()
+    started = time.perf_counter()
+    writer = ZstdWriter(out, level, threads=1)
+    for start in range(0, len(text), BLOCK):
+        writer.write(text[start : start + BLOCK])
+    writer.close()
+    deflate = time.perf_counter() - started
+    packed = out.getvalue()
+    started = time.perf_counter()
+    for _ in unzstd(packed[i : i + BLOCK] for i in range(0, len(packed), BLOCK)):
+        pass
+    inflate = time.perf_counter() - started
+    mb = len(text) / 1e6
+    name = f"zstd, pgkura {level} (zstd {zstd_level(level)})"
+    return (
+        f"  {name:26} deflate {mb / deflate:6.0f} MB/s  ratio {len(text) / len(packed):4.2f}  "
+        f"inflate {mb / inflate:5.0f} MB/s"
+    )
 
 
 def _packer(engine: int) -> Callable[[bytes], bytes]:

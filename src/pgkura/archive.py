@@ -1,4 +1,5 @@
-"""Reading a backup file once: gzip integrity, the dump's trailer, the manifest's SHA-256.
+"""Reading a backup file once: gzip (or zstd) integrity, the dump's trailer, the manifest's
+SHA-256. Which of the two a file is comes from its first bytes, not its name.
 
 The same pass feeds a restore, so a restore needs no separate verification read: it commits
 only if this pass ends clean.
@@ -6,10 +7,10 @@ only if this pass ends clean.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from isal import isal_zlib
 
@@ -18,6 +19,7 @@ from pgkura.dump_stream import DumpStream
 from pgkura.gzip_blocks import INFLATE_ERROR, CorruptArchive, HashingReader, gunzip
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _HEAD = 64 * 1024
 _DUMP_HEADERS = (b"-- PostgreSQL database dump", b"-- PostgreSQL database cluster dump")
 
@@ -46,7 +48,7 @@ def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
     try:
         with path.open("rb") as raw:
             reader = HashingReader(raw)
-            for plain in gunzip(reader.blocks()):
+            for plain in _decompressed(raw, reader):
                 check.plain_size += len(plain)
                 sink(stream.feed(plain))
             sink(stream.finish())
@@ -73,23 +75,53 @@ def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
     return check
 
 
+def _decompressed(raw: BinaryIO, reader: HashingReader) -> Iterator[bytes]:
+    """The plaintext of the file `reader` reads, by the kind its first bytes name."""
+    magic = raw.read(len(_ZSTD_MAGIC))
+    raw.seek(0)
+    if magic.startswith(_ZSTD_MAGIC):
+        from pgkura.zstd_stream import unzstd  # imported only for zstd files
+
+        return unzstd(reader.blocks())
+    return gunzip(reader.blocks())
+
+
 def looks_like_a_dump(path: Path) -> str | None:
-    """What is wrong with `path` as a backup at a glance (None when it starts like a gzip'd
-    pg_dump): the cheap check that comes before anything is changed, such as a safety backup."""
+    """What is wrong with `path` as a backup at a glance (None when it starts like a gzip'd or
+    zstd'd pg_dump): the cheap check that comes before anything is changed, such as a safety
+    backup."""
     try:
         with path.open("rb") as raw:
             head = raw.read(_HEAD)
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror}"
-    if not head.startswith(_GZIP_MAGIC):
-        return f"{path.name} is not a gzip file"
-    try:
-        plain = isal_zlib.decompressobj(wbits=31).decompress(head, _HEAD)
-    except INFLATE_ERROR:
-        return f"{path.name} is a damaged gzip file"
+    if head.startswith(_ZSTD_MAGIC):
+        kind, plain = "zstd", _zstd_head(head)
+    elif head.startswith(_GZIP_MAGIC):
+        kind, plain = "gzip", _gzip_head(head)
+    else:
+        return f"{path.name} is neither a gzip nor a zstd file"
+    if plain is None:
+        return f"{path.name} is a damaged {kind} file"
     if not any(marker in plain[:_HEAD] for marker in _DUMP_HEADERS):
         return f"{path.name} does not start like a pg_dump or pg_dumpall SQL dump"
     return None
+
+
+def _gzip_head(head: bytes) -> bytes | None:
+    try:
+        return isal_zlib.decompressobj(wbits=31).decompress(head, _HEAD)
+    except INFLATE_ERROR:
+        return None
+
+
+def _zstd_head(head: bytes) -> bytes | None:
+    from pgkura.zstd_stream import unzstd
+
+    try:
+        return next(unzstd(iter([head])), b"")[:_HEAD]
+    except CorruptArchive as exc:
+        return b"" if "truncated" in str(exc) else None  # a head is cut off by nature
 
 
 def verify(path: Path) -> ArchiveCheck:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from pgkura import validation as v
 from pgkura.backup_store import (
@@ -48,6 +49,20 @@ Log = Callable[[str], None]
 Progress = Callable[[int, int, float], None]  # plaintext bytes, compressed bytes, seconds
 
 
+class Compressor(Protocol):
+    """What a backup writes through (gzip_blocks.ParallelGzipWriter, zstd_stream.ZstdWriter)."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def plain_size(self) -> int: ...
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
 class BackupError(PgkuraError):
     """The backup failed; no file that looks like a backup was left behind."""
 
@@ -60,6 +75,7 @@ class BackupOptions:
     level: int | None = None
     keep: int | None = None
     output: Path | None = None
+    compression: str | None = None
 
     @classmethod
     def from_flags(
@@ -71,6 +87,7 @@ class BackupOptions:
         schema_only: bool = False,
         data_only: bool = False,
         cluster: bool = False,
+        compression: str | None = None,
     ) -> BackupOptions:
         chosen = [m for m, on in (("schema", schema_only), ("data", data_only),
                                   ("cluster", cluster)) if on]  # fmt: skip
@@ -81,6 +98,7 @@ class BackupOptions:
             level=v.GZIP_LEVEL.flag(level, "--level"),
             keep=v.KEEP.flag(keep, "--keep"),
             output=v.FILE_PATH.flag(output, "--output") if output else None,
+            compression=v.COMPRESSION.flag(compression, "--compression"),
         )
 
 
@@ -91,6 +109,7 @@ def take_backup(
     mode: str = "full",
     level: int | None = None,
     keep: int | None = None,
+    compression: str | None = None,
     dbname: str | None = None,
     reason: str = "",
     purpose: str = ORDINARY,
@@ -105,7 +124,8 @@ def take_backup(
     target = settings.target if dbname is None else settings.target.for_database(dbname)
     server = ready(settings, target)
     tool = choose(settings, program, server // 10000, warn=log, dbname=target.dbname)
-    final = _final_path(settings, output, target.dbname, mode)
+    compression = compression or settings.backup_compression
+    final = _final_path(settings, output, target.dbname, mode, compression)
     if final.exists():
         raise BackupError(f"{final} already exists; pgkura never overwrites a backup")
     try:
@@ -119,7 +139,8 @@ def take_backup(
     log(f"backing up {target.redacted()} with {tool.source} → {final}")
     started = time.monotonic()
     level = settings.backup_level if level is None else level
-    sha256, size, plain = _dump_to(final, tool.command(*options), tool.environment(), level,
+    writer = _writer(compression, level)
+    sha256, size, plain = _dump_to(final, tool.command(*options), tool.environment(), writer,
                                    progress, program, lambda: _stop(target, tool, log))  # fmt: skip
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -130,7 +151,7 @@ def take_backup(
         "server_version": f"{server // 10000}.{server % 10000}",
         "dump_tool": f"{program} {tool.version}",
         "source": tool.source,
-        "compression": f"gzip level {level}",
+        "compression": f"{compression} level {level}",
         "size": size,
         "plain_size": plain,
         "sha256": sha256,
@@ -146,7 +167,17 @@ def take_backup(
     return backup
 
 
-def _final_path(settings: Settings, output: Path | None, dbname: str, mode: str) -> Path:
+def _writer(compression: str, level: int) -> Callable[[BinaryIO], Compressor]:
+    if compression == "zstd":
+        from pgkura.zstd_stream import ZstdWriter  # imported only for zstd backups
+
+        return lambda out: ZstdWriter(out, level)
+    return lambda out: ParallelGzipWriter(out, level)
+
+
+def _final_path(
+    settings: Settings, output: Path | None, dbname: str, mode: str, compression: str
+) -> Path:
     """An explicit file, or a fresh timestamped name in the backup (or given) directory."""
     directory = settings.backup_dir
     if output is not None:
@@ -154,14 +185,14 @@ def _final_path(settings: Settings, output: Path | None, dbname: str, mode: str)
         if not (output.is_dir() or str(output).endswith(os.sep)):
             return output
         directory = output
-    return BackupStore(directory).new_path(dbname, mode)
+    return BackupStore(directory).new_path(dbname, mode, compression=compression)
 
 
 def _dump_to(
     final: Path,
     argv: list[str],
     env: dict[str, str],
-    level: int,
+    make_writer: Callable[[BinaryIO], Compressor],
     progress: Progress | None,
     program: str,
     on_abort: Callable[[], None],
@@ -172,7 +203,7 @@ def _dump_to(
     tmp = Path(tmp_name)  # mkstemp creates it 0600: readable by the owner only
     with tempfile.TemporaryFile() as errors, os.fdopen(fd, "wb") as out:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
-        writer = ParallelGzipWriter(out, level)
+        writer = make_writer(out)
         try:
             tail = _pump(proc, writer, progress)
             code = proc.wait()
@@ -212,9 +243,7 @@ def _stop(target: Target, tool: Tool, log: Log) -> None:
         log(f"warning: could not stop the interrupted dump on the server: {exc}")
 
 
-def _pump(
-    proc: subprocess.Popen[bytes], writer: ParallelGzipWriter, progress: Progress | None
-) -> bytes:
+def _pump(proc: subprocess.Popen[bytes], writer: Compressor, progress: Progress | None) -> bytes:
     """Copy the dump into the writer; the last bytes of plaintext, for the trailer check."""
     assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE) guarantees it
     started = last = time.monotonic()

@@ -1,11 +1,12 @@
 """What "the backups" are: file names, manifests, listing, `latest`, and retention.
 
-Every other module asks this one. A backup is `<stem>_YYYYMMDD_HHMMSS[_N].sql.gz` with a pgkura
-manifest beside it (`….sql.gz.json`). The stem comes from the database name, made safe for any
-file system: letters and digits of any script stay readable, everything else (`/`, `..`,
-control characters, spaces, `%`) is percent-encoded, so no name can leave the directory and
-different names never share a stem. The manifest, not the name, says which database a file
-holds and what it is for: safety copies taken before a restore are never `latest` unless asked.
+Every other module asks this one. A backup is `<stem>_YYYYMMDD_HHMMSS[_N].sql.gz` (or
+`.sql.zst`) with a pgkura manifest beside it (`….sql.gz.json`). The stem comes from the database
+name, made safe for any file system: letters and digits of any script stay readable,
+everything else (`/`, `..`, control characters, spaces, `%`) is percent-encoded, so no name can
+leave the directory and different names never share a stem. The manifest, not the name, says
+which database a file holds and what it is for: safety copies taken before a restore are never
+`latest` unless asked.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from pgkura import validation as v
 from pgkura.errors import PgkuraError
 
 MANIFEST_FORMAT = "pgkura-backup/1"
-SUFFIX = ".sql.gz"
+SUFFIXES = {"gzip": ".sql.gz", "zstd": ".sql.zst"}
 SAFETY = "safety"  # the purpose of the copy a restore takes of what it replaces
 ORDINARY = "backup"
-_NAME = re.compile(r"^(?P<stem>.+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.sql\.gz$")
+_NAME = re.compile(r"^(?P<stem>.+)_(?P<stamp>\d{8}_\d{6})(?:_(?P<n>\d+))?\.sql\.(?:gz|zst)$")
 _KEEP_AS_IS = set("-_")
 
 
@@ -108,10 +109,11 @@ class BackupStore:
         self.directory = directory
 
     def entries(self) -> list[Backup]:
-        """Every `.sql.gz` file in the directory (pgkura's or not), oldest first."""
+        """Every `.sql.gz` / `.sql.zst` file in the directory (pgkura's or not), oldest first."""
         if not self.directory.is_dir():
             return []
-        found = [Backup(p, read_manifest(p)) for p in self.directory.glob(f"*{SUFFIX}")]
+        paths = [p for suffix in SUFFIXES.values() for p in self.directory.glob(f"*{suffix}")]
+        found = [Backup(p, read_manifest(p)) for p in paths]
         return sorted(found, key=lambda e: e.order)
 
     def own(self, dbname: str, mode: str = "full", purpose: str | None = ORDINARY) -> list[Backup]:
@@ -148,15 +150,20 @@ class BackupStore:
             raise BackupNotFound(f"{path} does not exist (or is not a file)")
         return path
 
-    def new_path(self, dbname: str, mode: str, now: datetime | None = None) -> Path:
-        """A fresh timestamped name for a backup of `dbname`, inside the directory."""
+    def new_path(
+        self, dbname: str, mode: str, now: datetime | None = None, compression: str = "gzip"
+    ) -> Path:
+        """A fresh timestamped name for a backup of `dbname`, inside the directory; no two
+        backups share a name apart from their suffix, so their order is never a tie."""
         stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
         stem = file_stem(dbname, mode)
-        path, n = self.directory / f"{stem}_{stamp}{SUFFIX}", 1
-        while path.exists() or manifest_path(path).exists():  # two backups in one second
+        n = 1
+        while True:
+            base = f"{stem}_{stamp}" + (f"_{n}" if n > 1 else "")
+            taken = [self.directory / f"{base}{suffix}" for suffix in SUFFIXES.values()]
+            if not any(p.exists() or manifest_path(p).exists() for p in taken):  # same second
+                return self.directory / f"{base}{SUFFIXES[compression]}"
             n += 1
-            path = self.directory / f"{stem}_{stamp}_{n}{SUFFIX}"
-        return path
 
     def prune(self, dbname: str, mode: str, keep: int) -> list[Path]:
         """Delete this tool's oldest backups of `dbname` beyond the newest `keep`, counting

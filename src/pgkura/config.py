@@ -59,6 +59,7 @@ class Settings:
     backup_dir: Path
     backup_keep: int
     backup_level: int
+    backup_compression: str
     pg_bin: Path | None
     image: str
     base_image: str
@@ -225,6 +226,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_dir=values.parsed("PGKURA_BACKUP_DIR", "backups", directory),
         backup_keep=values.parsed("PGKURA_BACKUP_KEEP", "0", v.KEEP),
         backup_level=values.parsed("PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), v.GZIP_LEVEL),
+        backup_compression=values.parsed("PGKURA_BACKUP_COMPRESSION", "gzip", v.COMPRESSION),
         pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
         image=values.get("PGKURA_IMAGE", default_image(build_target)),
         base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),

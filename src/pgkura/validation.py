@@ -75,7 +75,17 @@ def project_path(text: str, root: Path) -> Path:
 
 
 PORT = Rule(_ranged(1, 65535), "a port number 1-65535")
-GZIP_LEVEL = Rule(_ranged(1, 9), "a gzip level 1-9")
+GZIP_LEVEL = Rule(_ranged(1, 9), "a compression level 1-9")
+COMPRESSIONS = ("gzip", "zstd")
+
+
+def _compression(text: str) -> str:
+    if text.strip().lower() not in COMPRESSIONS:
+        raise ValueError("")
+    return text.strip().lower()
+
+
+COMPRESSION = Rule(_compression, "gzip or zstd")
 KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more (0 keeps every backup)")
 VERSION = Rule(_ranged(0), "a migration number, 0 or more")
 STEPS = Rule(_ranged(1), "a whole number of migrations, 1 or more")

@@ -22,6 +22,7 @@ from pgkura.config import load_settings
 from pgkura.errors import PgkuraError
 from pgkura.restore import RestoreError, restore, restore_test
 from pgkura.throwaway import bin_dir
+from pgkura.zstd_stream import zstd
 
 from .conftest import admin
 
@@ -125,6 +126,41 @@ def test_damaged_archives_are_refused_and_the_database_is_untouched(
         assert "database is unchanged" in str(err.value)
 
 
+def test_zstd_backups_round_trip_and_damage_is_refused(app_settings, pg_server, database, tmp_path):
+    before = fingerprint(pg_server.url(database))
+    done = take_backup(app_settings, compression="zstd", log=QUIET)
+    assert done.path.name.endswith(".sql.zst")
+    assert done.manifest["compression"] == "zstd level 6"
+    assert done.path.stat().st_mode & 0o777 == 0o600
+    check = verify(done.path)
+    assert check.ok, check.problems
+    assert check.sha256 == done.manifest["sha256"]
+    text = zstd.decompress(done.path.read_bytes())
+    assert b"-- PostgreSQL database dump complete" in text[-300:]
+    assert BackupStore(app_settings.backup_dir).latest(database) == done.path
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute("DELETE FROM docs WHERE id > 10")
+    restore(app_settings, done.path, safety_backup=False, log=QUIET)
+    assert fingerprint(pg_server.url(database)) == before
+    raw = done.path.read_bytes()
+    cut = text[: text.index(b"\\.\n", text.index(b"COPY public.docs"))]
+    damaged = {
+        "truncated": raw[: len(raw) // 2],
+        "corrupted": raw[:300] + bytes([raw[300] ^ 0x55]) + raw[301:],
+        "cut inside COPY data": zstd.compress(cut),
+    }
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute("UPDATE docs SET body = 'after the backup' WHERE id = 1")
+    changed = fingerprint(pg_server.url(database))
+    for name, data in damaged.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.sql.zst"
+        path.write_bytes(data)
+        assert not verify(path).ok, name
+        with pytest.raises(RestoreError, match="nothing was committed"):
+            restore(app_settings, path, safety_backup=False, log=QUIET)
+        assert fingerprint(pg_server.url(database)) == changed, name
+
+
 def test_checksum_mismatch_with_the_manifest_is_refused(app_settings, pg_server, database):
     done = take_backup(app_settings, log=QUIET)
     other = take_backup(app_settings, log=QUIET)
@@ -155,7 +191,8 @@ def test_a_restore_failing_half_way_leaves_the_database_unchanged(
     assert fingerprint(pg_server.url(database)) == before
 
 
-def test_pg_dump_killed_mid_stream_leaves_no_file(app_settings, pg_server, database):
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_pg_dump_killed_mid_stream_leaves_no_file(app_settings, pg_server, database, compression):
     with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE bulk AS SELECT g, md5(g::text) || md5((g * 7)::text) AS t "
@@ -179,7 +216,7 @@ def test_pg_dump_killed_mid_stream_leaves_no_file(app_settings, pg_server, datab
     killer.start()
     slow = lambda *_: time.sleep(0.05)  # noqa: E731 - a slow terminal: the dump stays mid-stream
     with pytest.raises(BackupError, match="pg_dump was killed by signal 9"):
-        take_backup(app_settings, log=QUIET, progress=slow)
+        take_backup(app_settings, log=QUIET, progress=slow, compression=compression)
     killer.join()
     assert killed
     assert sorted(p.name for p in directory.iterdir()) == []

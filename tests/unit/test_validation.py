@@ -37,9 +37,10 @@ def _outcome(call):
     [
         ("PGKURA_BACKUP_LEVEL", "level", v.GZIP_LEVEL, "backup_level"),
         ("PGKURA_BACKUP_KEEP", "keep", v.KEEP, "backup_keep"),
+        ("PGKURA_BACKUP_COMPRESSION", "compression", v.COMPRESSION, "backup_compression"),
     ],
 )
-@given(text=flag_texts)
+@given(text=st.one_of(flag_texts, st.sampled_from(["gzip", "zstd", "ZSTD", " gzip ", "lz4"])))
 def test_a_flag_and_its_setting_never_disagree(tmp_path_factory, variable, flag, rule, attribute,
                                                text):  # fmt: skip
     if not text.strip():
@@ -54,8 +55,15 @@ def test_a_flag_and_its_setting_never_disagree(tmp_path_factory, variable, flag,
     ("flags", "message"),
     [
         ({"keep": "-1"}, "--keep='-1' from the command line is invalid"),
-        ({"level": "10"}, "--level='10' from the command line is invalid: expected a gzip level"),
+        (
+            {"level": "10"},
+            "--level='10' from the command line is invalid: expected a compression level",
+        ),
         ({"level": "0"}, "--level='0' from the command line is invalid"),
+        (
+            {"compression": "lz4"},
+            "--compression='lz4' from the command line is invalid: expected gzip or zstd",
+        ),
         ({"schema_only": True, "cluster": True}, "choose one of"),
     ],
 )
