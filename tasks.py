@@ -561,7 +561,7 @@ def backup(
 
 @task(
     help={
-        "file": "the .sql.gz or .sql.zst to restore, or `latest` for the newest backup of the database",
+        "file": "the .sql.gz or .sql.zst to restore, or `latest` (the newest backup)",
         "database": "restore into this database instead of the configured one",
         "create": "create the target database if it does not exist",
         "no-safety-backup": "skip the backup of the current database taken first",
