@@ -163,7 +163,10 @@ def test_bad_flag_values_are_refused_before_anything_runs(pg_server, database, t
     before = sorted((tmp_path / "backups").iterdir())
     for flags, words in [
         (["--keep", "-1"], "--keep='-1' from the command line is invalid: expected a whole number"),
-        (["--level", "10"], "--level='10' from the command line is invalid: expected a compression level"),
+        (
+            ["--level", "10"],
+            "--level='10' from the command line is invalid: expected a compression level",
+        ),
         (["--level", "0"], "--level='0' from the command line is invalid"),
     ]:
         result = _cli(tmp_path, url, "db.backup", *flags)
