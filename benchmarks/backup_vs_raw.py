@@ -135,20 +135,27 @@ def main() -> None:
         raw_tx: list[float] = []
         floor_b: list[float] = []
         safe_r: list[float] = []
+        zstd_b: list[float] = []
+        zstd_r: list[float] = []
         peaks: list[int] = []
 
-        backup = [*invoke, "db.backup", "--keep", "1"]
+        backup = [*invoke, "db.backup", "--keep", "2"]
 
-        def restore(*flags: str) -> list[str]:
-            newest = BackupStore(work).latest("app")  # not a safety copy
-            return [*invoke, "db.restore", str(newest), "--yes", *flags]
+        def newest(suffix: str) -> Path:
+            own = BackupStore(work).own("app")  # not the safety copies
+            return [b.path for b in own if b.path.name.endswith(suffix)][-1]
+
+        def restore(*flags: str, suffix: str = ".sql.gz") -> list[str]:
+            return [*invoke, "db.restore", str(newest(suffix)), "--yes", *flags]
 
         def our_backup() -> None:
             ours_b.append(timed(backup, env))
+            zstd_b.append(timed([*backup, "--compression", "zstd"], env))
 
         def our_restore() -> None:
             ours_r.append(timed(restore("--no-safety-backup"), env))
             safe_r.append(timed(restore(), env))  # the default: a safety copy first
+            zstd_r.append(timed(restore("--no-safety-backup", suffix=".sql.zst"), env))
 
         def raw_backup() -> None:
             raw_b.append(shell_timed(f"{dump} | gzip -6 > {raw_file}", env))
@@ -166,7 +173,7 @@ def main() -> None:
                 (first if i % 2 == 0 else second)()
                 (second if i % 2 == 0 else first)()
         peaks += [peak_rss(backup, env), peak_rss(restore("--no-safety-backup"), env)]
-        ours_file = BackupStore(work).latest("app")
+        ours_file, zstd_file = newest(".sql.gz"), newest(".sql.zst")
         a, b = statistics.median(ours_b), statistics.median(raw_b)
         c, d = statistics.median(ours_r), statistics.median(raw_r)
         f, s = statistics.median(floor_b), statistics.median(safe_r)
@@ -174,7 +181,13 @@ def main() -> None:
         print(f"backup : pgkura {a:.2f} s, raw pipeline {b:.2f} s, ratio {a / b:.2f}; "
               f"pg_dump alone {f:.2f} s, ratio {a / f:.2f}")  # fmt: skip
         print(f"archive: pgkura {ours_file.stat().st_size / 2**20:.1f} MiB, "
+              f"zstd {zstd_file.stat().st_size / 2**20:.1f} MiB, "
               f"gzip -6 {raw_file.stat().st_size / 2**20:.1f} MiB")  # fmt: skip
+        g, h = statistics.median(zstd_b), statistics.median(zstd_r)
+        print(
+            f"zstd   : backup {g:.2f} s (ratio to pg_dump alone {g / f:.2f}), restore "
+            f"--no-safety-backup {h:.2f} s (ratio to raw {h / d:.2f})"
+        )
         e = statistics.median(raw_tx)
         print(
             f"restore: pgkura --no-safety-backup {c:.2f} s, raw pipeline {d:.2f} s, ratio "
