@@ -123,7 +123,7 @@ def take_backup(
     program, options = MODES[mode]
     target = settings.target if dbname is None else settings.target.for_database(dbname)
     server = ready(settings, target)
-    tool = choose(settings, program, server // 10000, warn=log, dbname=target.dbname)
+    tool = choose(settings, program, server, warn=log, dbname=target.dbname)
     compression = compression or settings.backup_compression
     final = _final_path(settings, output, target.dbname, mode, compression)
     if final.exists():

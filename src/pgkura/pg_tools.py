@@ -70,7 +70,7 @@ def host_program(settings: Settings, program: str) -> str | None:
 def choose(
     settings: Settings,
     program: str,
-    server_major: int,
+    server: int,
     *,
     stdin: bool = False,
     warn: Callable[[str], None],
@@ -80,7 +80,8 @@ def choose(
 
     Each tool connects under a unique application_name (PGAPPNAME), so that its server session
     can be found and ended if pgkura is interrupted: Ctrl-C does not reach a process started by
-    `docker exec`."""
+    `docker exec`. `server` is the server's version number (PQserverVersion, e.g. 180006)."""
+    server_major = server // 10000
     target = settings.target if dbname is None else settings.target.for_database(dbname)
     session = f"pgkura {program} {secrets.token_hex(6)}"
     if target.is_container:
@@ -91,7 +92,9 @@ def choose(
             if program != "pg_dumpall":
                 login += ["-d", target.dbname]
             source = f"container {settings.container_name}"
-            return Tool(argv, login, {}, source, _version_of(argv), session)
+            # the server's own installation: its version, without a `--version` round trip
+            version = f"{server_major}.{server % 10000}"
+            return Tool(argv, login, {}, source, version, session)
         warn(
             f"container {settings.container_name} is not running; using the host's {program} "
             f"against {target.redacted()}"

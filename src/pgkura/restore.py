@@ -83,7 +83,7 @@ def restore(
         log(f"created database {name}")
     else:
         raise RestoreError(f"database {name} does not exist; pass --create to create it")
-    tool = choose(settings, "psql", server // 10000, stdin=True, warn=log, dbname=name)
+    tool = choose(settings, "psql", server, stdin=True, warn=log, dbname=name)
     log(f"restoring {path.name} into {name} with {tool.source}")
     try:
         check = _stream_into(

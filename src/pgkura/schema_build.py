@@ -28,6 +28,6 @@ def drift(settings: Settings, log: Log) -> Drift:
         raise PgkuraError(
             f"{settings.schema_file} does not exist; create it with `invoke db.dump-schema`"
         )
-    major = ready(settings) // 10000
-    pg_dump = choose(settings, "pg_dump", major, warn=log)
+    server = ready(settings)
+    pg_dump = choose(settings, "pg_dump", server, warn=log)
     return compare(settings.schema_file.read_text(), dump_schema(pg_dump))

@@ -54,15 +54,15 @@ def throwaway(settings: Settings, log: Log) -> Iterator[Workspace]:
 @contextmanager
 def scratch(settings: Settings, log: Log) -> Iterator[Workspace]:
     """A scratch database on the target server, used through the server's own tools."""
-    major = ready(settings) // 10000
+    server = ready(settings)
     name = f"pgkura_scratch_{secrets.token_hex(4)}"
     create_database(settings, name)
     log(f"scratch database {name} on {settings.target.redacted()}")
     try:
         yield Workspace(
             settings.target.for_database(name),
-            choose(settings, "psql", major, stdin=True, warn=log, dbname=name),
-            choose(settings, "pg_dump", major, warn=log, dbname=name),
+            choose(settings, "psql", server, stdin=True, warn=log, dbname=name),
+            choose(settings, "pg_dump", server, warn=log, dbname=name),
         )
     finally:
         drop_database(settings, name)
