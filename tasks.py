@@ -642,7 +642,8 @@ def verify(c: Context, file: str, restore_test: bool = False) -> None:
             raise Exit("error: " + path.name + " does not verify:\n"
                        + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
         note = "matches its manifest" if check.manifest else "no manifest to compare"
-        print(f"{path.name}: gzip intact, dump complete, sha256 {check.sha256[:16]}… ({note})")
+        print(f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… "
+              f"({note})")  # fmt: skip
         if restore_test:
             tables, rows = try_restore(settings, path, _say)
             print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")

@@ -32,6 +32,7 @@ class ArchiveCheck:
     plain_size: int = 0
     sha256: str = ""
     trailer_seen: bool = False
+    kind: str = "gzip"  # or "zstd": from the file's first bytes
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +49,8 @@ def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
     try:
         with path.open("rb") as raw:
             reader = HashingReader(raw)
-            for plain in _decompressed(raw, reader):
+            check.kind, plaintext = _decompressed(raw, reader)
+            for plain in plaintext:
                 check.plain_size += len(plain)
                 sink(stream.feed(plain))
             sink(stream.finish())
@@ -75,15 +77,15 @@ def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
     return check
 
 
-def _decompressed(raw: BinaryIO, reader: HashingReader) -> Iterator[bytes]:
-    """The plaintext of the file `reader` reads, by the kind its first bytes name."""
+def _decompressed(raw: BinaryIO, reader: HashingReader) -> tuple[str, Iterator[bytes]]:
+    """The kind of the file (its first bytes say) and the plaintext `reader` reads from it."""
     magic = raw.read(len(_ZSTD_MAGIC))
     raw.seek(0)
     if magic.startswith(_ZSTD_MAGIC):
         from pgkura.zstd_stream import unzstd  # imported only for zstd files
 
-        return unzstd(reader.blocks())
-    return gunzip(reader.blocks())
+        return "zstd", unzstd(reader.blocks())
+    return "gzip", gunzip(reader.blocks())
 
 
 def looks_like_a_dump(path: Path) -> str | None:

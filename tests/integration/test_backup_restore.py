@@ -134,6 +134,7 @@ def test_zstd_backups_round_trip_and_damage_is_refused(app_settings, pg_server, 
     assert done.path.stat().st_mode & 0o777 == 0o600
     check = verify(done.path)
     assert check.ok, check.problems
+    assert check.kind == "zstd"
     assert check.sha256 == done.manifest["sha256"]
     text = zstd.decompress(done.path.read_bytes())
     assert b"-- PostgreSQL database dump complete" in text[-300:]
