@@ -549,14 +549,19 @@ def backup(
     compression: str | None = None,
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest)."""
+    from pgkura.alerts import alerting
     from pgkura.backup import BackupOptions
 
     with _errors():
-        options = BackupOptions.from_flags(output=output, keep=keep, level=level,
-                                           schema_only=schema_only, data_only=data_only,
-                                           cluster=cluster, compression=compression)  # fmt: skip
-        _backup_now(_settings(), output=options.output, mode=options.mode, keep=options.keep,
-                    level=options.level, compression=options.compression)  # fmt: skip
+        settings = _settings()
+        alert_url = settings.alert_url
+        with alerting(alert_url, "db.backup", on_success=settings.alert_success, log=_say):
+            options = BackupOptions.from_flags(output=output, keep=keep, level=level,
+                                               schema_only=schema_only, data_only=data_only,
+                                               cluster=cluster,
+                                               compression=compression)  # fmt: skip
+            _backup_now(settings, output=options.output, mode=options.mode, keep=options.keep,
+                        level=options.level, compression=options.compression)  # fmt: skip
 
 
 @task(

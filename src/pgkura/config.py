@@ -20,7 +20,7 @@ from pgkura import validation as v
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.gzip_blocks import DEFAULT_LEVEL
 from pgkura.pg_bigm_source import DEFAULT_URL, BigmSource, parse_location, parse_sha256
-from pgkura.validation import Rule
+from pgkura.validation import Rule, SafeValueError
 
 ENVIRONMENTS = ("development", "production")
 ENVIRONMENT_ALIASES = {"dev": "development", "prod": "production"}
@@ -60,6 +60,8 @@ class Settings:
     backup_keep: int
     backup_level: int
     backup_compression: str
+    alert_url: str | None = field(repr=False)
+    alert_success: bool
     pg_bin: Path | None
     image: str
     base_image: str
@@ -184,6 +186,16 @@ BUILD_NETWORK = Rule(
 PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
 
 
+def _alert_url(text: str) -> str:
+    if text and not re.match(r"^https?://[^\s/]+(/\S*)?$", text, re.IGNORECASE):
+        raise SafeValueError("an http:// or https:// URL")
+    return text
+
+
+# the URL holds the monitoring check's secret token: never echoed
+ALERT_URL = Rule(_alert_url, "a monitoring URL to ping", secret=True)
+
+
 def default_image(build_target: str) -> str:
     """The local image's name: says which target it is, and claims no versions the base image
     decides (as in docker-compose.yml)."""
@@ -227,6 +239,8 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_keep=values.parsed("PGKURA_BACKUP_KEEP", "0", v.KEEP),
         backup_level=values.parsed("PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), v.GZIP_LEVEL),
         backup_compression=values.parsed("PGKURA_BACKUP_COMPRESSION", "gzip", v.COMPRESSION),
+        alert_url=values.parsed("PGKURA_ALERT_URL", "", ALERT_URL) or None,
+        alert_success=values.parsed("PGKURA_ALERT_SUCCESS", "false", v.BOOLEAN),
         pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
         image=values.get("PGKURA_IMAGE", default_image(build_target)),
         base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),

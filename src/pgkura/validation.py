@@ -86,6 +86,17 @@ def _compression(text: str) -> str:
 
 
 COMPRESSION = Rule(_compression, "gzip or zstd")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in (*_TRUE, *_FALSE):
+        raise ValueError("")
+    return value in _TRUE
+
+
+BOOLEAN = Rule(_boolean, "true or false (yes/no, on/off, 1/0 also)")
 KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more (0 keeps every backup)")
 VERSION = Rule(_ranged(0), "a migration number, 0 or more")
 STEPS = Rule(_ranged(1), "a whole number of migrations, 1 or more")

@@ -43,6 +43,8 @@ def test_dotenv_is_read_and_real_environment_wins(tmp_path):
         ("DATABASE_URL", "mysql://u:p@h/db", "a PostgreSQL URL"),
         ("PGKURA_LOCK_TIMEOUT", "5 parsecs", "a duration"),
         ("PGKURA_BACKUP_KEEP", "-1", "a whole number"),
+        ("PGKURA_ALERT_SUCCESS", "maybe", "true or false"),
+        ("PGKURA_BACKUP_COMPRESSION", "lz4", "gzip or zstd"),
     ],
 )
 def test_invalid_values_name_the_variable_and_the_file(tmp_path, name, value, expected):
