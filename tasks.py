@@ -628,6 +628,33 @@ def list_backups(c: Context) -> None:
 
 @task(
     help={
+        "yes": "delete what the policy does not keep (without it: list what would go, and why)",
+    }
+)
+def prune(c: Context, yes: bool = False) -> None:
+    """Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY)."""
+    from pgkura.backup_store import BackupStore
+    from pgkura.report import table
+
+    with _errors():
+        settings = _settings()
+        policy, store = settings.backup_retention, BackupStore(settings.backup_dir)
+        name = settings.target.dbname
+        plan = store.retention_plan(name, "full", policy)
+        print(f"retention for {name}: {policy.describe()}")
+        rows = [[e.path.name, e.purpose, "keep: " + "; ".join(why) if why else "DELETE"]
+                for e, why in plan]  # fmt: skip
+        print(table(["file", "purpose", "decision"], rows) if rows else "no backups")
+        doomed = sum(1 for _, why in plan if not why)
+        if not yes:
+            print(f"dry run: {doomed} file(s) would be deleted; run again with --yes to delete")
+            return
+        for path in store.prune(name, "full", policy):
+            print(f"deleted {path.name}")
+
+
+@task(
+    help={
         "file": "the .sql.gz to check, or `latest` for the newest backup of the database",
         "restore-test": "also restore into a scratch database, count tables and rows, drop it",
     },
@@ -674,6 +701,6 @@ def docker_push(c: Context, registry: str) -> None:
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
-    dump_schema, drift, backup, restore, list_backups, verify,
+    dump_schema, drift, backup, restore, list_backups, prune, verify,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

@@ -8,6 +8,7 @@ verify the file later without the server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -161,8 +162,10 @@ def take_backup(
     }
     write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
     backup = Backup(final, manifest)
-    retain = settings.backup_keep if keep is None else keep
-    for old in BackupStore(final.parent).prune(target.dbname, mode, retain):
+    policy = settings.backup_retention
+    if keep is not None:  # --keep N: the newest N of the policy
+        policy = dataclasses.replace(policy, last=keep)
+    for old in BackupStore(final.parent).prune(target.dbname, mode, policy):
         log(f"retention: removed {old.name}")
     return backup
 

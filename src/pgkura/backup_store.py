@@ -22,6 +22,7 @@ from typing import Any
 
 from pgkura import validation as v
 from pgkura.errors import PgkuraError
+from pgkura.retention import Policy, reasons_to_keep
 
 MANIFEST_FORMAT = "pgkura-backup/1"
 SUFFIXES = {"gzip": ".sql.gz", "zstd": ".sql.zst"}
@@ -92,6 +93,12 @@ class Backup:
     @property
     def purpose(self) -> str:
         return str(self.manifest.get("purpose") or ORDINARY)
+
+    @property
+    def taken_at(self) -> datetime | None:
+        """The (local) time in the file's name."""
+        match = _NAME.match(self.path.name)
+        return datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S") if match else None
 
     @property
     def order(self) -> tuple[str, int, str]:
@@ -165,15 +172,23 @@ class BackupStore:
                 return self.directory / f"{base}{SUFFIXES[compression]}"
             n += 1
 
-    def prune(self, dbname: str, mode: str, keep: int) -> list[Path]:
-        """Delete this tool's oldest backups of `dbname` beyond the newest `keep`, counting
-        ordinary backups and safety copies separately; what went. `keep` 0 deletes nothing."""
-        if keep < 0:
-            raise ValueError("keep must be 0 or more")
-        removed = []
+    def retention_plan(
+        self, dbname: str, mode: str, policy: Policy
+    ) -> list[tuple[Backup, list[str]]]:
+        """This tool's backups of `dbname` in `mode`, oldest first, each with why `policy`
+        keeps it (empty: it would go). Ordinary backups and safety copies are counted apart."""
+        plan = []
         for purpose in (ORDINARY, SAFETY):
-            entries = self.own(dbname, mode, purpose)
-            for entry in entries[: max(0, len(entries) - keep)] if keep else []:
+            entries = [e for e in self.own(dbname, mode, purpose) if e.taken_at is not None]
+            times = [e.taken_at for e in entries if e.taken_at is not None]
+            plan += list(zip(entries, reasons_to_keep(times, policy), strict=True))
+        return plan
+
+    def prune(self, dbname: str, mode: str, policy: Policy) -> list[Path]:
+        """Delete what `policy` does not keep; what went. An inactive policy deletes nothing."""
+        removed = []
+        for entry, reasons in self.retention_plan(dbname, mode, policy):
+            if not reasons:
                 entry.path.unlink()
                 manifest_path(entry.path).unlink(missing_ok=True)
                 removed.append(entry.path)

@@ -20,6 +20,7 @@ from pgkura import validation as v
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.gzip_blocks import DEFAULT_LEVEL
 from pgkura.pg_bigm_source import DEFAULT_URL, BigmSource, parse_location, parse_sha256
+from pgkura.retention import Policy
 from pgkura.validation import Rule, SafeValueError
 
 ENVIRONMENTS = ("development", "production")
@@ -57,7 +58,7 @@ class Settings:
     runner_lock_wait_ms: int
     connect_wait_ms: int
     backup_dir: Path
-    backup_keep: int
+    backup_retention: Policy
     backup_level: int
     backup_compression: str
     alert_url: str | None = field(repr=False)
@@ -236,7 +237,13 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         runner_lock_wait_ms=values.parsed("PGKURA_RUNNER_LOCK_WAIT", "60s", v.DURATION),
         connect_wait_ms=values.parsed("PGKURA_CONNECT_WAIT", "30s", v.DURATION),
         backup_dir=values.parsed("PGKURA_BACKUP_DIR", "backups", directory),
-        backup_keep=values.parsed("PGKURA_BACKUP_KEEP", "0", v.KEEP),
+        backup_retention=Policy(
+            last=values.parsed("PGKURA_BACKUP_KEEP", "0", v.KEEP),
+            daily=values.parsed("PGKURA_BACKUP_KEEP_DAILY", "0", v.KEEP),
+            weekly=values.parsed("PGKURA_BACKUP_KEEP_WEEKLY", "0", v.KEEP),
+            monthly=values.parsed("PGKURA_BACKUP_KEEP_MONTHLY", "0", v.KEEP),
+            yearly=values.parsed("PGKURA_BACKUP_KEEP_YEARLY", "0", v.KEEP),
+        ),
         backup_level=values.parsed("PGKURA_BACKUP_LEVEL", str(DEFAULT_LEVEL), v.GZIP_LEVEL),
         backup_compression=values.parsed("PGKURA_BACKUP_COMPRESSION", "gzip", v.COMPRESSION),
         alert_url=values.parsed("PGKURA_ALERT_URL", "", ALERT_URL) or None,

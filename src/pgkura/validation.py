@@ -97,7 +97,7 @@ def _boolean(text: str) -> bool:
 
 
 BOOLEAN = Rule(_boolean, "true or false (yes/no, on/off, 1/0 also)")
-KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more (0 keeps every backup)")
+KEEP = Rule(_ranged(0), "a whole number of backups, 0 or more")
 VERSION = Rule(_ranged(0), "a migration number, 0 or more")
 STEPS = Rule(_ranged(1), "a whole number of migrations, 1 or more")
 LINES = Rule(_ranged(0), "a whole number of lines, 0 or more")

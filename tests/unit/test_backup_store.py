@@ -20,6 +20,8 @@ from pgkura.backup_store import (
     file_stem,
     manifest_path,
 )
+from pgkura.retention import Policy
+from tests.conftest import run_invoke
 
 # what PostgreSQL accepts as a database name: 1-63 bytes, no NUL
 db_names = st.text(
@@ -106,14 +108,12 @@ def test_prune_counts_each_purpose_and_zero_keeps_everything(tmp_path):
     ]
     foreign = tmp_path / "app_20250101_000000.sql.gz"
     foreign.write_bytes(b"no manifest: not ours")
-    assert store.prune("app", "full", 0) == []
-    assert store.prune("app", "full", 1) == [*ordinary[:2], safety[0]]
+    assert store.prune("app", "full", Policy()) == []
+    assert store.prune("app", "full", Policy(last=1)) == [*ordinary[:2], safety[0]]
     assert foreign.exists()
     assert ordinary[2].exists()
     assert safety[1].exists()
     assert not manifest_path(ordinary[0]).exists()
-    with pytest.raises(ValueError, match="0 or more"):
-        store.prune("app", "full", -1)
 
 
 def test_resolve_names_a_missing_file(tmp_path):
@@ -126,3 +126,31 @@ def test_readable_stem_alphabet_is_not_encoded():
         string.ascii_letters + string.digits + "-_"
     )
     assert os.sep not in file_stem(os.sep * 3)
+
+
+def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
+    """`invoke db.prune`: a dry run by default, naming each file's fate and why."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    days = [f"app_202611{d:02d}_030000.sql.gz" for d in range(10, 21)]  # 11 nightly backups
+    made = [_fake_backup(backups, name, "app") for name in days]
+    foreign = backups / "app_20261101_030000.sql.gz"
+    foreign.write_bytes(b"no manifest: not ours")
+    env = {
+        "PGKURA_ENV_FILE": str(tmp_path / ".env"),
+        "PGKURA_BACKUP_DIR": str(backups),
+        "PGKURA_BACKUP_KEEP": "2",
+        "PGKURA_BACKUP_KEEP_DAILY": "0",
+        "PGKURA_BACKUP_KEEP_WEEKLY": "2",
+    }
+    dry = run_invoke("db.prune", env=env, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "retention for app: 2 newest, 2 weekly" in dry.stdout
+    assert "keep: one of the newest 2; weekly 2026-W47" in dry.stdout  # the 20th, a Friday
+    assert "keep: weekly 2026-W46" in dry.stdout  # Sunday the 15th
+    assert "dry run: 8 file(s) would be deleted" in dry.stdout
+    assert all(p.exists() for p in made)
+    done = run_invoke("db.prune", "--yes", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    left = sorted(p.name for p in backups.glob("*.sql.gz"))
+    assert left == [foreign.name, days[5], days[9], days[10]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from operator import attrgetter
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def _outcome(call):
     ("variable", "flag", "rule", "attribute"),
     [
         ("PGKURA_BACKUP_LEVEL", "level", v.GZIP_LEVEL, "backup_level"),
-        ("PGKURA_BACKUP_KEEP", "keep", v.KEEP, "backup_keep"),
+        ("PGKURA_BACKUP_KEEP", "keep", v.KEEP, "backup_retention.last"),
         ("PGKURA_BACKUP_COMPRESSION", "compression", v.COMPRESSION, "backup_compression"),
     ],
 )
@@ -46,7 +47,7 @@ def test_a_flag_and_its_setting_never_disagree(tmp_path_factory, variable, flag,
     if not text.strip():
         return  # an empty setting means "the default"; an empty flag is no value at all
     root = tmp_path_factory.getbasetemp()
-    from_env = _outcome(lambda: getattr(load_settings(root, {variable: text}), attribute))
+    from_env = _outcome(lambda: attrgetter(attribute)(load_settings(root, {variable: text})))
     from_flag = _outcome(lambda: getattr(BackupOptions.from_flags(**{flag: text}), flag))
     assert from_env == from_flag
 
