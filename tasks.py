@@ -569,8 +569,8 @@ def backup(
         "file": "the .sql.gz or .sql.zst to restore, or `latest` (the newest backup)",
         "database": "restore into this database instead of the configured one",
         "create": "create the target database if it does not exist",
-        "no-safety-backup": "skip the backup of the current database taken first",
-        "safety": "with `latest`: the newest safety copy, i.e. undo the last restore",
+        "no-safety-backup": "skip the safety copy of the current database taken first",
+        "safety": "with `latest`: undo the last restore (put its safety copy back)",
         "yes": "do not ask for confirmation",
     },
     positional=["file"],
@@ -586,11 +586,21 @@ def restore(
 ) -> None:
     """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
     from pgkura import validation as v
-    from pgkura.data_ops import restore_backup
+    from pgkura.data_ops import newer_safety_copy, restore_backup
+    from pgkura.safety_copies import swap_back
 
     with _errors():
         name = v.DATABASE.flag(database or None, "--database") or ""
         settings = _settings()
+        copy = newer_safety_copy(settings, name or settings.target.dbname) if safety else None
+        if copy is not None and file == "latest":
+            target = name or settings.target.dbname
+            _consent(yes).require(settings, f"put database {copy.name} back as {target} "
+                                            "(undoing the last restore)")  # fmt: skip
+            replaced = swap_back(settings, target, copy)
+            print(f"{target} holds again what it held before the last restore ({copy.name}); "
+                  f"what it held until now is kept as database {replaced}")  # fmt: skip
+            return
         path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
                                     safety_backup=not no_safety_backup, from_safety=safety,
                                     log=_say)  # fmt: skip
@@ -598,6 +608,10 @@ def restore(
         if done.safety_backup:
             print(f"the previous contents are in {done.safety_backup.path} "
                   "(undo with `invoke db.restore latest --safety`)")  # fmt: skip
+        if done.safety_copy:
+            print(f"the previous contents are in database {done.safety_copy} on the same server "
+                  "(undo with `invoke db.restore latest --safety`; once satisfied, free its "
+                  f"space with DROP DATABASE \"{done.safety_copy}\")")  # fmt: skip
 
 
 @task(name="backups")

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgkura.backup import take_backup
-from pgkura.backup_store import Backup, BackupStore
+from pgkura.backup_store import SAFETY, Backup, BackupStore
 from pgkura.compose import container_state
 from pgkura.config import Settings
 from pgkura.confirm import confirm
 from pgkura.errors import ConfirmationRequired
 from pgkura.restore import Restored, restore
+from pgkura.safety_copies import SafetyCopy, copies
 
 Log = Callable[[str], None]
 Ask = Callable[[str], str]
@@ -61,6 +62,19 @@ def before_deleting_volume(
 def resolve_backup(settings: Settings, spec: str, dbname: str, *, safety: bool = False) -> Path:
     """FILE or `latest` (`safety`: the newest copy a restore took) for `dbname`."""
     return BackupStore(settings.backup_dir).resolve(spec, dbname, safety=safety)
+
+
+def newer_safety_copy(settings: Settings, dbname: str) -> SafetyCopy | None:
+    """The newest safety copy (a database) of `dbname` when it is newer than the newest safety
+    backup file: what undoing the last restore means."""
+    found = copies(settings, dbname)
+    if not found:
+        return None
+    files = BackupStore(settings.backup_dir).own(dbname, purpose=SAFETY)
+    newest_file = files[-1].taken_at if files else None
+    if newest_file is not None and newest_file > found[-1].taken_at:
+        return None
+    return found[-1]
 
 
 def restore_backup(

@@ -10,24 +10,24 @@ from pgkura.connection import connect
 from pgkura.dsn import Target
 
 
-def _admin(settings: Settings) -> psycopg.Connection:
+def admin_connection(settings: Settings) -> psycopg.Connection:
     """The maintenance database of the same server."""
     return connect(settings.target.for_database("postgres"), purpose="admin")
 
 
 def database_exists(settings: Settings, name: str) -> bool:
-    with _admin(settings) as conn:
+    with admin_connection(settings) as conn:
         row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return row is not None
 
 
 def create_database(settings: Settings, name: str) -> None:
-    with _admin(settings) as conn:
+    with admin_connection(settings) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(settings: Settings, name: str) -> None:
-    with _admin(settings) as conn:
+    with admin_connection(settings) as conn:
         query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         conn.execute(query.format(sql.Identifier(name)))
 
@@ -42,3 +42,15 @@ def end_sessions(target: Target, application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return len(rows)
+
+
+def other_sessions(settings: Settings, name: str) -> int:
+    """How many client sessions are connected to database `name` (autovacuum workers do not
+    count: CREATE DATABASE ... TEMPLATE stops them itself)."""
+    with admin_connection(settings) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchone()
+        return int(row[0]) if row else 0

@@ -18,6 +18,8 @@ from pgkura.extensions import pgvector_warning, statuses, unavailable_message
 from pgkura.lifecycle import port_in_use
 from pgkura.migration_files import project_migrations
 from pgkura.migration_plan import Plan
+from pgkura.report import size
+from pgkura.safety_copies import copies
 from pgkura.version_table import VersionTable
 
 SERVER_MAJOR = 18
@@ -120,6 +122,9 @@ def _server(settings: Settings) -> Iterator[Finding]:
         yield from _extensions(settings, conn)
         yield _migrations(settings, conn)
     yield _backups(settings)
+    copies = _safety_copies(settings)
+    if copies:
+        yield copies
 
 
 def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Finding]:
@@ -166,6 +171,23 @@ def _migrations(settings: Settings, conn: psycopg.Connection) -> Finding:
     if plan.pending:
         return Finding("migrations", "warn", f"{len(plan.pending)} pending → invoke db.migrate")
     return Finding("migrations", "ok", f"{len(plan.applied)} applied, none pending")
+
+
+def _safety_copies(settings: Settings) -> Finding | None:
+    """Copies that restores kept take the space of the database each: say so."""
+    try:
+        found = copies(settings, settings.target.dbname)
+    except (psycopg.Error, PgkuraError):
+        return None  # the server finding above already says what is wrong with the connection
+    if not found:
+        return None
+    names = ", ".join(f"{c.name} ({size(c.size)})" for c in found)
+    return Finding(
+        "safety",
+        "warn",
+        f"{len(found)} safety cop{'y' if len(found) == 1 else 'ies'} kept by restores: {names} "
+        "→ DROP DATABASE each once it is no longer needed",
+    )
 
 
 def _backups(settings: Settings) -> Finding:

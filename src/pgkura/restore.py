@@ -22,6 +22,7 @@ from typing import IO
 
 from psycopg import sql
 
+from pgkura import safety_copies
 from pgkura.archive import ArchiveCheck, looks_like_a_dump, stream_archive
 from pgkura.backup import take_backup
 from pgkura.backup_store import SAFETY, Backup, read_manifest
@@ -45,6 +46,7 @@ class Restored:
     database: str
     check: ArchiveCheck
     safety_backup: Backup | None
+    safety_copy: str | None = None  # a database on the same server holding what was replaced
 
 
 def restore(
@@ -72,12 +74,16 @@ def restore(
         )
     name = dbname or settings.target.dbname
     server = ready(settings, settings.target.for_database("postgres"))
-    safety = None
+    safety = copy = None
     if database_exists(settings, name):
         if safety_backup:
-            safety = take_backup(settings, dbname=name, reason=f"before restoring {path.name}",
-                                 purpose=SAFETY, log=log)  # fmt: skip
-            log(f"safety backup of the current {name}: {safety.path}")
+            why = f"before restoring {path.name}"
+            copy = safety_copies.take(settings, name, why, log)
+            if copy is None:
+                safety = take_backup(settings, dbname=name, reason=why, purpose=SAFETY, log=log)
+                log(f"safety backup of the current {name}: {safety.path}")
+            else:
+                log(f"safety copy of the current {name}: database {copy}")
     elif create:
         create_database(settings, name)
         log(f"created database {name}")
@@ -96,7 +102,7 @@ def restore(
         # psql's input ended without COMMIT; make sure its session is gone, whatever it waits on
         end_sessions(settings.target.for_database("postgres"), tool.session)
         raise
-    return Restored(name, check, safety)
+    return Restored(name, check, safety, copy)
 
 
 def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveCheck:

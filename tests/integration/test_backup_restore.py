@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pgkura import safety_copies
 from pgkura.archive import verify
 from pgkura.backup import BackupError, take_backup
 from pgkura.backup_store import BackupStore, read_manifest
@@ -74,10 +75,101 @@ def test_round_trip_keeps_vectors_japanese_text_and_large_objects(
     assert manifest["source"].startswith("host pg_dump 18.")
     with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
         conn.execute("DELETE FROM docs WHERE id > 10; UPDATE docs SET body = 'changed'")
+    changed = fingerprint(pg_server.url(database))
     restored = restore(app_settings, done.path, log=QUIET)
     assert fingerprint(pg_server.url(database)) == before
-    assert restored.safety_backup is not None  # the state just before the restore was kept
+    # the state just before the restore was kept: a copy of the database on the same server
+    assert restored.safety_backup is None
+    assert restored.safety_copy is not None
+    assert restored.safety_copy.startswith(f"{database}_before_restore_")
+    assert fingerprint(pg_server.url(restored.safety_copy)) == changed
+    # undoing the restore puts the copy back; what was there is kept in its turn
+    (copy,) = safety_copies.copies(app_settings, database)
+    replaced = safety_copies.swap_back(app_settings, database, copy)
+    assert fingerprint(pg_server.url(database)) == changed
+    assert fingerprint(pg_server.url(replaced)) == before
+    assert [c.name for c in safety_copies.copies(app_settings, database)] == [replaced]
+    drop(pg_server, replaced)
+
+
+def drop(pg_server, name: str) -> None:
+    with admin(pg_server) as conn:
+        query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(query.format(sql.Identifier(name)))
+
+
+def test_a_safety_copy_keeps_owner_settings_grants_and_says_what_it_is(
+    app_settings, pg_server, database
+):
+    with admin(pg_server) as conn:
+        conn.execute("DROP ROLE IF EXISTS pgkura_reader; CREATE ROLE pgkura_reader")
+        ident = sql.Identifier(database)
+        conn.execute(sql.SQL("ALTER DATABASE {} SET work_mem = '7MB'").format(ident))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO pgkura_reader").format(ident))
+    copy = safety_copies.take(app_settings, database, "before a test", QUIET)
+    assert copy is not None
+    try:
+        with admin(pg_server) as conn:
+            facts = (
+                "SELECT pg_get_userbyid(d.datdba), d.datacl::text[], "
+                "(SELECT setconfig FROM pg_db_role_setting WHERE setdatabase = d.oid "
+                "AND setrole = 0), shobj_description(d.oid, 'pg_database') "
+                "FROM pg_database d WHERE datname = %s"
+            )
+            original = conn.execute(facts, (database,)).fetchone()
+            copied = conn.execute(facts, (copy,)).fetchone()
+        assert original is not None
+        assert copied is not None
+        assert copied[:3] == original[:3]
+        assert copied[2] == ["work_mem=7MB"]
+        assert copied[3] == f"pgkura safety copy of {database}: before a test"
+        assert fingerprint(pg_server.url(copy)) == fingerprint(pg_server.url(database))
+    finally:
+        drop(pg_server, copy)
+        with admin(pg_server) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY pgkura_reader; DROP ROLE pgkura_reader"))
+
+
+def test_without_the_database_to_itself_a_safety_file_is_taken_and_undo_waits(
+    app_settings, pg_server, database, monkeypatch
+):
+    """pgkura never ends the application's sessions: a copy (or putting one back) needs the
+    database to itself, so with a session connected a safety backup file is taken instead, and
+    an undo is refused until the application stops. A refused copy falls back the same way."""
+    done = take_backup(app_settings, log=QUIET)
+    messages: list[str] = []
+    with psycopg.connect(pg_server.url(database), autocommit=True) as application:
+        application.execute("SELECT 1")
+        restored = restore(app_settings, done.path, log=messages.append)
+        assert not application.closed
+    assert restored.safety_copy is None
+    assert restored.safety_backup is not None
     assert verify(restored.safety_backup.path).ok
+    assert any("1 other session(s) are connected" in m for m in messages)
+
+    taken = "pgkura_name_in_use"
+    with admin(pg_server) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(taken)))
+    monkeypatch.setattr(safety_copies, "copy_name", lambda _db, _kind: taken)
+    messages.clear()
+    try:
+        refused = restore(app_settings, done.path, log=messages.append)
+    finally:
+        drop(pg_server, taken)
+    assert refused.safety_copy is None
+    assert refused.safety_backup is not None
+    assert any(f'cannot copy {database} (database "{taken}" already exists)' in m for m in messages)
+    monkeypatch.undo()
+
+    copy = restore(app_settings, done.path, log=QUIET).safety_copy
+    assert copy is not None
+    newest = safety_copies.copies(app_settings, database)[-1]
+    with psycopg.connect(pg_server.url(database), autocommit=True) as application:
+        application.execute("SELECT 1")
+        with pytest.raises(PgkuraError, match="1 session\\(s\\) are connected"):
+            safety_copies.swap_back(app_settings, database, newest)
+    drop(pg_server, copy)
 
 
 def test_restore_into_another_database_created_on_request(app_settings, pg_server, database):

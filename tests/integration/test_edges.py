@@ -15,7 +15,7 @@ from pgkura.backup import take_backup
 from pgkura.backup_store import SAFETY, BackupStore, read_manifest
 from pgkura.config import load_settings
 from pgkura.connection import ConnectionRefused, Refusal
-from pgkura.data_ops import Consent, restore_backup
+from pgkura.data_ops import Consent, newer_safety_copy, restore_backup
 from pgkura.readiness import ready
 from pgkura.restore import RestoreError, restore
 from pgkura.throwaway import bin_dir
@@ -107,25 +107,26 @@ def test_backups_of_any_database_name_stay_in_their_directory(pg_server, tmp_pat
 
 
 def test_latest_is_stable_across_restores(pg_server, database, tmp_path):
+    """With the application connected (so each restore keeps a safety backup *file*), `latest`
+    stays the ordinary backup, and `--safety` undoes the last restore from its file."""
     url = pg_server.url(database)
     settings = _settings(tmp_path, url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
     wanted = take_backup(settings, log=QUIET).path
-    for _ in range(2):  # twice: the second must not restore the first one's safety copy
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO t VALUES (2)")
-        path, done = restore_backup(settings, "latest", YES, log=QUIET)
-        assert path == wanted
-        assert done.safety_backup is not None
-        assert read_manifest(done.safety_backup.path)["purpose"] == SAFETY
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT v FROM t").fetchall() == [(1,)]
-    last_safety = BackupStore(settings.backup_dir).latest(database, safety=True)
-    undo, _ = restore_backup(settings, "latest", YES, from_safety=True, log=QUIET)
-    assert undo == last_safety
-    with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT v FROM t ORDER BY v").fetchall() == [(1,), (2,)]
+    with psycopg.connect(url, autocommit=True) as application:
+        for _ in range(2):  # twice: the second must not restore the first one's safety copy
+            application.execute("INSERT INTO t VALUES (2)")
+            path, done = restore_backup(settings, "latest", YES, log=QUIET)
+            assert path == wanted
+            assert done.safety_backup is not None
+            assert read_manifest(done.safety_backup.path)["purpose"] == SAFETY
+            assert application.execute("SELECT v FROM t").fetchall() == [(1,)]
+        last_safety = BackupStore(settings.backup_dir).latest(database, safety=True)
+        assert newer_safety_copy(settings, database) is None
+        undo, _ = restore_backup(settings, "latest", YES, from_safety=True, log=QUIET)
+        assert undo == last_safety
+        assert application.execute("SELECT v FROM t ORDER BY v").fetchall() == [(1,), (2,)]
 
 
 @pytest.mark.parametrize(

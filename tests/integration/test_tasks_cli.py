@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
+from pgkura.throwaway import bin_dir
 from tests.conftest import run_invoke
 
 
@@ -86,3 +90,31 @@ def test_a_failure_leaves_an_accurate_account_of_what_committed(
     assert undo.stdout.splitlines()[0].startswith("rolled back 002_b (")
     assert "rolled back 001_a" not in undo.stdout
     assert "no_such_table" in undo.stderr
+
+
+def test_restore_then_undo_through_invoke(pg_server, database, tmp_path):
+    """The default restore keeps a copy of the database; `latest --safety` puts it back."""
+    url = pg_server.url(database)
+    env = {"DATABASE_URL": url, "PGKURA_PG_BIN": str(bin_dir()), "PGKURA_BACKUP_DIR": "b"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('backed up')")
+    assert invoke("db.backup", env=env, cwd=tmp_path).returncode == 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE t SET v = 'changed since'")
+    restored = invoke("db.restore", "latest", "--yes", env=env, cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert f"the previous contents are in database {database}_before_restore_" in restored.stdout
+    doctor = invoke("db.doctor", env=env, cwd=tmp_path)
+    assert "1 safety copy kept by restores" in doctor.stdout
+    undone = invoke("db.restore", "latest", "--safety", "--yes", env=env, cwd=tmp_path)
+    assert undone.returncode == 0, undone.stderr
+    assert f"{database} holds again what it held before the last restore" in undone.stdout
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT v FROM t").fetchall() == [("changed since",)]
+        leftovers = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{database}\\_%",)
+        ).fetchall()
+    assert len(leftovers) == 1  # what the restore had made, kept as a copy in its turn
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        for (name,) in leftovers:
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
