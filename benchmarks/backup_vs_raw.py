@@ -154,7 +154,7 @@ def main() -> None:
 
         def our_restore() -> None:
             ours_r.append(timed(restore("--no-safety-backup"), env))
-            safe_r.append(timed(restore(), env))  # the default: a safety copy first
+            safe_r.append(timed(restore(), env))  # the default: a safety copy of the database first
             zstd_r.append(timed(restore("--no-safety-backup", suffix=".sql.zst"), env))
 
         def raw_backup() -> None:
@@ -193,7 +193,7 @@ def main() -> None:
             f"restore: pgkura --no-safety-backup {c:.2f} s, raw pipeline {d:.2f} s, ratio "
             f"{c / d:.2f}; raw with --single-transaction {e:.2f} s, ratio {c / e:.2f}"
         )
-        print(f"restore, default (safety backup first): {s:.2f} s, ratio to raw {s / d:.2f}")
+        print(f"restore, default (safety copy first): {s:.2f} s, ratio to raw {s / d:.2f}")
         print(f"pgkura peak memory (RSS, backup and restore): {max(peaks) / 2**20:.0f} MiB")
     finally:
         subprocess.run([*compose, "down", "--volumes"], env=env, capture_output=True, check=False)
