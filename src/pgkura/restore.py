@@ -84,6 +84,8 @@ def restore(
                 log(f"safety backup of the current {name}: {safety.path}")
             else:
                 log(f"safety copy of the current {name}: database {copy}")
+                for old in safety_copies.prune(settings, name, settings.backup_retention):
+                    log(f"retention: dropped the safety copy {old}")
     elif create:
         create_database(settings, name)
         log(f"created database {name}")

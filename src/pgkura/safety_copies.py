@@ -22,6 +22,7 @@ from psycopg import sql
 from pgkura.config import Settings
 from pgkura.databases import admin_connection, other_sessions
 from pgkura.errors import PgkuraError
+from pgkura.retention import Policy, reasons_to_keep
 
 Log = Callable[[str], None]
 COMMENT = "pgkura safety copy of {db}: {why}"
@@ -133,6 +134,20 @@ def copies(settings: Settings, db: str) -> list[SafetyCopy]:
         if match:
             found.append(SafetyCopy(name, datetime.strptime(match[1], "%Y%m%d_%H%M%S"), size))
     return sorted(found, key=lambda c: (c.taken_at, c.name))
+
+
+def prune(settings: Settings, db: str, policy: Policy) -> list[str]:
+    """Drop the safety copies of `db` that the retention policy does not keep (the same rules
+    as for safety backup files; an inactive policy drops nothing); the names dropped."""
+    found = copies(settings, db)
+    reasons = reasons_to_keep([c.taken_at for c in found], policy)
+    dropped = []
+    with admin_connection(settings) as conn:
+        for copy, why in zip(found, reasons, strict=True):
+            if not why:
+                conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(copy.name)))
+                dropped.append(copy.name)
+    return dropped
 
 
 def swap_back(settings: Settings, db: str, copy: SafetyCopy) -> str:

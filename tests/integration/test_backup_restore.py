@@ -22,6 +22,7 @@ from pgkura.backup_store import BackupStore, read_manifest
 from pgkura.config import load_settings
 from pgkura.errors import PgkuraError
 from pgkura.restore import RestoreError, restore, restore_test
+from pgkura.retention import Policy
 from pgkura.throwaway import bin_dir
 from pgkura.zstd_stream import zstd
 
@@ -96,6 +97,20 @@ def drop(pg_server, name: str) -> None:
     with admin(pg_server) as conn:
         query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         conn.execute(query.format(sql.Identifier(name)))
+
+
+def test_safety_copies_follow_the_retention_policy(app_settings, pg_server, database):
+    done = take_backup(app_settings, log=QUIET)
+    keep_one = dataclasses.replace(app_settings, backup_retention=Policy(last=1))
+    messages: list[str] = []
+    first = restore(keep_one, done.path, log=messages.append).safety_copy
+    time.sleep(1.1)  # copies are named by the second
+    second = restore(keep_one, done.path, log=messages.append).safety_copy
+    assert first is not None
+    assert second is not None
+    assert [c.name for c in safety_copies.copies(app_settings, database)] == [second]
+    assert f"retention: dropped the safety copy {first}" in messages
+    drop(pg_server, second)
 
 
 def test_a_safety_copy_keeps_owner_settings_grants_and_says_what_it_is(
