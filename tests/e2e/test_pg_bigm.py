@@ -121,7 +121,8 @@ def test_the_dockerfile_checks_the_sha256_itself(engine, tmp_path):
     network = os.environ.get("PGKURA_BUILD_NETWORK", "")
 
     def build(sha256: str) -> subprocess.CompletedProcess[str]:
-        argv = ["docker", "build", "--target", "pg_bigm", "--build-arg", f"PG_BIGM_SHA256={sha256}",
+        argv = ["docker", "build", "--force-rm", "--target", "pg_bigm",
+                "--build-arg", f"PG_BIGM_SHA256={sha256}",
                 "--build-arg", f"PG_BIGM_SOURCE={source.name}"]  # fmt: skip
         argv += ["--build-arg", f"PG_BASE_IMAGE={base}"] if base else []
         argv += ["--network", network] if network else []
@@ -133,9 +134,15 @@ def test_the_dockerfile_checks_the_sha256_itself(engine, tmp_path):
             env={**os.environ, "DOCKER_BUILDKIT": "0"},
         )
 
+    def stopped() -> set[str]:
+        listed = ["docker", "ps", "-a", "-q", "--filter", "status=exited"]
+        return set(subprocess.run(listed, capture_output=True, text=True).stdout.split())
+
+    before = stopped()
     wrong = build("f" * 64)
     assert wrong.returncode != 0
     assert "FAILED" in wrong.stdout + wrong.stderr  # sha256sum --check
+    assert stopped() == before  # the failed step's container is removed too
     right = build(good)
     assert right.returncode == 0, right.stdout[-2000:] + right.stderr
     subprocess.run(["docker", "image", "rm", "pgkura-e2e:pg_bigm-stage"], capture_output=True)
