@@ -41,26 +41,52 @@ class CorruptArchive(Exception):
     """The gzip stream is damaged or cut off."""
 
 
+def worker_count(threads: int | None = None) -> int:
+    """Compression threads: as asked, else the cores (at least 2, at most 8)."""
+    return threads or max(2, min(8, os.cpu_count() or 2))
+
+
+class HashingWriter:
+    """Writes to a file while hashing and counting exactly the bytes written (the compressed
+    stream a backup's manifest describes)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+
 class ParallelGzipWriter:
     """write() plaintext, close() to finish; `sha256` and `size` describe the compressed bytes."""
 
     def __init__(
         self, out: BinaryIO, level: int = DEFAULT_LEVEL, threads: int | None = None
     ) -> None:
-        self.out = out
+        self._out = HashingWriter(out)
         self.level = isal_level(level)
-        workers = threads or max(2, min(8, os.cpu_count() or 2))
+        workers = worker_count(threads)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gzip")
         self._inflight: deque[Future[bytes]] = deque()
         self._limit = workers * 2
         self._buffer = bytearray()
-        self._hash = hashlib.sha256()
-        self.size = 0
         self.plain_size = 0
 
     @property
     def sha256(self) -> str:
-        return self._hash.hexdigest()
+        return self._out.sha256
+
+    @property
+    def size(self) -> int:
+        return self._out.size
 
     def write(self, data: bytes) -> None:
         self.plain_size += len(data)
@@ -75,10 +101,7 @@ class ParallelGzipWriter:
             self._drain_one()
 
     def _drain_one(self) -> None:
-        member = self._inflight.popleft().result()
-        self.out.write(member)
-        self._hash.update(member)
-        self.size += len(member)
+        self._out.write(self._inflight.popleft().result())
 
     def close(self) -> None:
         """Compress what is left and write every member; the caller fsyncs and closes `out`."""

@@ -10,8 +10,6 @@ decompressor bounds each piece (`max_length`) and says whether a frame ended (`e
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -20,7 +18,7 @@ try:
 except ImportError:  # Python < 3.14
     from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
-from pgkura.gzip_blocks import BLOCK, CorruptArchive
+from pgkura.gzip_blocks import BLOCK, CorruptArchive, HashingWriter, worker_count
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 _PIECE = 4 * BLOCK  # the most plaintext the decoder hands back at a time
@@ -34,30 +32,12 @@ def zstd_level(level: int) -> int:
     return _ZSTD_LEVEL[level]
 
 
-class _Counted:
-    """The file the compressor writes to, hashing and counting what passes."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.out.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
 class ZstdWriter:
     """write() plaintext, close() to finish; `sha256` and `size` describe the compressed bytes."""
 
     def __init__(self, out: BinaryIO, level: int, threads: int | None = None) -> None:
-        self._out = _Counted(out)
-        workers = threads or max(2, min(8, os.cpu_count() or 2))
+        self._out = HashingWriter(out)
+        workers = worker_count(threads)
         parameter = zstd.CompressionParameter
         self._compressor = zstd.ZstdCompressor(
             options={
@@ -70,7 +50,7 @@ class ZstdWriter:
 
     @property
     def sha256(self) -> str:
-        return self._out.hash.hexdigest()
+        return self._out.sha256
 
     @property
     def size(self) -> int:
