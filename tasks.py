@@ -586,20 +586,19 @@ def restore(
 ) -> None:
     """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
     from pgkura import validation as v
-    from pgkura.data_ops import newer_safety_copy, restore_backup
-    from pgkura.safety_copies import swap_back
+    from pgkura.data_ops import put_back_safety_copy, restore_backup
 
     with _errors():
         name = v.DATABASE.flag(database or None, "--database") or ""
         settings = _settings()
-        copy = newer_safety_copy(settings, name or settings.target.dbname) if safety else None
-        if copy is not None and file == "latest":
-            target = name or settings.target.dbname
-            _consent(yes).require(settings, f"put database {copy.name} back as {target} "
-                                            "(undoing the last restore)")  # fmt: skip
-            replaced = swap_back(settings, target, copy)
-            print(f"{target} holds again what it held before the last restore ({copy.name}); "
-                  f"what it held until now is kept as database {replaced}")  # fmt: skip
+        undone = (
+            put_back_safety_copy(settings, file, _consent(yes), database=name) if safety else None
+        )
+        if undone is not None:
+            copy, replaced = undone
+            print(f"{name or settings.target.dbname} holds again what it held before the last "
+                  f"restore ({copy.name}); what it held until now is kept as database "
+                  f"{replaced}")  # fmt: skip
             return
         path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
                                     safety_backup=not no_safety_backup, from_safety=safety,

@@ -18,7 +18,7 @@ from pgkura.config import Settings
 from pgkura.confirm import confirm
 from pgkura.errors import ConfirmationRequired
 from pgkura.restore import Restored, restore
-from pgkura.safety_copies import SafetyCopy, copies
+from pgkura.safety_copies import SafetyCopy, copies, swap_back
 
 Log = Callable[[str], None]
 Ask = Callable[[str], str]
@@ -75,6 +75,20 @@ def newer_safety_copy(settings: Settings, dbname: str) -> SafetyCopy | None:
     if newest_file is not None and newest_file > found[-1].taken_at:
         return None
     return found[-1]
+
+
+def put_back_safety_copy(
+    settings: Settings, spec: str, consent: Consent, *, database: str = ""
+) -> tuple[SafetyCopy, str] | None:
+    """Undo the last restore by swapping names, when `spec` is `latest` and the newest safety
+    net of the database is a copy: (that copy, the name the replaced database now has). None
+    when the net is a file (restore it as any backup)."""
+    name = database or settings.target.dbname
+    copy = newer_safety_copy(settings, name) if spec == "latest" else None
+    if copy is None:
+        return None
+    consent.require(settings, f"put database {copy.name} back as {name} (undoing the last restore)")
+    return copy, swap_back(settings, name, copy)
 
 
 def restore_backup(
