@@ -188,7 +188,7 @@ PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
 
 
 def _alert_url(text: str) -> str:
-    if text and not re.match(r"^https?://[^\s/]+(/\S*)?$", text, re.IGNORECASE):
+    if text and not v.is_http_url(text):
         raise SafeValueError("an http:// or https:// URL")
     return text
 

@@ -8,6 +8,7 @@ collected and reported together, each with its remedy, before anything runs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ def read_sql_file(
             cache.put(file.checksum, [(s.offset, s.offset + len(s.text)) for s in statements])
     else:
         statements = tuple(Statement(sql[start:end], start) for start, end in slices)
-    return SqlFile(path, sql, file.checksum, file.no_transaction, statements)
+    return dataclasses.replace(file, statements=statements)
 
 
 def _parse(

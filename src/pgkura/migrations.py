@@ -123,8 +123,9 @@ class Migrator:
         table are needed only to apply something."""
         plan = self.plan()
         plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
-        if dry_run or not plan.to_apply(to):
-            return [Step(m, 0) for m in plan.to_apply(to)] if dry_run else []
+        pending = plan.to_apply(to)
+        if dry_run or not pending:
+            return [Step(m, 0) for m in pending]  # what would run (nothing, when not pending)
         with self._locked(plan.migrations) as (conn, plan):
             plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
             steps = []

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgkura.errors import ConfigError
-from pgkura.validation import project_path
+from pgkura.validation import is_http_url, project_path
 
 VERSION = "1.2-20250903"
 DEFAULT_URL = f"https://github.com/pgbigm/pg_bigm/archive/refs/tags/v{VERSION}.tar.gz"
 STAGING_DIR = Path("docker") / "postgres" / "pg_bigm-source"  # inside the build context
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class BigmSource:
 def parse_location(text: str, root: Path) -> BigmSource:
     """An http(s) URL, or a path (relative to `root`); anything else with a scheme is refused."""
     text = text.strip()
-    if _URL.match(text):
+    if is_http_url(text):
         return BigmSource(url=text)
     if "://" in text or not text:
         raise ValueError("only http:// and https:// URLs can be downloaded")

@@ -7,6 +7,7 @@ options use the same rules, so `PGKURA_BACKUP_LEVEL=10` and `--level 10` fail th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,14 @@ def _identifier(text: str) -> str:
     if not text or len(text.encode()) > IDENTIFIER_MAX or "\x00" in text:
         raise ValueError("")
     return text
+
+
+_HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$", re.IGNORECASE)
+
+
+def is_http_url(text: str) -> bool:
+    """An http:// or https:// URL with a host: what urllib may be handed (no file://)."""
+    return bool(_HTTP_URL.match(text))
 
 
 def project_path(text: str, root: Path) -> Path:
