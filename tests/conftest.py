@@ -29,6 +29,26 @@ def run_invoke(
     )
 
 
+def _untracked() -> set[str]:
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return set(listed.stdout.split("\0")) if listed.returncode == 0 else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repository_left_clean():
+    """Tests write into their tmp_path, never into the checkout (a relative setting resolves
+    against the project: one test once committed its backups that way)."""
+    before = _untracked()
+    yield
+    strays = sorted(_untracked() - before)
+    assert not strays, f"tests left files in the repository: {strays}"
+
+
 @pytest.fixture
 def write_migration(tmp_path: Path):
     """write_migration("001_name.sql", "SQL") -> path, in tmp_path/migrations."""

@@ -95,7 +95,8 @@ def test_a_failure_leaves_an_accurate_account_of_what_committed(
 def test_restore_then_undo_through_invoke(pg_server, database, tmp_path):
     """The default restore keeps a copy of the database; `latest --safety` puts it back."""
     url = pg_server.url(database)
-    env = {"DATABASE_URL": url, "PGKURA_PG_BIN": str(bin_dir()), "PGKURA_BACKUP_DIR": "b"}
+    backups = tmp_path / "b"  # relative paths resolve against the project, not the cwd
+    env = {"DATABASE_URL": url, "PGKURA_PG_BIN": str(bin_dir()), "PGKURA_BACKUP_DIR": str(backups)}
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('backed up')")
     assert invoke("db.backup", env=env, cwd=tmp_path).returncode == 0
