@@ -28,16 +28,20 @@ ROOT = Path(__file__).resolve().parent
 @contextmanager
 def _errors() -> Iterator[None]:
     """Expected failures end with one clear message and a non-zero exit, not a traceback."""
-    from psycopg import Error as DatabaseError
-
     from pgkura.errors import PgkuraError
 
     try:
         yield
     except PgkuraError as exc:
         raise Exit(f"error: {exc}", code=exc.exit_code) from None
-    except DatabaseError as exc:  # e.g. a role without CREATEDB; libpq never echoes passwords
-        raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
+    except Exception as exc:
+        # psycopg is looked up, not imported: a task that never connected (a backup through
+        # `docker exec`) cannot have a database error and should not pay for the import
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is not None and isinstance(exc, psycopg.Error):
+            # e.g. a role without CREATEDB; libpq never echoes passwords
+            raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
+        raise
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
 
@@ -677,7 +681,7 @@ def verify(c: Context, file: str, restore_test: bool = False) -> None:
     """Check a backup (gzip, trailer, SHA-256) without restoring it."""
     from pgkura.archive import verify as check_file
     from pgkura.data_ops import resolve_backup
-    from pgkura.restore import restore_test as try_restore
+    from pgkura.drills import restore_test as try_restore
 
     with _errors():
         settings = _settings()

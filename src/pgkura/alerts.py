@@ -10,7 +10,6 @@ body carries pgkura's own error message, which never contains a password.
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -20,6 +19,8 @@ _BODY_MAX = 10_000  # healthchecks.io keeps the first 100 kB; a message never ne
 
 
 def _ping(url: str, suffix: str, body: str, log: Log) -> None:
+    import urllib.request  # only when an alert URL is set: 10 ms of every task's start-up
+
     request = urllib.request.Request(  # noqa: S310 (http(s) only: PGKURA_ALERT_URL's rule)
         url.rstrip("/") + suffix, data=body.encode()[:_BODY_MAX], method="POST"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -30,13 +31,11 @@ from pgkura.backup_store import (
     write_private,
 )
 from pgkura.config import Settings
-from pgkura.databases import end_sessions
 from pgkura.dsn import Target
 from pgkura.dump_stream import TRAILERS
 from pgkura.errors import ConfigError, PgkuraError
 from pgkura.gzip_blocks import BLOCK, ParallelGzipWriter
-from pgkura.pg_tools import Tool, choose
-from pgkura.readiness import ready
+from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
 
 MODES = {
     "full": ("pg_dump", ["--clean", "--if-exists", "--no-owner", "--no-acl"]),
@@ -45,6 +44,9 @@ MODES = {
     "cluster": ("pg_dumpall", ["--clean", "--if-exists"]),
 }
 _TAIL = 4096
+# pg_dump's header; the container's pg_dump is the server's own installation
+_DUMPED_FROM = re.compile(rb"^-- Dumped from database version (\d+)(?:\.(\d+))?", re.MULTILINE)
+_DUMPED_BY = re.compile(rb"^-- Dumped by pg_dump version (\d+(?:\.\d+)?)", re.MULTILINE)
 
 Log = Callable[[str], None]
 Progress = Callable[[int, int, float], None]  # plaintext bytes, compressed bytes, seconds
@@ -66,6 +68,18 @@ class Compressor(Protocol):
 
 class BackupError(PgkuraError):
     """The backup failed; no file that looks like a backup was left behind."""
+
+
+class _NotConnected(BackupError):
+    """The dump could not connect (e.g. the server in the container is still starting)."""
+
+
+@dataclass(frozen=True)
+class _Dumped:
+    sha256: str
+    size: int
+    plain_size: int
+    head: bytes  # the first bytes of plaintext: pg_dump's header
 
 
 @dataclass(frozen=True)
@@ -123,8 +137,13 @@ def take_backup(
             rule.check(str(value), name=name, where="the caller")
     program, options = MODES[mode]
     target = settings.target if dbname is None else settings.target.for_database(dbname)
-    server = ready(settings, target)
-    tool = choose(settings, program, server, warn=log, dbname=target.dbname)
+    server: int | None = None
+    # The project's running container: its own pg_dump at once, no connection from here (and
+    # no psycopg import); the versions come from the dump's header. Otherwise, or when that
+    # dump finds the server still starting, wait for the server as every task does.
+    tool = container_tool(settings, program, target) if _dumps_one(target, program) else None
+    if tool is None:
+        server, tool = _wait_and_choose(settings, target, program, log)
     compression = compression or settings.backup_compression
     final = _final_path(settings, output, target.dbname, mode, compression)
     if final.exists():
@@ -141,21 +160,32 @@ def take_backup(
     started = time.monotonic()
     level = settings.backup_level if level is None else level
     writer = _writer(compression, level)
-    sha256, size, plain = _dump_to(final, tool.command(*options), tool.environment(), writer,
-                                   progress, program, lambda: _stop(target, tool, log))  # fmt: skip
+
+    def dump(tool: Tool) -> _Dumped:
+        return _dump_to(final, tool.command(*options), tool.environment(), writer, progress,
+                        program, lambda: _stop(target, tool, log))  # fmt: skip
+
+    try:
+        dumped = dump(tool)
+    except _NotConnected:
+        if server is not None:
+            raise
+        server, tool = _wait_and_choose(settings, target, program, log)
+        dumped = dump(tool)
+    server_version, tool_version = _versions(server, tool, dumped.head)
     manifest = {
         "format": MANIFEST_FORMAT,
         "file": final.name,
         "database": target.dbname,
         "mode": mode,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server_version": f"{server // 10000}.{server % 10000}",
-        "dump_tool": f"{program} {tool.version}",
+        "server_version": server_version,
+        "dump_tool": f"{program} {tool_version}",
         "source": tool.source,
         "compression": f"{compression} level {level}",
-        "size": size,
-        "plain_size": plain,
-        "sha256": sha256,
+        "size": dumped.size,
+        "plain_size": dumped.plain_size,
+        "sha256": dumped.sha256,
         "duration_s": round(time.monotonic() - started, 3),
         "reason": reason,
         "purpose": purpose,
@@ -168,6 +198,36 @@ def take_backup(
     for old in BackupStore(final.parent).prune(target.dbname, mode, policy):
         log(f"retention: removed {old.name}")
     return backup
+
+
+def _dumps_one(target: Target, program: str) -> bool:
+    """pg_dump of the project's container: the one case that needs no connection from here
+    (pg_dumpall's header has no versions to read)."""
+    return target.is_container and program == "pg_dump"
+
+
+def _wait_and_choose(
+    settings: Settings, target: Target, program: str, log: Log
+) -> tuple[int, Tool]:
+    from pgkura.readiness import ready  # connects: imports psycopg
+
+    server = ready(settings, target)
+    return server, choose(settings, program, server, warn=log, dbname=target.dbname)
+
+
+def _versions(server: int | None, tool: Tool, head: bytes) -> tuple[str, str]:
+    """The server's and the dump tool's versions: known, or read from pg_dump's header."""
+    if server is None:
+        return header_versions(head)
+    return f"{server // 10000}.{server % 10000}", tool.version
+
+
+def header_versions(head: bytes) -> tuple[str, str]:
+    """(server, pg_dump) versions as a plain dump's header states them, "unknown" if absent."""
+    found = _DUMPED_FROM.search(head)
+    by = _DUMPED_BY.search(head)
+    server = f"{int(found[1])}.{int(found[2] or 0)}" if found else "unknown"
+    return server, by[1].decode() if by else "unknown"
 
 
 def _writer(compression: str, level: int) -> Callable[[BinaryIO], Compressor]:
@@ -199,8 +259,8 @@ def _dump_to(
     progress: Progress | None,
     program: str,
     on_abort: Callable[[], None],
-) -> tuple[str, int, int]:
-    """Stream `argv`'s output into `final` atomically; (sha256, size, plaintext size).
+) -> _Dumped:
+    """Stream `argv`'s output into `final` atomically.
     On any failure or interruption the partial file goes and `on_abort` stops the dump."""
     fd, tmp_name = tempfile.mkstemp(prefix=".pgkura-", suffix=".partial", dir=final.parent)
     tmp = Path(tmp_name)  # mkstemp creates it 0600: readable by the owner only
@@ -208,13 +268,15 @@ def _dump_to(
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
         writer = make_writer(out)
         try:
-            tail = _pump(proc, writer, progress)
+            head, tail = _pump(proc, writer, progress)
             code = proc.wait()
             errors.seek(0)
             stderr = errors.read().decode(errors="replace").strip()
             if code != 0:
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-                raise BackupError(f"{program} {how}: {stderr or 'no message'}")
+                never = writer.plain_size == 0 and could_not_connect(stderr)
+                failed = _NotConnected if never else BackupError
+                raise failed(f"{program} {how}: {stderr or 'no message'}")
             if not any(trailer in tail for trailer in TRAILERS):
                 raise BackupError(
                     f"{program} exited 0 but its output lacks the completion trailer: the dump "
@@ -225,7 +287,7 @@ def _dump_to(
             os.fsync(out.fileno())
             os.link(tmp, final)  # never overwrites an existing backup
             _fsync_dir(final.parent)
-            return writer.sha256, writer.size, writer.plain_size
+            return _Dumped(writer.sha256, writer.size, writer.plain_size, head)
         except BaseException:
             writer.abort()
             if proc.poll() is None:
@@ -239,6 +301,8 @@ def _dump_to(
 
 def _stop(target: Target, tool: Tool, log: Log) -> None:
     """End the dump's server session: killing `docker exec` leaves pg_dump running inside."""
+    from pgkura.databases import end_sessions  # connects: only when interrupted
+
     try:
         if end_sessions(target, tool.session):
             log(f"stopped the interrupted {tool.source} dump on the server")
@@ -246,19 +310,24 @@ def _stop(target: Target, tool: Tool, log: Log) -> None:
         log(f"warning: could not stop the interrupted dump on the server: {exc}")
 
 
-def _pump(proc: subprocess.Popen[bytes], writer: Compressor, progress: Progress | None) -> bytes:
-    """Copy the dump into the writer; the last bytes of plaintext, for the trailer check."""
+def _pump(
+    proc: subprocess.Popen[bytes], writer: Compressor, progress: Progress | None
+) -> tuple[bytes, bytes]:
+    """Copy the dump into the writer; the first bytes of plaintext (the header) and the last
+    (for the trailer check)."""
     assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE) guarantees it
     started = last = time.monotonic()
-    tail = b""
+    head = tail = b""
     while block := proc.stdout.read(BLOCK):
         writer.write(block)
+        if len(head) < _TAIL:
+            head = (head + block)[:_TAIL]
         tail = (tail + block)[-_TAIL:]
         now = time.monotonic()
         if progress and now - last >= 0.5:
             progress(writer.plain_size, writer.size, now - started)
             last = now
-    return tail
+    return head, tail
 
 
 def _check_writable(directory: Path) -> None:

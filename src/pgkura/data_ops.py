@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgkura.backup import take_backup
 from pgkura.backup_store import SAFETY, Backup, BackupStore
@@ -18,7 +19,9 @@ from pgkura.config import Settings
 from pgkura.confirm import confirm
 from pgkura.errors import ConfirmationRequired
 from pgkura.restore import Restored, restore
-from pgkura.safety_copies import SafetyCopy, copies, swap_back
+
+if TYPE_CHECKING:  # safety copies are server work (psycopg): imported where they are used
+    from pgkura.safety_copies import SafetyCopy
 
 Log = Callable[[str], None]
 Ask = Callable[[str], str]
@@ -67,6 +70,8 @@ def resolve_backup(settings: Settings, spec: str, dbname: str, *, safety: bool =
 def newer_safety_copy(settings: Settings, dbname: str) -> SafetyCopy | None:
     """The newest safety copy (a database) of `dbname` when it is newer than the newest safety
     backup file: what undoing the last restore means."""
+    from pgkura.safety_copies import copies
+
     found = copies(settings, dbname)
     if not found:
         return None
@@ -88,6 +93,8 @@ def put_back_safety_copy(
     if copy is None:
         return None
     consent.require(settings, f"put database {copy.name} back as {name} (undoing the last restore)")
+    from pgkura.safety_copies import swap_back
+
     return copy, swap_back(settings, name, copy)
 
 

@@ -2,7 +2,8 @@
 
 libpq itself parses the URL (percent-decoding, multiple hosts, query options), so what we
 accept is exactly what psql and pg_dump accept; we only strip driver suffixes such as
-`postgresql+asyncpg://` that application frameworks add.
+`postgresql+asyncpg://` that application frameworks add. psycopg is imported where libpq is
+needed, not at import time: a backup of the project's container never needs it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ import functools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
-
-import psycopg
-from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgkura.validation import SafeValueError
 
@@ -68,6 +65,8 @@ class Target:
     def child_process_args(self) -> tuple[str, dict[str, str]]:
         """A conninfo string for a child's argv, and the environment additions that carry the
         password (PGPASSWORD), so it never appears in a process listing."""
+        from psycopg.conninfo import make_conninfo
+
         conninfo = make_conninfo(**{k: v for k, v in self.params.items() if k != "password"})
         return conninfo, ({"PGPASSWORD": self.password} if self.password else {})
 
@@ -115,6 +114,9 @@ def parse_database_url(url: str) -> dict[str, str]:
             for k in unknown
         ]
         raise SafeValueError(f"unknown connection option(s) {', '.join(names)}")
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         params = conninfo_to_dict(urlunsplit(parts._replace(query=urlencode(query))))
     except (ValueError, psycopg.ProgrammingError):
@@ -124,6 +126,8 @@ def parse_database_url(url: str) -> dict[str, str]:
 
 @functools.cache
 def _libpq_options() -> frozenset[str]:
+    from psycopg import pq
+
     return frozenset(opt.keyword.decode() for opt in pq.Conninfo.get_defaults())
 
 

@@ -24,6 +24,12 @@ from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
+# A client's own first line when it could not connect at all (not a connection lost half-way,
+# which psql reports as `psql:<stdin>:LINE: ...`)
+_CONNECT_FAILED = re.compile(
+    r"^(?:pg_dump|pg_dumpall|psql): error: connection to server (?:on socket|at) .* failed",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ class Tool:
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, **self.env}
+
+
+def could_not_connect(stderr: str) -> bool:
+    """Whether a client program's errors say it never connected, so nothing ran."""
+    return _CONNECT_FAILED.search(stderr) is not None
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -67,6 +78,33 @@ def host_program(settings: Settings, program: str) -> str | None:
     return shutil.which(program)
 
 
+def container_tool(
+    settings: Settings,
+    program: str,
+    target: Target,
+    *,
+    stdin: bool = False,
+    server: int | None = None,
+) -> Tool | None:
+    """`program` of the running project container (the server's own installation, so no
+    `--version` round trip: its version is the server's, "" while `server` is unknown);
+    None when the container is not running."""
+    state = container_state(settings)
+    if state is None or not state.running:
+        return None
+    session = _session_name(program)
+    argv = exec_argv(settings, program, stdin=stdin, env={"PGAPPNAME": session})
+    login = ["-U", settings.postgres_user]
+    if program != "pg_dumpall":
+        login += ["-d", target.dbname]
+    version = f"{server // 10000}.{server % 10000}" if server else ""
+    return Tool(argv, login, {}, f"container {settings.container_name}", version, session)
+
+
+def _session_name(program: str) -> str:
+    return f"pgkura {program} {secrets.token_hex(6)}"
+
+
 def choose(
     settings: Settings,
     program: str,
@@ -83,22 +121,15 @@ def choose(
     `docker exec`. `server` is the server's version number (PQserverVersion, e.g. 180006)."""
     server_major = server // 10000
     target = settings.target if dbname is None else settings.target.for_database(dbname)
-    session = f"pgkura {program} {secrets.token_hex(6)}"
     if target.is_container:
-        state = container_state(settings)
-        if state is not None and state.running:
-            argv = exec_argv(settings, program, stdin=stdin, env={"PGAPPNAME": session})
-            login = ["-U", settings.postgres_user]
-            if program != "pg_dumpall":
-                login += ["-d", target.dbname]
-            source = f"container {settings.container_name}"
-            # the server's own installation: its version, without a `--version` round trip
-            version = f"{server_major}.{server % 10000}"
-            return Tool(argv, login, {}, source, version, session)
+        own = container_tool(settings, program, target, stdin=stdin, server=server)
+        if own is not None:
+            return own
         warn(
             f"container {settings.container_name} is not running; using the host's {program} "
             f"against {target.redacted()}"
         )
+    session = _session_name(program)
     conninfo, env = target.child_process_args()
     env = {**env, "PGAPPNAME": session}
     connection = ["-d", conninfo] if program != "pg_dumpall" else ["--dbname", conninfo]

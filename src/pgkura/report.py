@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pgkura.migration_plan import StatusEntry
-
 if TYPE_CHECKING:  # renderers only read these; importing them would pull in the server code
     from pgkura.doctor import Finding
+    from pgkura.migration_plan import StatusEntry
     from pgkura.schema_snapshot import Drift
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import queue
 import re
-import secrets
 import subprocess
 import tempfile
 import threading
@@ -20,18 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from psycopg import sql
-
-from pgkura import safety_copies
 from pgkura.archive import ArchiveCheck, looks_like_a_dump, stream_archive
-from pgkura.backup import take_backup
-from pgkura.backup_store import SAFETY, Backup, read_manifest
+from pgkura.backup_store import Backup, read_manifest
 from pgkura.config import Settings
-from pgkura.connection import connect
-from pgkura.databases import create_database, database_exists, drop_database, end_sessions
 from pgkura.errors import PgkuraError
-from pgkura.pg_tools import choose
-from pgkura.readiness import ready
+from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
 
 Log = Callable[[str], None]
 _PSQL_LINE = re.compile(r"^psql:<stdin>:(\d+):", re.MULTILINE)
@@ -39,6 +31,10 @@ _PSQL_LINE = re.compile(r"^psql:<stdin>:(\d+):", re.MULTILINE)
 
 class RestoreError(PgkuraError):
     """The restore did not commit; the database is as it was."""
+
+
+class _NotConnected(RestoreError):
+    """psql could not connect (the server starting, or no such database): nothing ran."""
 
 
 @dataclass(frozen=True)
@@ -73,38 +69,37 @@ def restore(
             "superuser with psql against the postgres database, not into one database"
         )
     name = dbname or settings.target.dbname
-    server = ready(settings, settings.target.for_database("postgres"))
-    safety = copy = None
-    if database_exists(settings, name):
-        if safety_backup:
-            why = f"before restoring {path.name}"
-            copy = safety_copies.take(settings, name, why, log)
-            if copy is None:
-                safety = take_backup(settings, dbname=name, reason=why, purpose=SAFETY, log=log)
-                log(f"safety backup of the current {name}: {safety.path}")
-            else:
-                log(f"safety copy of the current {name}: database {copy}")
-                for old in safety_copies.prune(settings, name, settings.backup_retention):
-                    log(f"retention: dropped the safety copy {old}")
-    elif create:
-        create_database(settings, name)
-        log(f"created database {name}")
-    else:
-        raise RestoreError(f"database {name} does not exist; pass --create to create it")
+    if settings.target.is_container and not safety_backup and not create:
+        # Nothing to do on the server first: the running container's own psql at once, with no
+        # connection from here (and no psycopg import). If it cannot connect, the careful path
+        # below waits for the server or says what is missing.
+        quick = container_tool(settings, "psql", settings.target.for_database(name), stdin=True)
+        if quick is not None:
+            with contextlib.suppress(_NotConnected):
+                return Restored(name, _restore_with(settings, quick, path, name, log), None)
+    from pgkura.restore_prep import prepare  # connects: imports psycopg
+
+    server, safety, copy = prepare(settings, path, name, create=create,
+                                   safety_backup=safety_backup, log=log)  # fmt: skip
     tool = choose(settings, "psql", server, stdin=True, warn=log, dbname=name)
+    return Restored(name, _restore_with(settings, tool, path, name, log), safety, copy)
+
+
+def _restore_with(settings: Settings, tool: Tool, path: Path, name: str, log: Log) -> ArchiveCheck:
     log(f"restoring {path.name} into {name} with {tool.source}")
     try:
-        check = _stream_into(
-            # -f - (not plain stdin): psql then names the failing line in its errors
+        # -f - (not plain stdin): psql then names the failing line in its errors
+        return _stream_into(
             tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"),
             tool.environment(),
             path,
         )
     except KeyboardInterrupt:
+        from pgkura.databases import end_sessions  # connects: only when interrupted
+
         # psql's input ended without COMMIT; make sure its session is gone, whatever it waits on
         end_sessions(settings.target.for_database("postgres"), tool.session)
         raise
-    return Restored(name, check, safety, copy)
 
 
 def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveCheck:
@@ -135,7 +130,8 @@ def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveChe
             "unchanged:\n" + "\n".join(f"  - {p}" for p in check.problems)
         )
     if code != 0 or check is None:
-        raise RestoreError(
+        failed = _NotConnected if could_not_connect(stderr) else RestoreError
+        raise failed(
             f"psql stopped with status {code}; the transaction was rolled back and the database "
             f"is unchanged.\n{_dump_lines(stderr) or 'no message from psql'}"
         )
@@ -175,27 +171,3 @@ class _BackgroundWriter:
 def _dump_lines(stderr: str) -> str:
     """psql counts pgkura's BEGIN as line 1: renumber to lines of the dump itself."""
     return _PSQL_LINE.sub(lambda m: f"dump line {int(m.group(1)) - 1}:", stderr)
-
-
-def restore_test(settings: Settings, path: Path, log: Log) -> tuple[int, int]:
-    """Restore into a scratch database on the same server, count tables and rows, drop it.
-    Each table's own rows only (ONLY): a partitioned or inherited parent would count its
-    partitions' or children's rows a second time."""
-    scratch = f"pgkura_verify_{secrets.token_hex(4)}"
-    try:
-        restore(settings, path, dbname=scratch, create=True, safety_backup=False, log=log)
-        with connect(settings.target.for_database(scratch), purpose="verify") as conn:
-            tables = conn.execute(
-                "SELECT schemaname, tablename FROM pg_tables "
-                "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-            ).fetchall()
-            rows = 0
-            for schema, table in tables:
-                query = sql.SQL("SELECT count(*) FROM ONLY {}").format(
-                    sql.Identifier(schema, table)
-                )
-                count = conn.execute(query).fetchone()
-                rows += count[0] if count else 0
-        return len(tables), rows
-    finally:
-        drop_database(settings, scratch)

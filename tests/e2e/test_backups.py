@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -51,6 +52,31 @@ def test_backup_through_docker_exec_and_restore(running: Project):
     assert restored.returncode == 0, restored.stderr
     assert "2000" in running.sql("SELECT count(*) FROM notes")
     assert "the previous contents are in" in restored.stdout
+
+
+def test_the_quick_paths_record_versions_and_fall_back_when_they_cannot_connect(running: Project):
+    """A backup and a --no-safety-backup restore of the running container use its own tools
+    without connecting from the host first: the manifest's versions come from pg_dump's header,
+    and a dump or psql that cannot connect falls back to the careful path and its errors."""
+    path = backup_path(running.invoke("db.backup").stdout)
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    shown = re.search(r"^\s*(\d+\.\d+)", running.sql("SHOW server_version"), re.MULTILINE)
+    assert shown, "no version in SHOW server_version"
+    version = shown[1]  # 18.6 of "18.6 (Debian 18.6-3)"
+    assert manifest["server_version"] == version
+    assert manifest["dump_tool"] == f"pg_dump {version}"
+    missing = running.invoke("db.backup", POSTGRES_DB="no_such_db")
+    assert missing.returncode == 1
+    assert 'database "no_such_db" does not exist' in missing.stderr
+    assert "Traceback" not in missing.stderr
+    restored = running.invoke("db.restore", str(path), "--yes", "--no-safety-backup")
+    assert restored.returncode == 0, restored.stderr
+    assert "safety" not in restored.stdout
+    elsewhere = running.invoke(
+        "db.restore", str(path), "--database", "no_such_db", "--yes", "--no-safety-backup"
+    )
+    assert elsewhere.returncode == 1
+    assert "database no_such_db does not exist; pass --create to create it" in elsewhere.stderr
 
 
 def test_verify_with_a_restore_test(running: Project):

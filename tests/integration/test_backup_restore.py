@@ -20,8 +20,9 @@ from pgkura.archive import verify
 from pgkura.backup import BackupError, take_backup
 from pgkura.backup_store import BackupStore, read_manifest
 from pgkura.config import load_settings
+from pgkura.drills import restore_test
 from pgkura.errors import PgkuraError
-from pgkura.restore import RestoreError, restore, restore_test
+from pgkura.restore import RestoreError, restore
 from pgkura.retention import Policy
 from pgkura.throwaway import bin_dir
 from pgkura.zstd_stream import zstd
