@@ -540,6 +540,7 @@ def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **opti
         "level": "compression level 1-9 (default PGKURA_BACKUP_LEVEL, 6)",
         "compression": "gzip (.sql.gz, the default) or zstd (.sql.zst); default "
         "PGKURA_BACKUP_COMPRESSION",
+        "offsite": "copy it to PGKURA_OFFSITE_URL when that is set (default; --no-offsite skips)",
     }
 )
 def backup(
@@ -551,10 +552,12 @@ def backup(
     cluster: bool = False,
     level: str | None = None,
     compression: str | None = None,
+    offsite: bool = True,
 ) -> None:
-    """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest)."""
+    """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and
+    off-site when PGKURA_OFFSITE_URL is set."""
     from pgkura.alerts import alerting
-    from pgkura.backup import BackupOptions
+    from pgkura.backup import BackupOptions, retention
 
     with _errors():
         settings = _settings()
@@ -564,8 +567,13 @@ def backup(
                                                schema_only=schema_only, data_only=data_only,
                                                cluster=cluster,
                                                compression=compression)  # fmt: skip
-            _backup_now(settings, output=options.output, mode=options.mode, keep=options.keep,
-                        level=options.level, compression=options.compression)  # fmt: skip
+            done = _backup_now(settings, output=options.output, mode=options.mode,
+                               keep=options.keep, level=options.level,
+                               compression=options.compression)  # fmt: skip
+            if settings.offsite is not None and offsite:
+                from pgkura.offsite import ship
+
+                ship(settings.offsite, done, retention(settings, options.keep), _report)
 
 
 @task(
@@ -575,6 +583,7 @@ def backup(
         "create": "create the target database if it does not exist",
         "no-safety-backup": "skip the safety copy of the current database taken first",
         "safety": "with `latest`: undo the last restore (put its safety copy back)",
+        "remote": "FILE (or `latest`) is in PGKURA_OFFSITE_URL: download and verify it first",
         "yes": "do not ask for confirmation",
     },
     positional=["file"],
@@ -586,39 +595,65 @@ def restore(
     create: bool = False,
     no_safety_backup: bool = False,
     safety: bool = False,
+    remote: bool = False,
     yes: bool = False,
 ) -> None:
     """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
     from pgkura import validation as v
-    from pgkura.data_ops import put_back_safety_copy, restore_backup
 
     with _errors():
         name = v.DATABASE.flag(database or None, "--database") or ""
         settings = _settings()
-        undone = (
-            put_back_safety_copy(settings, file, _consent(yes), database=name) if safety else None
-        )
-        if undone is not None:
-            copy, replaced = undone
-            print(f"{name or settings.target.dbname} holds again what it held before the last "
-                  f"restore ({copy.name}); what it held until now is kept as database "
-                  f"{replaced}")  # fmt: skip
-            return
-        path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
-                                    safety_backup=not no_safety_backup, from_safety=safety,
-                                    log=_say)  # fmt: skip
-        print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
-        if done.safety_backup:
-            print(f"the previous contents are in {done.safety_backup.path} "
-                  "(undo with `invoke db.restore latest --safety`)")  # fmt: skip
-        if done.safety_copy:
-            print(f"the previous contents are in database {done.safety_copy} on the same server "
-                  "(undo with `invoke db.restore latest --safety`; once satisfied, free its "
-                  f"space with DROP DATABASE \"{done.safety_copy}\")")  # fmt: skip
+        if remote and safety:
+            raise Exit(
+                "error: --safety undoes a local restore; it cannot be combined with --remote"
+            )
+        with _local_copy(settings, file, name, remote) as spec:
+            _restore(settings, spec, name, create=create, safety_backup=not no_safety_backup,
+                     safety=safety, yes=yes)  # fmt: skip
 
 
-@task(name="backups")
-def list_backups(c: Context) -> None:
+@contextmanager
+def _local_copy(settings: Settings, spec: str, name: str, remote: bool) -> Iterator[str]:
+    """`spec` itself, or with --remote the path of a downloaded, verified copy (removed after)."""
+    if not remote:
+        yield spec
+        return
+    from pgkura.offsite import fetch
+
+    with fetch(settings.offsite, spec, name or settings.target.dbname, settings.backup_dir) as path:
+        _say(f"downloaded and verified {path.name} from the off-site copies")
+        yield str(path)
+
+
+def _restore(
+    settings: Settings, file: str, name: str, *, create: bool, safety_backup: bool,
+    safety: bool, yes: bool,
+) -> None:  # fmt: skip
+    from pgkura.data_ops import put_back_safety_copy, restore_backup
+
+    undone = put_back_safety_copy(settings, file, _consent(yes), database=name) if safety else None
+    if undone is not None:
+        copy, replaced = undone
+        print(f"{name or settings.target.dbname} holds again what it held before the last "
+              f"restore ({copy.name}); what it held until now is kept as database "
+              f"{replaced}")  # fmt: skip
+        return
+    path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
+                                safety_backup=safety_backup, from_safety=safety,
+                                log=_say)  # fmt: skip
+    print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
+    if done.safety_backup:
+        print(f"the previous contents are in {done.safety_backup.path} "
+              "(undo with `invoke db.restore latest --safety`)")  # fmt: skip
+    if done.safety_copy:
+        print(f"the previous contents are in database {done.safety_copy} on the same server "
+              "(undo with `invoke db.restore latest --safety`; once satisfied, free its "
+              f"space with DROP DATABASE \"{done.safety_copy}\")")  # fmt: skip
+
+
+@task(name="backups", help={"remote": "list the off-site copies in PGKURA_OFFSITE_URL instead"})
+def list_backups(c: Context, remote: bool = False) -> None:
     """List the backups with database, time, size, age, and whether each verifies."""
     import time
 
@@ -628,6 +663,9 @@ def list_backups(c: Context) -> None:
 
     with _errors():
         settings = _settings()
+        if remote:
+            _list_remote(settings)
+            return
         entries = BackupStore(settings.backup_dir).entries()
         if not entries:
             print(f"no backups in {settings.backup_dir}")
@@ -641,6 +679,23 @@ def list_backups(c: Context) -> None:
                          "ok" if check.ok else "FAILED: " + check.problems[0]])  # fmt: skip
         headers = ["file", "database", "mode", "purpose", "created", "size", "age", "verifies"]
         print(table(headers, rows))
+
+
+def _list_remote(settings: Settings) -> None:
+    """The complete off-site backups (data and manifest both there), from their manifests."""
+    from pgkura.offsite import RemoteStore, configured
+    from pgkura.report import size, table
+
+    offsite = configured(settings.offsite)
+    entries = RemoteStore(offsite).entries()
+    if not entries:
+        print(f"no backups in {offsite.url}")
+        return
+    rows = [[e.path.name, e.manifest.get("database", "?"), e.manifest.get("mode", "?"),
+             e.purpose, e.manifest.get("created_at", "?"), size(int(e.manifest.get("size", 0))),
+             e.manifest.get("sha256", "?")[:16] + "…"] for e in entries]  # fmt: skip
+    print(f"off-site: {offsite.url}")
+    print(table(["file", "database", "mode", "purpose", "created", "size", "sha256"], rows))
 
 
 @task(
@@ -674,28 +729,34 @@ def prune(c: Context, yes: bool = False) -> None:
     help={
         "file": "the .sql.gz to check, or `latest` for the newest backup of the database",
         "restore-test": "also restore into a scratch database, count tables and rows, drop it",
+        "remote": "FILE (or `latest`) is in PGKURA_OFFSITE_URL: download it, then check it",
     },
     positional=["file"],
 )
-def verify(c: Context, file: str, restore_test: bool = False) -> None:
+def verify(c: Context, file: str, restore_test: bool = False, remote: bool = False) -> None:
     """Check a backup (gzip, trailer, SHA-256) without restoring it."""
+    with _errors():
+        settings = _settings()
+        with _local_copy(settings, file, "", remote) as spec:
+            _verify(settings, spec, restore_test)
+
+
+def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     from pgkura.archive import verify as check_file
     from pgkura.data_ops import resolve_backup
     from pgkura.drills import restore_test as try_restore
 
-    with _errors():
-        settings = _settings()
-        path = resolve_backup(settings, file, settings.target.dbname)
-        check = check_file(path)
-        if not check.ok:
-            raise Exit("error: " + path.name + " does not verify:\n"
-                       + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
-        note = "matches its manifest" if check.manifest else "no manifest to compare"
-        print(f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… "
-              f"({note})")  # fmt: skip
-        if restore_test:
-            tables, rows = try_restore(settings, path, _say)
-            print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
+    path = resolve_backup(settings, file, settings.target.dbname)
+    check = check_file(path)
+    if not check.ok:
+        raise Exit("error: " + path.name + " does not verify:\n"
+                   + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
+    note = "matches its manifest" if check.manifest else "no manifest to compare"
+    print(f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… "
+          f"({note})")  # fmt: skip
+    if restore_test:
+        tables, rows = try_restore(settings, path, _say)
+        print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
 
 
 def _version(number: int) -> str:

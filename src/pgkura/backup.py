@@ -36,6 +36,7 @@ from pgkura.dump_stream import TRAILERS
 from pgkura.errors import ConfigError, PgkuraError
 from pgkura.gzip_blocks import BLOCK, ParallelGzipWriter
 from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
+from pgkura.retention import Policy
 
 MODES = {
     "full": ("pg_dump", ["--clean", "--if-exists", "--no-owner", "--no-acl"]),
@@ -192,12 +193,15 @@ def take_backup(
     }
     write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
     backup = Backup(final, manifest)
-    policy = settings.backup_retention
-    if keep is not None:  # --keep N: the newest N of the policy
-        policy = dataclasses.replace(policy, last=keep)
-    for old in BackupStore(final.parent).prune(target.dbname, mode, policy):
+    for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
         log(f"retention: removed {old.name}")
     return backup
+
+
+def retention(settings: Settings, keep: int | None = None) -> Policy:
+    """The retention policy, with --keep N as its newest-N tier."""
+    policy = settings.backup_retention
+    return policy if keep is None else dataclasses.replace(policy, last=keep)
 
 
 def _dumps_one(target: Target, program: str) -> bool:

@@ -109,6 +109,42 @@ class Backup:
         return (match["stamp"], int(match["n"] or 1), self.path.name)
 
 
+def own_backups(
+    entries: list[Backup], dbname: str, mode: str = "full", purpose: str | None = ORDINARY
+) -> list[Backup]:
+    """Of `entries` (oldest first), this tool's backups of `dbname` in `mode`; `purpose=None`
+    for all purposes. A name alone is not enough: the manifest must say so too."""
+    stem = file_stem(dbname, mode)
+    return [
+        e
+        for e in entries
+        if e.ours
+        and (m := _NAME.match(e.path.name)) is not None
+        and m["stem"] == stem
+        and e.manifest.get("database") == dbname
+        and e.manifest.get("mode", "full") == mode
+        and (purpose is None or e.purpose == purpose)
+    ]
+
+
+def plan_retention(
+    entries: list[Backup], dbname: str, mode: str, policy: Policy
+) -> list[tuple[Backup, list[str]]]:
+    """Of `entries`, this tool's backups of `dbname` in `mode`, each with why `policy` keeps it
+    (empty: it would go). Ordinary backups and safety copies are counted apart."""
+    plan = []
+    for purpose in (ORDINARY, SAFETY):
+        own = [e for e in own_backups(entries, dbname, mode, purpose) if e.taken_at is not None]
+        times = [e.taken_at for e in own if e.taken_at is not None]
+        plan += list(zip(own, reasons_to_keep(times, policy), strict=True))
+    return plan
+
+
+def is_backup_name(name: str) -> bool:
+    """Whether `name` has the shape of a pgkura backup file's name."""
+    return _NAME.match(name) is not None
+
+
 class BackupStore:
     """The backups in one directory."""
 
@@ -125,17 +161,7 @@ class BackupStore:
 
     def own(self, dbname: str, mode: str = "full", purpose: str | None = ORDINARY) -> list[Backup]:
         """This tool's backups of `dbname` in `mode`, oldest first; `purpose=None` for all."""
-        stem = file_stem(dbname, mode)
-        return [
-            e
-            for e in self.entries()
-            if e.ours
-            and (m := _NAME.match(e.path.name)) is not None
-            and m["stem"] == stem
-            and e.manifest.get("database") == dbname
-            and e.manifest.get("mode", "full") == mode
-            and (purpose is None or e.purpose == purpose)
-        ]
+        return own_backups(self.entries(), dbname, mode, purpose)
 
     def latest(self, dbname: str, *, safety: bool = False) -> Path:
         """The newest full backup of `dbname` (`safety`: the newest copy a restore took)."""
@@ -177,12 +203,7 @@ class BackupStore:
     ) -> list[tuple[Backup, list[str]]]:
         """This tool's backups of `dbname` in `mode`, oldest first, each with why `policy`
         keeps it (empty: it would go). Ordinary backups and safety copies are counted apart."""
-        plan = []
-        for purpose in (ORDINARY, SAFETY):
-            entries = [e for e in self.own(dbname, mode, purpose) if e.taken_at is not None]
-            times = [e.taken_at for e in entries if e.taken_at is not None]
-            plan += list(zip(entries, reasons_to_keep(times, policy), strict=True))
-        return plan
+        return plan_retention(self.entries(), dbname, mode, policy)
 
     def prune(self, dbname: str, mode: str, policy: Policy) -> list[Path]:
         """Delete what `policy` does not keep; what went. An inactive policy deletes nothing."""

@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pgkura import validation as v
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.gzip_blocks import DEFAULT_LEVEL
+from pgkura.offsite import SSE_CHOICES, Offsite, aws_settings, parse_s3_url
 from pgkura.pg_bigm_source import DEFAULT_URL, BigmSource, parse_location, parse_sha256
 from pgkura.retention import Policy
 from pgkura.validation import Rule, SafeValueError
@@ -63,6 +64,7 @@ class Settings:
     backup_compression: str
     alert_url: str | None = field(repr=False)
     alert_success: bool
+    offsite: Offsite | None
     pg_bin: Path | None
     image: str
     base_image: str
@@ -187,14 +189,29 @@ BUILD_NETWORK = Rule(
 PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
 
 
-def _alert_url(text: str) -> str:
+def _http_url(text: str) -> str:
     if text and not v.is_http_url(text):
         raise SafeValueError("an http:// or https:// URL")
     return text
 
 
 # the URL holds the monitoring check's secret token: never echoed
-ALERT_URL = Rule(_alert_url, "a monitoring URL to ping", secret=True)
+ALERT_URL = Rule(_http_url, "a monitoring URL to ping", secret=True)
+OFFSITE_URL = Rule(lambda t: parse_s3_url(t) if t else None, "an s3://bucket/prefix URL")
+S3_ENDPOINT = Rule(_http_url, "the S3 API's http:// or https:// URL")
+S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
+
+
+def _offsite(values: _Values) -> Offsite | None:
+    """PGKURA_OFFSITE_URL and its companions (checked even when unused: a typo shows at once);
+    None when no off-site location is set."""
+    location = values.parsed("PGKURA_OFFSITE_URL", "", OFFSITE_URL)
+    endpoint = values.parsed("PGKURA_S3_ENDPOINT", "", S3_ENDPOINT) or None
+    sse = values.parsed("PGKURA_S3_SSE", "", S3_SSE)
+    if location is None:
+        return None
+    bucket, prefix = location
+    return Offsite(bucket, prefix, endpoint=endpoint, sse=sse, aws=aws_settings(values.raw))
 
 
 def default_image(build_target: str) -> str:
@@ -248,6 +265,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_compression=values.parsed("PGKURA_BACKUP_COMPRESSION", "gzip", v.COMPRESSION),
         alert_url=values.parsed("PGKURA_ALERT_URL", "", ALERT_URL) or None,
         alert_success=values.parsed("PGKURA_ALERT_SUCCESS", "false", v.BOOLEAN),
+        offsite=_offsite(values),
         pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
         image=values.get("PGKURA_IMAGE", default_image(build_target)),
         base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),

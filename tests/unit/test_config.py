@@ -45,6 +45,11 @@ def test_dotenv_is_read_and_real_environment_wins(tmp_path):
         ("PGKURA_BACKUP_KEEP", "-1", "a whole number"),
         ("PGKURA_ALERT_SUCCESS", "maybe", "true or false"),
         ("PGKURA_BACKUP_COMPRESSION", "lz4", "gzip or zstd"),
+        ("PGKURA_OFFSITE_URL", "https://bucket.s3.amazonaws.com/x", "an s3://bucket/prefix URL"),
+        ("PGKURA_OFFSITE_URL", "s3://My_Bucket/x", "an s3://bucket/prefix URL"),
+        ("PGKURA_OFFSITE_URL", "s3://bucket/a/../b", "an s3://bucket/prefix URL"),
+        ("PGKURA_S3_SSE", "aes256", "AES256 or aws:kms"),
+        ("PGKURA_S3_ENDPOINT", "minio:9000", "the S3 API's http:// or https:// URL"),
     ],
 )
 def test_invalid_values_name_the_variable_and_the_file(tmp_path, name, value, expected):
@@ -135,3 +140,23 @@ def test_child_processes_get_the_password_through_the_environment(tmp_path):
     conninfo, env = s.target.child_process_args()
     assert "swordfish" not in conninfo
     assert env == {"PGPASSWORD": "swordfish"}
+
+
+def test_the_off_site_location_and_credentials_come_from_dotenv_too(tmp_path):
+    s = settings(
+        tmp_path,
+        {"AWS_REGION": "auto"},
+        "PGKURA_OFFSITE_URL=s3://team-backups/prod/app/\nPGKURA_S3_ENDPOINT=https://r2.example\n"
+        "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=not/to-be-shown\n",
+    )
+    assert s.offsite is not None
+    assert (s.offsite.bucket, s.offsite.prefix, s.offsite.url) == (
+        "team-backups",
+        "prod/app/",
+        "s3://team-backups/prod/app/",
+    )
+    assert s.offsite.endpoint == "https://r2.example"
+    assert s.offsite.aws["AWS_SECRET_ACCESS_KEY"] == "not/to-be-shown"
+    assert s.offsite.aws["AWS_REGION"] == "auto"
+    assert "not/to-be-shown" not in repr(s)
+    assert settings(tmp_path).offsite is None

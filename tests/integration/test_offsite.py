@@ -1,0 +1,193 @@
+"""Off-site copies on a real S3 server (`rclone serve s3` on 127.0.0.1) with boto3: upload
+after the local file is complete, remote retention, listing, and restores that download and
+verify first. A damaged remote copy is refused with the database untouched; a failed upload
+fails the run, alerts, and keeps the local backup. Credentials are never printed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgkura.backup_store import MANIFEST_FORMAT, Backup, manifest_path
+from pgkura.offsite import Offsite, RemoteStore
+from pgkura.throwaway import bin_dir
+from tests.conftest import run_invoke
+
+from .conftest import TOKEN, S3Server
+
+PREFIX = "prod/app"
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, database: str) -> str:
+    return s3_server.bucket(f"bk-{database.replace('_', '-')}")
+
+
+@pytest.fixture
+def env(pg_server, database, tmp_path, s3_server, bucket) -> dict[str, str]:
+    """db.* settings with the S3 credentials in the project's .env, as a user would keep them."""
+    (tmp_path / ".env").write_text(
+        f"AWS_ACCESS_KEY_ID={s3_server.access_key}\n"
+        f"AWS_SECRET_ACCESS_KEY={s3_server.secret_key}\n"
+        "AWS_REGION=us-east-1\n"
+    )
+    return {
+        "PGKURA_ENV_FILE": str(tmp_path / ".env"),
+        "DATABASE_URL": pg_server.url(database),
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": str(tmp_path / "backups"),
+        "PGKURA_OFFSITE_URL": f"s3://{bucket}/{PREFIX}",
+        "PGKURA_S3_ENDPOINT": s3_server.endpoint,
+        "PGKURA_S3_SSE": "AES256",
+    }
+
+
+def invoke(*args: str, env: dict[str, str], cwd: Path, secret: str):
+    result = run_invoke(*args, env=env, cwd=cwd)
+    assert secret not in result.stdout + result.stderr
+    return result
+
+
+def store(s3_server: S3Server, bucket: str) -> RemoteStore:
+    aws = {"AWS_ACCESS_KEY_ID": s3_server.access_key,
+           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key, "AWS_REGION": "us-east-1"}  # fmt: skip
+    return RemoteStore(Offsite(bucket, PREFIX + "/", s3_server.endpoint, None, aws))
+
+
+def value(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT v FROM t").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_a_backup_goes_off_site_and_restores_from_there(
+    pg_server, database, tmp_path, env, s3_server, bucket
+):
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('東京の朝')")
+    key = s3_server.secret_key
+    done = invoke("db.backup", env=env, cwd=tmp_path, secret=key)
+    assert done.returncode == 0, done.stderr
+    local = next((tmp_path / "backups").glob("*.sql.gz"))
+    assert f"off-site copy: s3://{bucket}/{PREFIX}/{local.name}" in done.stdout
+    remote_file = s3_server.root / bucket / PREFIX / local.name
+    assert remote_file.read_bytes() == local.read_bytes()
+    assert (remote_file.parent / (local.name + ".json")).read_bytes() == (
+        manifest_path(local).read_bytes()
+    )
+    head = store(s3_server, bucket).client.head_object(Bucket=bucket, Key=f"{PREFIX}/{local.name}")
+    assert head["ServerSideEncryption"] == "AES256"
+    sha256 = json.loads(manifest_path(local).read_text())["sha256"]
+    assert {k.lower(): v for k, v in head["Metadata"].items()}["sha256"] == sha256
+
+    listed = invoke("db.backups", "--remote", env=env, cwd=tmp_path, secret=key)
+    assert listed.returncode == 0, listed.stderr
+    assert local.name in listed.stdout
+    assert sha256[:16] in listed.stdout
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE t SET v = 'changed since'")
+    for path in (tmp_path / "backups").iterdir():  # the host lost its disk
+        path.unlink()
+    restored = invoke("db.restore", "latest", "--remote", "--yes", "--no-safety-backup",
+                      env=env, cwd=tmp_path, secret=key)  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert f"downloaded and verified {local.name}" in restored.stderr
+    assert value(url) == "東京の朝"
+    assert not list((tmp_path / "backups").glob(".pgkura-remote-*"))  # the download is gone
+
+    checked = invoke("db.verify", local.name, "--remote", env=env, cwd=tmp_path, secret=key)
+    assert checked.returncode == 0, checked.stderr
+    assert "gzip intact, dump complete" in checked.stdout
+
+
+def test_a_damaged_remote_copy_is_refused_and_the_database_untouched(
+    pg_server, database, tmp_path, env, s3_server, bucket
+):
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('backed up')")
+    key = s3_server.secret_key
+    assert invoke("db.backup", env=env, cwd=tmp_path, secret=key).returncode == 0
+    remote_file = next((s3_server.root / bucket / PREFIX).glob("*.sql.gz"))
+    data = bytearray(remote_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    remote_file.write_bytes(bytes(data))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE t SET v = 'current'")
+    refused = invoke("db.restore", "latest", "--remote", "--yes", env=env, cwd=tmp_path, secret=key)
+    assert refused.returncode == 1
+    assert "does not match its SHA-256" in refused.stderr
+    assert "Nothing was restored or changed" in refused.stderr
+    assert value(url) == "current"
+    assert not list((tmp_path / "backups").glob(".pgkura-remote-*"))
+    with psycopg.connect(url) as conn:  # not even a safety copy was made
+        copies = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{database}\\_before%",)
+        ).fetchone()
+    assert copies == (0,)
+    bad = invoke("db.verify", "latest", "--remote", env=env, cwd=tmp_path, secret=key)
+    assert bad.returncode == 1
+    assert "does not match its SHA-256" in bad.stderr
+
+
+def test_a_failed_upload_fails_the_run_alerts_and_keeps_the_local_backup(
+    pg_server, database, tmp_path, env, s3_server, monitor
+):
+    alert_url, pings = monitor
+    (tmp_path / ".env").write_text(
+        f"AWS_ACCESS_KEY_ID={s3_server.access_key}\nAWS_SECRET_ACCESS_KEY=wrong-Secret-123\n"
+    )
+    env = {**env, "PGKURA_ALERT_URL": alert_url}
+    result = invoke("db.backup", env=env, cwd=tmp_path, secret="wrong-Secret-123")
+    assert result.returncode == 1
+    local = next((tmp_path / "backups").glob("*.sql.gz"))
+    assert f"the backup {local} is complete and kept, but upload" in result.stderr
+    assert "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY" in result.stderr
+    ((path, body),) = pings
+    assert path == f"/ping/{TOKEN}/fail"
+    assert "is complete and kept, but upload" in body
+    assert "wrong-Secret-123" not in body
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_retention_applies_off_site_as_well(pg_server, database, tmp_path, env, s3_server, bucket):
+    env = {**env, "PGKURA_BACKUP_KEEP": "2"}
+    for _ in range(3):
+        done = invoke("db.backup", env=env, cwd=tmp_path, secret=s3_server.secret_key)
+        assert done.returncode == 0, done.stderr
+    local = sorted(p.name for p in (tmp_path / "backups").glob("*.sql.gz"))
+    remote = [e.path.name for e in store(s3_server, bucket).entries()]
+    assert len(local) == 2
+    assert remote == local
+    assert "retention: removed the off-site copy" in done.stdout
+    skipped = invoke(
+        "db.backup", "--no-offsite", env=env, cwd=tmp_path, secret=s3_server.secret_key
+    )
+    assert skipped.returncode == 0
+    assert "off-site" not in skipped.stdout
+
+
+def test_large_backups_go_up_in_parts_and_come_back_whole(tmp_path, s3_server, bucket):
+    """A multipart upload (three 5 MiB parts) is one object, listed and fetched whole."""
+    path = tmp_path / "app_20260101_030000.sql.gz"
+    payload = os.urandom(12 * 2**20)
+    path.write_bytes(payload)
+    manifest = {"format": MANIFEST_FORMAT, "file": path.name, "database": "app", "mode": "full",
+                "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}  # fmt: skip
+    manifest_path(path).write_text(json.dumps(manifest))
+    remote = store(s3_server, bucket)
+    remote.part_size = 5 * 2**20
+    remote.upload(Backup(path, manifest))
+    (found,) = remote.entries()
+    with remote.fetched(found, tmp_path / "restore") as fetched:
+        assert fetched.read_bytes() == payload
+        assert fetched.stat().st_mode & 0o777 == 0o600
+    assert not any((tmp_path / "restore").iterdir())
