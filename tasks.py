@@ -679,6 +679,17 @@ def list_backups(c: Context, remote: bool = False) -> None:
                          "ok" if check.ok else "FAILED: " + check.problems[0]])  # fmt: skip
         headers = ["file", "database", "mode", "purpose", "created", "size", "age", "verifies"]
         print(table(headers, rows))
+        _last_drill(settings)
+
+
+def _last_drill(settings: Settings) -> None:
+    """The newest restore drill the scheduler ran, if any: proof that the backups restore."""
+    from pgkura.scheduler import read_state
+
+    drill = read_state(settings).get("jobs", {}).get("drill")
+    if drill:
+        print(f"last restore drill: {drill.get('started_at', '?')}, {drill.get('outcome', '?')}"
+              f" — {drill.get('summary', '')}")  # fmt: skip
 
 
 def _list_remote(settings: Settings) -> None:
@@ -776,9 +787,59 @@ def docker_push(c: Context, registry: str) -> None:
             print(f"pushed {ref}")
 
 
+@task(
+    name="schedule",
+    help={
+        "run": "run the scheduled jobs in the foreground until stopped (what a supervisor runs)",
+        "install": "write and enable a systemd service that keeps `--run` going across reboots",
+        "remove": "disable and delete that service",
+        "user": "with --install/--remove: a user service (systemctl --user), not a system one",
+        "unit-dir": "with --install/--remove: write the unit there instead of systemd's directory",
+    },
+)
+def schedule(
+    c: Context,
+    run: bool = False,
+    install: bool = False,
+    remove: bool = False,
+    user: bool = False,
+    unit_dir: str = "",
+) -> None:
+    """Scheduled backups and restore drills: their last and next runs (or run/install them)."""
+    from pgkura import scheduler
+
+    with _errors():
+        settings = _settings()
+        if sum((run, install, remove)) > 1:
+            raise Exit("error: choose one of --run, --install, --remove")
+        if run:
+            scheduler.run(settings, ROOT, _report)
+            return
+        if install or remove:
+            from pgkura import validation as v
+            from pgkura.systemd_unit import install as put
+            from pgkura.systemd_unit import remove as take
+            from pgkura.systemd_unit import unit
+
+            where = v.FILE_PATH.flag(unit_dir, "--unit-dir") if unit_dir else None
+            service = unit(settings, user=user, unit_dir=where)
+            for line in put(service) if install else take(service):
+                print(line)
+            return
+        active, jobs = scheduler.status(settings)
+        if not jobs:
+            print("no schedule: set PGKURA_BACKUP_SCHEDULE (e.g. `daily 03:15`) and "
+                  "PGKURA_DRILL_SCHEDULE for restore drills")  # fmt: skip
+            return
+        for job in jobs:
+            print(f"{job.job.name}: {job.line()}")
+        print("runner: " + ("active" if active else "NOT running → `invoke db.schedule --install` "
+                            "(systemd) or `invoke db.schedule --run`"))  # fmt: skip
+
+
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
-    dump_schema, drift, backup, restore, list_backups, prune, verify,
+    dump_schema, drift, backup, restore, list_backups, prune, verify, schedule,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+
+pytest_plugins = ["tests.scheduling"]  # the `runners` fixture, for both tiers
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
@@ -63,3 +69,30 @@ def write_migration(tmp_path: Path):
 
     write.directory = directory  # type: ignore[attr-defined]
     return write
+
+
+TOKEN = "0f5c4b1e-secret-check-token"  # a monitoring check's secret, never to be printed
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    pings: ClassVar[list[tuple[str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        self.pings.append((self.path, body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def monitor() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.pings = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ping/{TOKEN}", _Recorder.pings
+    server.shutdown()

@@ -34,6 +34,7 @@ from pgkura.config import Settings
 from pgkura.dsn import Target
 from pgkura.dump_stream import TRAILERS
 from pgkura.errors import ConfigError, PgkuraError
+from pgkura.file_lock import locked
 from pgkura.gzip_blocks import BLOCK, ParallelGzipWriter
 from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
 from pgkura.retention import Policy
@@ -45,6 +46,7 @@ MODES = {
     "cluster": ("pg_dumpall", ["--clean", "--if-exists"]),
 }
 _TAIL = 4096
+BACKUP_LOCK = ".pgkura-backup.lock"
 # pg_dump's header; the container's pg_dump is the server's own installation
 _DUMPED_FROM = re.compile(rb"^-- Dumped from database version (\d+)(?:\.(\d+))?", re.MULTILINE)
 _DUMPED_BY = re.compile(rb"^-- Dumped by pg_dump version (\d+(?:\.\d+)?)", re.MULTILINE)
@@ -157,45 +159,53 @@ def take_backup(
             f"cannot write backups to {final.parent}: {exc.strerror or exc}.\n→ choose another "
             "directory with --output or PGKURA_BACKUP_DIR"
         ) from None
-    log(f"backing up {target.redacted()} with {tool.source} → {final}")
-    started = time.monotonic()
-    level = settings.backup_level if level is None else level
-    writer = _writer(compression, level)
+    waiting = "waiting for another backup into the same directory to finish"
+    # one backup at a time per directory (a scheduled one and one typed by hand): two dumps
+    # never compete for the server and the disk, and names stay distinct
+    with locked(final.parent / BACKUP_LOCK, wait=True, on_wait=lambda: log(waiting)):
+        if final.exists():  # taken while we waited: a fresh name (a named file stays taken)
+            final = _final_path(settings, output, target.dbname, mode, compression)
+            if final.exists():
+                raise BackupError(f"{final} already exists; pgkura never overwrites a backup")
+        log(f"backing up {target.redacted()} with {tool.source} → {final}")
+        started = time.monotonic()
+        level = settings.backup_level if level is None else level
+        writer = _writer(compression, level)
 
-    def dump(tool: Tool) -> _Dumped:
-        return _dump_to(final, tool.command(*options), tool.environment(), writer, progress,
-                        program, lambda: _stop(target, tool, log))  # fmt: skip
+        def dump(tool: Tool) -> _Dumped:
+            return _dump_to(final, tool.command(*options), tool.environment(), writer, progress,
+                            program, lambda: _stop(target, tool, log))  # fmt: skip
 
-    try:
-        dumped = dump(tool)
-    except _NotConnected:
-        if server is not None:
-            raise
-        server, tool = _wait_and_choose(settings, target, program, log)
-        dumped = dump(tool)
-    server_version, tool_version = _versions(server, tool, dumped.head)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "file": final.name,
-        "database": target.dbname,
-        "mode": mode,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server_version": server_version,
-        "dump_tool": f"{program} {tool_version}",
-        "source": tool.source,
-        "compression": f"{compression} level {level}",
-        "size": dumped.size,
-        "plain_size": dumped.plain_size,
-        "sha256": dumped.sha256,
-        "duration_s": round(time.monotonic() - started, 3),
-        "reason": reason,
-        "purpose": purpose,
-    }
-    write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
-    backup = Backup(final, manifest)
-    for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
-        log(f"retention: removed {old.name}")
-    return backup
+        try:
+            dumped = dump(tool)
+        except _NotConnected:
+            if server is not None:
+                raise
+            server, tool = _wait_and_choose(settings, target, program, log)
+            dumped = dump(tool)
+        server_version, tool_version = _versions(server, tool, dumped.head)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "file": final.name,
+            "database": target.dbname,
+            "mode": mode,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "server_version": server_version,
+            "dump_tool": f"{program} {tool_version}",
+            "source": tool.source,
+            "compression": f"{compression} level {level}",
+            "size": dumped.size,
+            "plain_size": dumped.plain_size,
+            "sha256": dumped.sha256,
+            "duration_s": round(time.monotonic() - started, 3),
+            "reason": reason,
+            "purpose": purpose,
+        }
+        write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
+        backup = Backup(final, manifest)
+        for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
+            log(f"retention: removed {old.name}")
+        return backup
 
 
 def retention(settings: Settings, keep: int | None = None) -> Policy:

@@ -22,6 +22,8 @@ from pgkura.gzip_blocks import DEFAULT_LEVEL
 from pgkura.offsite import SSE_CHOICES, Offsite, aws_settings, parse_s3_url
 from pgkura.pg_bigm_source import DEFAULT_URL, BigmSource, parse_location, parse_sha256
 from pgkura.retention import Policy
+from pgkura.schedule import EXPECTED as SCHEDULE_FORMS
+from pgkura.schedule import Schedule, parse_schedule
 from pgkura.validation import Rule, SafeValueError
 
 ENVIRONMENTS = ("development", "production")
@@ -65,6 +67,8 @@ class Settings:
     alert_url: str | None = field(repr=False)
     alert_success: bool
     offsite: Offsite | None
+    backup_schedule: Schedule | None
+    drill_schedule: Schedule | None
     pg_bin: Path | None
     image: str
     base_image: str
@@ -199,6 +203,7 @@ def _http_url(text: str) -> str:
 ALERT_URL = Rule(_http_url, "a monitoring URL to ping", secret=True)
 OFFSITE_URL = Rule(lambda t: parse_s3_url(t) if t else None, "an s3://bucket/prefix URL")
 S3_ENDPOINT = Rule(_http_url, "the S3 API's http:// or https:// URL")
+SCHEDULE = Rule(parse_schedule, SCHEDULE_FORMS)
 S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
 
 
@@ -266,6 +271,8 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         alert_url=values.parsed("PGKURA_ALERT_URL", "", ALERT_URL) or None,
         alert_success=values.parsed("PGKURA_ALERT_SUCCESS", "false", v.BOOLEAN),
         offsite=_offsite(values),
+        backup_schedule=values.parsed("PGKURA_BACKUP_SCHEDULE", "off", SCHEDULE),
+        drill_schedule=values.parsed("PGKURA_DRILL_SCHEDULE", "off", SCHEDULE),
         pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
         image=values.get("PGKURA_IMAGE", default_image(build_target)),
         base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),

@@ -122,6 +122,7 @@ def _server(settings: Settings) -> Iterator[Finding]:
         yield from _extensions(settings, conn)
         yield _migrations(settings, conn)
     yield _backups(settings)
+    yield from _schedule(settings)
     copies = _safety_copies(settings)
     if copies:
         yield copies
@@ -188,6 +189,21 @@ def _safety_copies(settings: Settings) -> Finding | None:
         f"{len(found)} safety cop{'y' if len(found) == 1 else 'ies'} kept by restores: {names} "
         "→ DROP DATABASE each once it is no longer needed",
     )
+
+
+def _schedule(settings: Settings) -> Iterator[Finding]:
+    """Scheduled jobs: the last run of each and whether the runner is there to do the next."""
+    from pgkura.scheduler import status
+
+    active, jobs = status(settings)
+    for job in jobs:
+        yield Finding(f"scheduled {job.job.name}", job.level, job.line())
+    if jobs and not active:
+        yield Finding(
+            "scheduler", "warn",
+            "no runner is active: scheduled jobs will not run → `invoke db.schedule --install` "
+            "(systemd) or keep `invoke db.schedule --run` running",
+        )  # fmt: skip
 
 
 def _backups(settings: Settings) -> Finding:

@@ -13,7 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgkura.backup import BACKUP_LOCK
 from tests.conftest import INVOKE
+from tests.scheduling import state, stop, wait_for
 
 from .conftest import Project
 
@@ -154,7 +156,11 @@ def test_ctrl_c_stops_the_dump_inside_the_container(running: Project):
     must end the dump's server session itself and leave no partial file."""
     url = f"postgresql://app:{running.env['POSTGRES_PASSWORD']}@127.0.0.1:{running.port}/app"
     backups = Path(running.env["PGKURA_BACKUP_DIR"])
-    before = sorted(backups.iterdir()) if backups.exists() else []
+
+    def files() -> list[Path]:  # hidden ones too, but for the directory's lock file
+        return sorted(p for p in backups.glob("*") if p.name != BACKUP_LOCK)
+
+    before = files()
     with psycopg.connect(url) as blocker:
         blocker.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits behind it
         proc = subprocess.Popen(
@@ -185,5 +191,27 @@ def test_ctrl_c_stops_the_dump_inside_the_container(running: Project):
         ["docker", "top", running.container], capture_output=True, text=True, check=True
     ).stdout
     assert "pg_dump" not in top
-    after = sorted(backups.iterdir()) if backups.exists() else []
-    assert after == before  # no partial or temporary file left behind
+    assert files() == before  # no partial or temporary file left behind
+
+
+def test_scheduled_backups_of_the_container_alert_when_it_is_down(
+    running: Project, monitor, runners
+):
+    """A short schedule against the container: a run while it is stopped fails and pings the
+    monitor; once it is back, the next run succeeds. (The runner's other behaviours, catch-up
+    included, are in tests/integration/test_scheduler.py.)"""
+    alert_url, pings = monitor
+    env = {**running.env, "PGKURA_BACKUP_SCHEDULE": "every 2s", "PGKURA_ALERT_URL": alert_url,
+           "PGKURA_CONNECT_WAIT": "1s"}  # fmt: skip
+    runner = runners(env, running.dir)
+    try:
+        wait_for(lambda: state(env).get("jobs", {}).get("backup", {}).get("exit_code") == 0, runner)
+        subprocess.run(["docker", "stop", running.container], check=True, capture_output=True)
+        wait_for(lambda: state(env)["jobs"]["backup"]["exit_code"] != 0, runner)
+        failed = state(env)["jobs"]["backup"]
+        assert f"container {running.container} is exited" in failed["summary"]
+        assert any(path.endswith("/fail") and "db.backup failed" in body for path, body in pings)
+        assert running.invoke("db.up").returncode == 0
+        wait_for(lambda: state(env)["jobs"]["backup"]["exit_code"] == 0, runner)
+    finally:
+        stop(runner)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import itertools
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import psycopg
 import pytest
@@ -85,33 +82,6 @@ def db(pg_server: ThrowawayServer, database: str) -> Iterator[psycopg.Connection
 def tables(conn: psycopg.Connection) -> set[str]:
     cur = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     return {r[0] for r in cur}
-
-
-TOKEN = "0f5c4b1e-secret-check-token"  # a monitoring check's secret, never to be printed
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    pings: ClassVar[list[tuple[str, str]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-        self.pings.append((self.path, body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"OK")
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def monitor() -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    _Recorder.pings = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/{TOKEN}", _Recorder.pings
-    server.shutdown()
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pgkura.throwaway import bin_dir
-from tests.conftest import run_invoke
-
-from .conftest import TOKEN
+from tests.conftest import TOKEN, run_invoke
 
 
 def _env(pg_server, database: str, tmp_path: Path, url: str, **extra: str) -> dict[str, str]:

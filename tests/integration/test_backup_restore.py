@@ -17,7 +17,7 @@ from psycopg import sql
 
 from pgkura import safety_copies
 from pgkura.archive import verify
-from pgkura.backup import BackupError, take_backup
+from pgkura.backup import BACKUP_LOCK, BackupError, take_backup
 from pgkura.backup_store import BackupStore, read_manifest
 from pgkura.config import load_settings
 from pgkura.drills import restore_test
@@ -328,7 +328,7 @@ def test_pg_dump_killed_mid_stream_leaves_no_file(app_settings, pg_server, datab
         take_backup(app_settings, log=QUIET, progress=slow, compression=compression)
     killer.join()
     assert killed
-    assert sorted(p.name for p in directory.iterdir()) == []
+    assert sorted(p.name for p in directory.iterdir()) == [BACKUP_LOCK]  # no partial file
 
 
 def test_unwritable_target_fails_before_dumping(app_settings, tmp_path):

@@ -16,9 +16,9 @@ import pytest
 from pgkura.backup_store import MANIFEST_FORMAT, Backup, manifest_path
 from pgkura.offsite import Offsite, RemoteStore
 from pgkura.throwaway import bin_dir
-from tests.conftest import run_invoke
+from tests.conftest import TOKEN, run_invoke
 
-from .conftest import TOKEN, S3Server
+from .conftest import S3Server
 
 PREFIX = "prod/app"
 
@@ -59,6 +59,12 @@ def store(s3_server: S3Server, bucket: str) -> RemoteStore:
     return RemoteStore(Offsite(bucket, PREFIX + "/", s3_server.endpoint, None, aws))
 
 
+def seed(url: str, text: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (v text)")
+        conn.execute("INSERT INTO t VALUES (%s)", (text,))
+
+
 def value(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT v FROM t").fetchone()
@@ -70,8 +76,7 @@ def test_a_backup_goes_off_site_and_restores_from_there(
     pg_server, database, tmp_path, env, s3_server, bucket
 ):
     url = pg_server.url(database)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('東京の朝')")
+    seed(url, "東京の朝")
     key = s3_server.secret_key
     done = invoke("db.backup", env=env, cwd=tmp_path, secret=key)
     assert done.returncode == 0, done.stderr
@@ -112,8 +117,7 @@ def test_a_damaged_remote_copy_is_refused_and_the_database_untouched(
     pg_server, database, tmp_path, env, s3_server, bucket
 ):
     url = pg_server.url(database)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('backed up')")
+    seed(url, "backed up")
     key = s3_server.secret_key
     assert invoke("db.backup", env=env, cwd=tmp_path, secret=key).returncode == 0
     remote_file = next((s3_server.root / bucket / PREFIX).glob("*.sql.gz"))

@@ -1,0 +1,133 @@
+"""The scheduler runs for real: `invoke db.schedule --run` as a process, backups and restore
+drills on a short interval against a real server, a run missed while it was stopped caught up
+at once, a failing run alerting a local HTTP listener, one runner per directory, SIGTERM
+stopping it between runs, and what `db.schedule`, `db.backups` and `db.doctor` show."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pgkura.throwaway import bin_dir
+from tests.conftest import TOKEN, run_invoke
+from tests.scheduling import state, stop, wait_for
+
+
+@pytest.fixture
+def env(pg_server, database, tmp_path) -> dict[str, str]:
+    return {
+        "PGKURA_ENV_FILE": str(tmp_path / ".env"),
+        "DATABASE_URL": pg_server.url(database),
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": str(tmp_path / "backups"),
+        "PGKURA_BACKUP_KEEP": "3",
+    }
+
+
+def test_backups_and_drills_run_on_schedule_and_are_visible(env, tmp_path, runners):
+    env = {**env, "PGKURA_BACKUP_SCHEDULE": "every 2s", "PGKURA_DRILL_SCHEDULE": "every 3s"}
+    runner = runners(env, tmp_path)
+
+    def both_ran_recently() -> bool:
+        jobs = state(env).get("jobs", {})
+        recent = datetime.now(UTC) - timedelta(seconds=4)
+        served = [datetime.fromisoformat(jobs[j]["slot"]) for j in ("backup", "drill") if j in jobs]
+        backups = list((tmp_path / "backups").glob("*.sql.gz"))
+        return len(served) == 2 and min(served) > recent and len(backups) >= 2
+
+    wait_for(both_ran_recently, runner)
+    jobs = state(env)["jobs"]
+    assert jobs["backup"]["exit_code"] == 0, jobs["backup"]["output"]
+    assert jobs["backup"]["summary"].startswith("backup: ")
+    assert jobs["drill"]["exit_code"] == 0, jobs["drill"]["output"]
+    assert jobs["drill"]["summary"].startswith("restore test: ")
+    backups = list((tmp_path / "backups").glob("*.sql.gz"))
+    assert 2 <= len(backups) <= 3  # the retention policy applies to scheduled backups too
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in backups)
+
+    shown = run_invoke("db.schedule", env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "backup: every 2s; last run" in shown.stdout
+    assert "drill: every 3s; last run" in shown.stdout
+    assert "runner: active" in shown.stdout
+    listed = run_invoke("db.backups", env=env, cwd=tmp_path)
+    assert "last restore drill: " in listed.stdout
+    assert "ok — restore test: " in listed.stdout
+
+    second = run_invoke("db.schedule", "--run", env=env, cwd=tmp_path)
+    assert second.returncode == 1
+    assert f"another scheduler (pid {runner.pid}) already runs the jobs" in second.stderr
+
+    assert "stopped" in stop(runner)
+    time.sleep(3.5)  # a slot of each job passes with no runner
+    idle = run_invoke("db.schedule", env=env, cwd=tmp_path)
+    assert "runner: NOT running" in idle.stdout
+    assert "MISSED" in idle.stdout
+    doctor = run_invoke("db.doctor", env=env, cwd=tmp_path)
+    assert "no runner is active: scheduled jobs will not run" in doctor.stdout
+
+
+def test_a_run_missed_while_stopped_is_caught_up_at_once(env, tmp_path, runners):
+    """Hourly backups, the last one served yesterday: the runner runs one now, not in an hour,
+    and only one (the missed slots cannot be taken in the past)."""
+    env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly"}
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    (backups / ".pgkura-schedule.json").write_text(
+        json.dumps({"jobs": {"backup": {"slot": yesterday.isoformat(), "exit_code": 0}}})
+    )
+    started = datetime.now(UTC)
+    runner = runners(env, tmp_path)
+    wait_for(lambda: state(env)["jobs"]["backup"]["slot"] != yesterday.isoformat(), runner)
+    run = state(env)["jobs"]["backup"]
+    assert datetime.fromisoformat(run["started_at"]) - started < timedelta(seconds=30)
+    assert run["slot"] == datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+    time.sleep(2)
+    assert len(list(backups.glob("*.sql.gz"))) == 1
+    stop(runner)
+
+
+def test_a_failing_run_alerts_and_is_recorded(env, tmp_path, runners, monitor):
+    alert_url, pings = monitor
+    env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url,
+           "DATABASE_URL": "postgresql://app:pw@127.0.0.1:9/app", "PGKURA_CONNECT_WAIT": "1s"}  # fmt: skip
+    runner = runners(env, tmp_path)
+    wait_for(lambda: "backup" in state(env).get("jobs", {}), runner)
+    run = state(env)["jobs"]["backup"]
+    assert run["exit_code"] == 1
+    assert run["outcome"] == "failed (exit 1)"
+    assert run["summary"].startswith("error: ")
+    ((path, body),) = pings
+    assert path == f"/ping/{TOKEN}/fail"
+    assert body.startswith("db.backup failed: ")
+    shown = run_invoke("db.schedule", env=env, cwd=tmp_path)
+    assert "failed (exit 1) — error: " in shown.stdout
+    assert TOKEN not in shown.stdout + shown.stderr + stop(runner)
+
+
+def test_the_systemd_service_keeps_the_runner_going(env, tmp_path):
+    units = tmp_path / "units"
+    made = run_invoke("db.schedule", "--install", "--unit-dir", str(units), env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    (unit,) = units.glob("pgkura-*-scheduler.service")
+    text = unit.read_text()
+    assert "db.schedule --run" in text
+    assert "Restart=always" in text
+    assert "KillMode=mixed" in text  # SIGTERM to the runner alone: it hands the job SIGINT
+    assert "WantedBy=multi-user.target" in text
+    assert "\nUser=" in text  # a system service does not run as root by default
+    assert "systemctl daemon-reload; systemctl enable --now" in made.stdout
+    if shutil.which("systemd-analyze"):
+        checked = subprocess.run(
+            ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, checked.stderr
+    gone = run_invoke("db.schedule", "--remove", "--unit-dir", str(units), env=env, cwd=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    assert not unit.exists()
