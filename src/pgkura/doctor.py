@@ -122,6 +122,8 @@ def _server(settings: Settings) -> Iterator[Finding]:
         yield from _extensions(settings, conn)
         yield _migrations(settings, conn)
     yield _backups(settings)
+    if settings.offsite is not None:
+        yield _offsite(settings)
     yield from _schedule(settings)
     copies = _safety_copies(settings)
     if copies:
@@ -189,6 +191,24 @@ def _safety_copies(settings: Settings) -> Finding | None:
         f"{len(found)} safety cop{'y' if len(found) == 1 else 'ies'} kept by restores: {names} "
         "→ DROP DATABASE each once it is no longer needed",
     )
+
+
+def _offsite(settings: Settings) -> Finding:
+    """The off-site location answers, with these credentials, and holds recent copies."""
+    from pgkura.backup_store import own_backups
+    from pgkura.offsite import OffsiteError, RemoteStore
+
+    assert settings.offsite is not None  # noqa: S101 - the caller checked
+    try:
+        entries = RemoteStore(settings.offsite).entries()
+    except OffsiteError as exc:
+        return Finding("off-site", "fail", str(exc))
+    own = own_backups(entries, settings.target.dbname)
+    if not own:
+        return Finding("off-site", "warn", f"no backups of {settings.target.dbname} in "
+                       f"{settings.offsite.url} yet")  # fmt: skip
+    return Finding("off-site", "ok", f"{len(own)} backup(s) in {settings.offsite.url}, newest "
+                   f"{own[-1].path.name}")  # fmt: skip
 
 
 def _schedule(settings: Settings) -> Iterator[Finding]:

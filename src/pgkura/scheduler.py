@@ -49,17 +49,18 @@ class Job:
     name: str  # "backup" or "drill"
     schedule: Schedule
     argv: list[str]  # invoke's arguments
+    alerts_itself: bool  # db.backup pings PGKURA_ALERT_URL; the runner does it for the others
 
 
 def jobs(settings: Settings) -> list[Job]:
     """The configured jobs; a drill restores the newest off-site copy when there is one."""
     found = []
     if settings.backup_schedule is not None:
-        found.append(Job("backup", settings.backup_schedule, ["db.backup"]))
+        found.append(Job("backup", settings.backup_schedule, ["db.backup"], alerts_itself=True))
     if settings.drill_schedule is not None:
         remote = ["--remote"] if settings.offsite is not None else []
         argv = ["db.verify", "latest", "--restore-test", *remote]
-        found.append(Job("drill", settings.drill_schedule, argv))
+        found.append(Job("drill", settings.drill_schedule, argv, alerts_itself=False))
     return found
 
 
@@ -168,8 +169,10 @@ def _run_job(
     finally:
         stopper.child = None
     code = child.returncode
-    if code < 0:  # killed: the child could not send its own alert
-        _alert_killed(settings, job, -code, log)
+    summary = _summary(stdout, stderr, code)
+    if code < 0 or (code != 0 and not job.alerts_itself):  # killed, or a job that cannot ping
+        why = f"killed by signal {-code}" if code < 0 else summary
+        _alert_failure(settings, job, why, log)
     outcome = "ok" if code == 0 else f"failed (exit {code})"
     log(f"{job.name}: {outcome}")
     return {
@@ -178,7 +181,7 @@ def _run_job(
         "finished_at": _iso(_now()),
         "exit_code": code,
         "outcome": outcome,
-        "summary": _summary(stdout, stderr, code),
+        "summary": summary,
         "output": (stdout + stderr).strip()[-_OUTPUT_KEPT:],
     }
 
@@ -193,12 +196,14 @@ def _summary(stdout: str, stderr: str, code: int) -> str:
     return (errors or lines or ["no output"])[0]
 
 
-def _alert_killed(settings: Settings, job: Job, signum: int, log: Log) -> None:
+def _alert_failure(settings: Settings, job: Job, why: str, log: Log) -> None:
+    """A fail ping for a run that could not send its own (never a success ping: the URL's
+    dead-man timer belongs to the backups)."""
     from pgkura.alerts import alerting
 
     try:
         with alerting(settings.alert_url, f"scheduled {job.name}", on_success=False, log=log):
-            raise PgkuraError(f"the run was killed by signal {signum}")
+            raise PgkuraError(why)
     except PgkuraError:
         pass
 

@@ -92,6 +92,8 @@ def test_a_backup_goes_off_site_and_restores_from_there(
     sha256 = json.loads(manifest_path(local).read_text())["sha256"]
     assert {k.lower(): v for k, v in head["Metadata"].items()}["sha256"] == sha256
 
+    doctor = invoke("db.doctor", env=env, cwd=tmp_path, secret=key)
+    assert f"1 backup(s) in s3://{bucket}/{PREFIX}/, newest {local.name}" in doctor.stdout
     listed = invoke("db.backups", "--remote", env=env, cwd=tmp_path, secret=key)
     assert listed.returncode == 0, listed.stderr
     assert local.name in listed.stdout
@@ -158,6 +160,9 @@ def test_a_failed_upload_fails_the_run_alerts_and_keeps_the_local_backup(
     ((path, body),) = pings
     assert path == f"/ping/{TOKEN}/fail"
     assert "is complete and kept, but upload" in body
+    doctor = invoke("db.doctor", env=env, cwd=tmp_path, secret="wrong-Secret-123")
+    assert "off-site" in doctor.stdout
+    assert "check AWS_ACCESS_KEY_ID" in doctor.stdout
     assert "wrong-Secret-123" not in body
     assert TOKEN not in result.stdout + result.stderr
 

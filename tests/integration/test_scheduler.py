@@ -111,6 +111,21 @@ def test_a_failing_run_alerts_and_is_recorded(env, tmp_path, runners, monitor):
     assert TOKEN not in shown.stdout + shown.stderr + stop(runner)
 
 
+def test_a_failing_restore_drill_alerts_through_the_runner(env, tmp_path, runners, monitor):
+    """db.verify does not ping by itself: the runner sends the drill's failure (no backups to
+    restore yet, here), and never a success ping that would reset the backups' dead-man timer."""
+    alert_url, pings = monitor
+    env = {**env, "PGKURA_DRILL_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url,
+           "PGKURA_ALERT_SUCCESS": "true"}  # fmt: skip
+    runner = runners(env, tmp_path)
+    wait_for(lambda: "drill" in state(env).get("jobs", {}), runner)
+    stop(runner)
+    assert state(env)["jobs"]["drill"]["exit_code"] == 1
+    ((path, body),) = pings
+    assert path == f"/ping/{TOKEN}/fail"
+    assert body.startswith("scheduled drill failed: error: no backups of database")
+
+
 def test_the_systemd_service_keeps_the_runner_going(env, tmp_path):
     units = tmp_path / "units"
     made = run_invoke("db.schedule", "--install", "--unit-dir", str(units), env=env, cwd=tmp_path)
