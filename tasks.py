@@ -788,6 +788,57 @@ def docker_push(c: Context, registry: str) -> None:
 
 
 @task(
+    help={
+        "dry-run": "print the plan, the sizes and the space needed; change nothing",
+        "from-volume": "the volume holding the old data (default: the project's, PGKURA_VOLUME)",
+        "from-dir": "a host directory holding the old data directory instead",
+        "to-volume": "the new PostgreSQL 18 volume (default: <old volume>_pg18)",
+        "old-image": "the image to run the old major with (default pgvector/pgvector:pg<major>)",
+        "yes": "do not ask for confirmation",
+    }
+)
+def upgrade(
+    c: Context,
+    dry_run: bool = False,
+    from_volume: str = "",
+    from_dir: str = "",
+    to_volume: str = "",
+    old_image: str = "",
+    yes: bool = False,
+) -> None:
+    """Move the data of PostgreSQL 15/16/17 (or 18 in the old layout) into a new 18 volume."""
+    from pgkura.compose import container_state, require_docker
+    from pgkura.upgrade import make_plan, point_project_at
+    from pgkura.upgrade import upgrade as carry_out
+
+    with _errors():
+        settings = _settings()
+        require_docker()
+        if from_volume and from_dir:
+            raise Exit("error: choose one of --from-volume, --from-dir")
+        plan = make_plan(settings, from_volume=from_volume, from_dir=from_dir,
+                         to_volume=to_volume, old_image=old_image)  # fmt: skip
+        for line in plan.lines():
+            print(line)
+        if dry_run:
+            print("dry run: nothing was started or changed")
+            return
+        state = container_state(settings)
+        if state is not None and state.running:
+            raise Exit(f"error: stop the container first (`invoke db.down`): the old server "
+                       f"must be the only one on {plan.source}")  # fmt: skip
+        _consent(yes).require(settings, f"upgrade {plan.source} into a new volume {plan.target}")
+        backup, updated = carry_out(settings, plan, _say)
+        print(f"backup of the old cluster: {backup}")
+        for line in updated:
+            print(f"extension updated: {line}")
+        print("indexes: all rebuilt by the restore, none needs a REINDEX")
+        print(point_project_at(settings, plan.target))
+        print(f"upgraded: start it with `invoke db.up`. To go back: set PGKURA_VOLUME="
+              f"{plan.source} and the old image again; {plan.source} is unchanged")  # fmt: skip
+
+
+@task(
     name="schedule",
     help={
         "run": "run the scheduled jobs in the foreground until stopped (what a supervisor runs)",
@@ -840,6 +891,6 @@ def schedule(
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
-    dump_schema, drift, backup, restore, list_backups, prune, verify, schedule,
+    dump_schema, drift, backup, restore, list_backups, prune, verify, schedule, upgrade,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

@@ -78,7 +78,7 @@ class _NotConnected(BackupError):
 
 
 @dataclass(frozen=True)
-class _Dumped:
+class Dumped:
     sha256: str
     size: int
     plain_size: int
@@ -170,10 +170,10 @@ def take_backup(
         log(f"backing up {target.redacted()} with {tool.source} → {final}")
         started = time.monotonic()
         level = settings.backup_level if level is None else level
-        writer = _writer(compression, level)
+        writer = writer_for(compression, level)
 
-        def dump(tool: Tool) -> _Dumped:
-            return _dump_to(final, tool.command(*options), tool.environment(), writer, progress,
+        def dump(tool: Tool) -> Dumped:
+            return dump_into(final, tool.command(*options), tool.environment(), writer, progress,
                             program, lambda: _stop(target, tool, log))  # fmt: skip
 
         try:
@@ -184,28 +184,29 @@ def take_backup(
             server, tool = _wait_and_choose(settings, target, program, log)
             dumped = dump(tool)
         server_version, tool_version = _versions(server, tool, dumped.head)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "file": final.name,
-            "database": target.dbname,
-            "mode": mode,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "server_version": server_version,
-            "dump_tool": f"{program} {tool_version}",
-            "source": tool.source,
-            "compression": f"{compression} level {level}",
-            "size": dumped.size,
-            "plain_size": dumped.plain_size,
-            "sha256": dumped.sha256,
-            "duration_s": round(time.monotonic() - started, 3),
-            "reason": reason,
-            "purpose": purpose,
-        }
-        write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
-        backup = Backup(final, manifest)
+        backup = record(final, dumped, database=target.dbname, mode=mode,
+                        server_version=server_version, dump_tool=f"{program} {tool_version}",
+                        source=tool.source, compression=f"{compression} level {level}",
+                        duration_s=round(time.monotonic() - started, 3), reason=reason,
+                        purpose=purpose)  # fmt: skip
         for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
             log(f"retention: removed {old.name}")
         return backup
+
+
+def record(final: Path, dumped: Dumped, **fields: object) -> Backup:
+    """Write the manifest beside a finished dump (owner-only); the Backup."""
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "file": final.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **fields,
+        "size": dumped.size,
+        "plain_size": dumped.plain_size,
+        "sha256": dumped.sha256,
+    }
+    write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
+    return Backup(final, manifest)
 
 
 def retention(settings: Settings, keep: int | None = None) -> Policy:
@@ -244,7 +245,7 @@ def header_versions(head: bytes) -> tuple[str, str]:
     return server, by[1].decode() if by else "unknown"
 
 
-def _writer(compression: str, level: int) -> Callable[[BinaryIO], Compressor]:
+def writer_for(compression: str, level: int) -> Callable[[BinaryIO], Compressor]:
     if compression == "zstd":
         from pgkura.zstd_stream import ZstdWriter  # imported only for zstd backups
 
@@ -265,7 +266,7 @@ def _final_path(
     return BackupStore(directory).new_path(dbname, mode, compression=compression)
 
 
-def _dump_to(
+def dump_into(
     final: Path,
     argv: list[str],
     env: dict[str, str],
@@ -273,7 +274,7 @@ def _dump_to(
     progress: Progress | None,
     program: str,
     on_abort: Callable[[], None],
-) -> _Dumped:
+) -> Dumped:
     """Stream `argv`'s output into `final` atomically.
     On any failure or interruption the partial file goes and `on_abort` stops the dump."""
     fd, tmp_name = tempfile.mkstemp(prefix=".pgkura-", suffix=".partial", dir=final.parent)
@@ -301,7 +302,7 @@ def _dump_to(
             os.fsync(out.fileno())
             os.link(tmp, final)  # never overwrites an existing backup
             _fsync_dir(final.parent)
-            return _Dumped(writer.sha256, writer.size, writer.plain_size, head)
+            return Dumped(writer.sha256, writer.size, writer.plain_size, head)
         except BaseException:
             writer.abort()
             if proc.poll() is None:

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +72,7 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PG_BASE_IMAGE": settings.base_image,
         "PGKURA_BUILD_TARGET": settings.build_target,
         "PGKURA_IMAGE": settings.image,
+        "PGKURA_VOLUME": settings.volume,
         "PGKURA_BUILD_NETWORK": settings.build_network or "",
         # not PG_BIGM_SOURCE itself: a pgkura started from this environment must still read
         # the path the user gave, not the file name the build is given
@@ -94,10 +95,11 @@ def exec_argv(
     return ["docker", "exec", *flags, settings.container_name, *command]
 
 
-def run(argv: Sequence[str], *, what: str) -> str:
-    """Run a short docker command; its stdout, or DockerError carrying its stderr."""
+def run(argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None) -> str:
+    """Run a short docker command; its stdout, or DockerError carrying its stderr. `env`: the
+    docker CLI's environment (`-e NAME` without a value takes NAME from it, off argv)."""
     try:
-        result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        result = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
     except FileNotFoundError:
         raise DockerError(_NO_DOCKER) from None
     if result.returncode != 0:

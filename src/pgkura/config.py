@@ -48,6 +48,7 @@ class Settings:
     postgres_port: int
     container_name: str
     compose_project: str
+    volume: str  # the data volume's Docker name
     socket_dir: Path
     env_file: Path
     required_extensions: tuple[str, ...]
@@ -186,6 +187,7 @@ DATABASE_URL = Rule(_database_url, "a PostgreSQL URL", secret=True)
 EXTENSIONS = Rule(_names, "comma-separated extension names")
 COMPOSE_PROJECT = Rule(_compose_project, "a Compose project name")
 CONTAINER = Rule(_container, "a Docker container name")
+VOLUME = Rule(_container, "a Docker volume name")
 BUILD_TARGET = Rule(_choice(*BUILD_TARGETS), " or ".join(BUILD_TARGETS))
 BUILD_NETWORK = Rule(
     lambda t: _container(t) if t else "", "a Docker network for build steps: host, none or a name"
@@ -235,6 +237,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     directory, file = _path_rule(root, "a directory"), _path_rule(root, "a file")
     optional_dir = Rule(lambda t: directory.parse(t) if t else None, "a directory")
     build_target = values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET)
+    project = values.parsed("PGKURA_COMPOSE_PROJECT", "pgkura", COMPOSE_PROJECT)
     bigm_location = Rule(lambda t: parse_location(t, root), "a https:// URL or a file's path")
     return Settings(
         root=root,
@@ -245,7 +248,8 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         postgres_host=values.get("POSTGRES_HOST", "127.0.0.1"),
         postgres_port=values.parsed("POSTGRES_PORT", "5432", v.PORT),
         container_name=values.parsed("PGKURA_CONTAINER", "pgkura-postgres", CONTAINER),
-        compose_project=values.parsed("PGKURA_COMPOSE_PROJECT", "pgkura", COMPOSE_PROJECT),
+        compose_project=project,
+        volume=values.parsed("PGKURA_VOLUME", f"{project}_pgdata", VOLUME),
         socket_dir=values.parsed("PGKURA_SOCKET_DIR", "run/postgresql", directory),
         env_file=values.env_file,
         required_extensions=values.parsed("PGKURA_EXTENSIONS", "vector,pg_bigm", EXTENSIONS),

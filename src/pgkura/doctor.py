@@ -83,6 +83,7 @@ def _container(settings: Settings) -> Iterator[Finding]:
                 f"127.0.0.1:{port} is taken by another process → stop it, or set POSTGRES_PORT "
                 "in .env to a free port",
             )
+    yield _volume(settings)
     if state is None:
         yield Finding(
             "container", "fail", f"{settings.container_name} does not exist → invoke db.up"
@@ -103,6 +104,26 @@ def _container(settings: Settings) -> Iterator[Finding]:
             "ok",
             f"{settings.container_name} running ({state.health or 'no healthcheck'})",
         )
+
+
+def _volume(settings: Settings) -> Finding:
+    """The data volume: mounted where PostgreSQL 18 keeps its data, holding nothing it cannot
+    use (the checks `db.up` makes before starting)."""
+    from pgkura.volume_check import describe, mount_problem, strangers, survey
+
+    problem = mount_problem(settings)
+    if problem:
+        return Finding("data volume", "fail", problem)
+    found = survey(settings, settings.volume)
+    if found is None:
+        return Finding(
+            "data volume", "ok", f"{settings.volume} does not exist yet (db.up makes it)"
+        )
+    odd = strangers(found)
+    if odd:
+        return Finding("data volume", "fail", describe(settings.volume, odd))
+    return Finding("data volume", "ok", f"{settings.volume}: PostgreSQL 18 cluster in 18/docker/"
+                   if found.clusters else f"{settings.volume}: empty")  # fmt: skip
 
 
 def _server(settings: Settings) -> Iterator[Finding]:

@@ -29,6 +29,7 @@ from pgkura.config import Settings
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
 from pgkura.pg_bigm_source import staged
 from pgkura.readiness import ready
+from pgkura.volume_check import check as check_volume
 
 Log = Callable[[str], None]
 
@@ -131,6 +132,7 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
         check_port(settings)
     settings.socket_dir.mkdir(parents=True, exist_ok=True)
     before = container_state(settings)
+    check_volume(settings)  # never an empty PostgreSQL 18 cluster beside (or instead of) data
     # Compose builds the image when it is missing: its inputs must be in place then too.
     with _build_inputs(settings, building=build_first or not image_exists(settings.image)):
         _compose(settings, "up", "--detach", *(["--build"] if build_first else []))

@@ -1,0 +1,245 @@
+"""Major upgrades on a real engine with real old servers: volumes made by PostgreSQL 17 (with
+pgvector) and 15 (without) in the pre-18 layouts, refused by db.up, moved by db.upgrade into a
+new PostgreSQL 18 volume and compared; an upgrade killed half-way and run again; a refusal for
+lack of disk space; and a Compose file that would put PGDATA on an anonymous volume.
+
+The old servers are the stand-ins from ../shared/ci/standin-old.sh (CI builds them); the
+default images in the code are the official ones."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgkura.config import load_settings
+from pgkura.volume_check import mount_problem
+from tests.conftest import INVOKE, ROOT
+
+from .conftest import Project
+
+pytestmark = pytest.mark.e2e
+OLD_17 = "local/postgres-standin:17"
+OLD_15 = "local/postgres-standin:15"
+
+
+def _image(name: str) -> str:
+    found = subprocess.run(["docker", "image", "inspect", name], capture_output=True, check=False)
+    if found.returncode != 0:
+        why = f"{name} is not built (bash ../shared/ci/standin-old.sh {name[-2:]})"
+        pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
+    return name
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+# What the old clusters hold: two databases, a second role, Japanese text, sequences, and (17)
+# pgvector data with an HNSW index
+SEED = """
+CREATE TABLE items (id bigserial PRIMARY KEY, body text NOT NULL{vector_column});
+INSERT INTO items (body{vector_name}) SELECT '東京都の文書 ' || g{vector_value}
+  FROM generate_series(1, 800) g;
+{vector_index}
+CREATE SEQUENCE invoice_no START 1000;
+SELECT nextval('invoice_no') FROM generate_series(1, 7);
+CREATE ROLE reader LOGIN PASSWORD 'reader-Pw-1';
+GRANT SELECT ON items TO reader;
+CREATE DATABASE analytics;
+"""
+VECTOR = {
+    "vector_column": ", embedding vector(3)",
+    "vector_name": ", embedding",
+    "vector_value": ", ARRAY[g, g % 7, 1]::vector",
+    "vector_index": "CREATE INDEX items_embedding ON items USING hnsw (embedding vector_l2_ops);",
+}
+PLAIN = dict.fromkeys(VECTOR, "")
+
+
+def make_old_volume(image: str, volume: str, *, root_layout: bool, vector: bool) -> None:
+    """A volume as an older setup left it: mounted at /var/lib/postgresql/data (files at the
+    volume's root), or holding data/ (PGDATA /var/lib/postgresql/data under a mount of
+    /var/lib/postgresql)."""
+    name = f"pgkura-e2e-old-{uuid.uuid4().hex[:8]}"
+    mount, pgdata = ("/var/lib/postgresql/data", "/var/lib/postgresql/data") if root_layout else (
+        "/srv/pg", "/srv/pg/data")  # fmt: skip
+    docker("volume", "create", volume)
+    docker("run", "-d", "--name", name, "-v", f"{volume}:{mount}", "-e", f"PGDATA={pgdata}",
+           "-e", "POSTGRES_USER=app", "-e", "POSTGRES_PASSWORD=e2e-Secret-pw", "-e",
+           "POSTGRES_DB=app", image)  # fmt: skip
+    try:
+        for _ in range(240):  # the first start's own temporary server does not count
+            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True,
+                                  check=False)  # fmt: skip
+            started = "init process complete" in logs.stdout + logs.stderr
+            ready = subprocess.run(["docker", "exec", name, "pg_isready", "-q"], check=False)
+            if started and ready.returncode == 0:
+                break
+            time.sleep(0.5)
+        seed = SEED.format(**(VECTOR if vector else PLAIN))
+        if vector:
+            seed = "CREATE EXTENSION vector;\n" + seed
+        subprocess.run(["docker", "exec", "-i", name, "psql", "-U", "app", "-d", "app", "-X",
+                        "-q", "-v", "ON_ERROR_STOP=1"], input=seed, text=True, check=True)  # fmt: skip
+        subprocess.run(["docker", "exec", "-i", name, "psql", "-U", "app", "-d", "analytics",
+                        "-X", "-q", "-v", "ON_ERROR_STOP=1"], text=True, check=True,
+                       input="CREATE TABLE visits (id serial PRIMARY KEY, page text);"
+                             "INSERT INTO visits (page) SELECT '/ページ/' || g "
+                             "FROM generate_series(1, 50) g;")  # fmt: skip
+    finally:
+        docker("stop", name)
+        docker("rm", "-v", name)
+
+
+@pytest.fixture
+def old_project(engine, tmp_path) -> Iterator[Project]:
+    """A project whose PGKURA_VOLUME is an old volume; both volumes go at the end."""
+    proj = Project(tmp_path)
+    proj.old_volume = f"{proj.container}-old"  # type: ignore[attr-defined]
+    built = proj.invoke("docker.build")  # db.upgrade runs PostgreSQL 18 from the project's image
+    assert built.returncode == 0, built.stderr
+    yield proj
+    proj.invoke("db.down", "--volumes", "--yes", "--no-backup")
+    subprocess.run(["docker", "volume", "rm", "-f", proj.old_volume], capture_output=True,  # type: ignore[attr-defined]
+                   check=False)  # fmt: skip
+    leftovers = docker("ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}")
+    assert not leftovers.strip()
+
+
+def at(proj: Project, query: str, db: str = "app") -> str:
+    """One value, unaligned, through the container's psql."""
+    return docker("exec", proj.container, "psql", "-U", "app", "-d", db, "-XAtc", query).strip()
+
+
+def test_a_postgresql_17_volume_is_refused_then_upgraded_and_can_be_gone_back_to(old_project):
+    proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
+    make_old_volume(_image(OLD_17), old, root_layout=True, vector=True)
+    (proj.dir / ".env").write_text(f"PGKURA_VOLUME={old}\n")
+    (proj.dir / ".env").chmod(0o600)
+    refused = proj.invoke("db.up", "--build")
+    assert refused.returncode == 1
+    assert f"the data volume {old} holds PostgreSQL 17 data in the pre-18 layout" in refused.stderr
+    assert "Nothing was started or changed" in refused.stderr
+    assert not docker("ps", "-aq", "--filter", f"name={proj.container}").strip()
+
+    plan = proj.invoke("db.upgrade", "--dry-run", "--old-image", OLD_17)
+    assert plan.returncode == 0, plan.stderr
+    assert f"from: volume {old}: PostgreSQL 17 in the pre-18 layout" in plan.stdout
+    assert "dry run: nothing was started or changed" in plan.stdout
+    assert old + "_pg18" not in docker("volume", "ls", "-q")
+
+    done = proj.invoke("db.upgrade", "--yes", "--old-image", OLD_17)
+    assert done.returncode == 0, done.stderr
+    assert "verified: 3 databases" in done.stderr
+    assert f"PGKURA_VOLUME={old}_pg18" in (proj.dir / ".env").read_text()
+    assert (proj.dir / ".env").stat().st_mode & 0o777 == 0o600
+    backup = re.search(r"^backup of the old cluster: (\S+)$", done.stdout, re.MULTILINE)
+    assert backup
+    assert Path(backup[1]).stat().st_mode & 0o777 == 0o600
+
+    up = proj.invoke("db.up")
+    assert up.returncode == 0, up.stderr
+    assert at(proj, "SELECT count(*) FROM items") == "800"
+    assert at(proj, "SELECT body FROM items WHERE id = 1") == "東京都の文書 1"
+    assert at(proj, "SELECT nextval('invoice_no')") == "1007"
+    assert at(proj, "SELECT nextval('items_id_seq')") == "801"
+    index = "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_embedding'"
+    assert "USING hnsw" in at(proj, index)
+    nearest = "SELECT id FROM items ORDER BY embedding <-> '[5,5,1]' LIMIT 1"
+    assert at(proj, nearest) == "5"
+    reader = subprocess.run(
+        ["docker", "exec", "-e", "PGPASSWORD=reader-Pw-1", proj.container, "psql", "-h",
+         "127.0.0.1", "-U", "reader", "-d", "app", "-Atc", "SELECT count(*) FROM items"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert reader.stdout.strip() == "800", reader.stderr  # the role and its password came along
+    assert at(proj, "SELECT min(page) FROM visits", db="analytics").startswith("/ページ/")
+
+    # going back: PGKURA_VOLUME at the old volume, which still holds PostgreSQL 17 untouched
+    assert proj.invoke("db.down").returncode == 0
+    back = proj.invoke("db.up", PGKURA_VOLUME=old)
+    assert back.returncode == 1
+    assert "holds PostgreSQL 17 data" in back.stderr
+
+
+def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project):
+    proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
+    make_old_volume(_image(OLD_15), old, root_layout=False, vector=False)
+    done = proj.invoke("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_15)
+    assert done.returncode == 0, done.stderr
+    assert "from: volume " + old + ": PostgreSQL 15 in the pre-18 layout (data/ in the volume)" in (
+        done.stdout
+    )
+    assert proj.invoke("db.up", "--build").returncode == 0
+    assert "800" in proj.sql("SELECT count(*) FROM items")
+
+
+def test_an_upgrade_killed_half_way_leaves_the_old_data_and_a_rerun_starts_clean(old_project):
+    proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
+    make_old_volume(_image(OLD_17), old, root_layout=True, vector=True)
+    for step in ("backing up the old cluster", "restoring "):
+        proc = subprocess.Popen(
+            [*INVOKE, "db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_17],
+            env={**os.environ, **proj.env}, cwd=proj.dir, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(step):
+                proc.send_signal(signal.SIGKILL)  # no cleanup at all
+                break
+        proc.wait(timeout=120)
+        assert proc.returncode == -signal.SIGKILL
+    again = proj.invoke("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_17)
+    assert again.returncode == 0, again.stderr
+    assert "removing what an interrupted upgrade left behind" in again.stderr
+    assert "verified: 3 databases" in again.stderr
+
+
+def test_too_little_disk_space_is_refused_before_anything_starts(old_project, tmp_path):
+    proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
+    make_old_volume(_image(OLD_15), old, root_layout=True, vector=False)
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        refused = proj.invoke("db.upgrade", "--yes", "--from-volume", old,
+                              PGKURA_BACKUP_DIR=str(small))  # fmt: skip
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+    assert refused.returncode == 1
+    assert "not enough free disk space, so nothing was started" in refused.stderr
+    assert f"the backup directory {small}" in refused.stderr
+    assert old + "_pg18" not in docker("volume", "ls", "-q")
+    assert not docker("ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}").strip()
+
+
+def test_a_compose_file_that_keeps_pgdata_off_the_volume_is_refused(engine, tmp_path, monkeypatch):
+    """The pre-18 habit `pgdata:/var/lib/postgresql/data` would put 18/docker on an anonymous
+    volume: an empty cluster that vanishes with the container."""
+    for name in ("docker-compose.yml", "docker-compose.override.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    compose = tmp_path / "docker-compose.yml"
+    text = compose.read_text()
+    assert "- pgdata:/var/lib/postgresql\n" in text
+    compose.write_text(text.replace("- pgdata:/var/lib/postgresql\n",
+                                    "- pgdata:/var/lib/postgresql/data\n"))  # fmt: skip
+    monkeypatch.setenv("POSTGRES_PASSWORD", "x")  # Compose requires one to render the file
+    env = {"POSTGRES_PASSWORD": "x", "PGKURA_ENV_FILE": str(tmp_path / "none.env")}
+    problem = mount_problem(load_settings(tmp_path, env))
+    assert problem is not None
+    assert "pgdata at /var/lib/postgresql/data" in problem
+    assert "mount the data volume at /var/lib/postgresql" in problem
+    assert mount_problem(load_settings(ROOT, env)) is None
