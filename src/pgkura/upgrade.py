@@ -131,7 +131,8 @@ def make_plan(
     image = old_image or (
         settings.image if cluster.major == SERVER_MAJOR else f"pgvector/pgvector:pg{cluster.major}"
     )
-    target = to_volume or f"{Path(source).name if from_dir else source}_pg{SERVER_MAJOR}"
+    # from a host directory: named after the project's volume, which it will replace
+    target = to_volume or f"{settings.volume if from_dir else source}_pg{SERVER_MAJOR}"
     settings.backup_dir.mkdir(parents=True, exist_ok=True)
     plan = Plan(source, bool(from_dir), cluster, image, target, found.free_kib,
                 shutil.disk_usage(settings.backup_dir).free // 1024,

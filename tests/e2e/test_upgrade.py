@@ -72,7 +72,8 @@ def make_old_volume(image: str, volume: str, *, root_layout: bool, vector: bool)
     name = f"pgkura-e2e-old-{uuid.uuid4().hex[:8]}"
     mount, pgdata = ("/var/lib/postgresql/data", "/var/lib/postgresql/data") if root_layout else (
         "/srv/pg", "/srv/pg/data")  # fmt: skip
-    docker("volume", "create", volume)
+    if not volume.startswith("/"):  # a named volume (else a host directory, bind-mounted)
+        docker("volume", "create", volume)
     docker("run", "-d", "--name", name, "-v", f"{volume}:{mount}", "-e", f"PGDATA={pgdata}",
            "-e", "POSTGRES_USER=app", "-e", "POSTGRES_PASSWORD=e2e-Secret-pw", "-e",
            "POSTGRES_DB=app", image)  # fmt: skip
@@ -181,6 +182,20 @@ def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project):
     )
     assert proj.invoke("db.up", "--build").returncode == 0
     assert "800" in proj.sql("SELECT count(*) FROM items")
+
+
+def test_a_host_directory_of_an_old_setup_is_upgraded(old_project, tmp_path):
+    """A bind-mounted data directory (`./pgdata:/var/lib/postgresql/data`), PostgreSQL 17."""
+    proj = old_project
+    directory = tmp_path / "pgdata"
+    directory.mkdir()
+    make_old_volume(_image(OLD_17), str(directory), root_layout=True, vector=True)
+    done = proj.invoke("db.upgrade", "--yes", "--from-dir", str(directory), "--old-image", OLD_17)
+    assert done.returncode == 0, done.stderr
+    assert f"from: directory {directory}: PostgreSQL 17" in done.stdout
+    assert (directory / "PG_VERSION").read_text().strip() == "17"  # left where it was
+    assert proj.invoke("db.up").returncode == 0
+    assert at(proj, "SELECT count(*) FROM items") == "800"
 
 
 def test_an_upgrade_killed_half_way_leaves_the_old_data_and_a_rerun_starts_clean(old_project):
