@@ -142,7 +142,7 @@ def test_the_dockerfile_checks_the_sha256_itself(engine, tmp_path):
     wrong = build("f" * 64)
     assert wrong.returncode != 0
     assert "FAILED" in wrong.stdout + wrong.stderr  # sha256sum --check
-    assert stopped() == before  # the failed step's container is removed too
+    assert stopped() <= before  # the failed step's container is removed too (none is new)
     right = build(good)
     assert right.returncode == 0, right.stdout[-2000:] + right.stderr
     subprocess.run(["docker", "image", "rm", "pgkura-e2e:pg_bigm-stage"], capture_output=True)
