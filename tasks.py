@@ -844,6 +844,30 @@ def upgrade(
 
 
 @task(
+    help={
+        "json": "print the whole report as JSON (for machines)",
+        "snapshot": "also record the database's size now, for the growth section",
+    }
+)
+def inspect(c: Context, json: bool = False, snapshot: bool = False) -> None:
+    """Connections, slow statements, locks, errors, space, bloat and growth, with a verdict."""
+    from pgkura.compose import container_state
+    from pgkura.inspection import inspect as look
+    from pgkura.report import inspection
+
+    with _errors():
+        settings = _settings()
+        target = settings.target
+        state = container_state(settings) if target.is_container else None
+        report = look(target, container=settings.container_name if state and state.running
+                      else None, snapshots=settings.backup_dir / ".pgkura-sizes.jsonl",
+                      record=snapshot)  # fmt: skip
+        print(report.to_json() if json else inspection(report))
+        if any(a.level == "fail" for a in report.attention):
+            raise Exit(code=1)
+
+
+@task(
     name="import-sqlite",
     help={
         "file": "the SQLite database file",
@@ -957,6 +981,6 @@ db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, prune, verify, schedule, upgrade,
-    import_sqlite,
+    import_sqlite, inspect,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # renderers only read these; importing them would pull in the server code
     from pgkura.doctor import Finding
+    from pgkura.inspection import Report
     from pgkura.migration_plan import StatusEntry
     from pgkura.schema_snapshot import Drift
 
@@ -87,3 +88,21 @@ def drift(found: Drift, snapshot: str) -> str:
     lines += [f"- {key}   (in {snapshot}, not in the database)" for key in found.removed]
     lines += [f"~ {key}\n{text}" for key, text in found.changed.items()]
     return "\n".join(lines)
+
+
+def inspection(report: Report) -> str:
+    """db.inspect for a terminal: each section as a table, then the verdict."""
+    out = []
+    for section in report.sections:
+        out.append(f"== {section.title}" + (f" ({section.note})" if section.note else ""))
+        if section.headers and section.rows:
+            out.append(table(section.headers, [[str(c) for c in r] for r in section.rows]))
+        elif section.headers:
+            out.append("none")
+        out.append("")
+    if report.attention:
+        out.append(f"verdict: {len(report.attention)} thing(s) need attention")
+        out += [f"  [{a.level.upper()}] {a.what} → {a.remedy}" for a in report.attention]
+    else:
+        out.append("verdict: nothing needs attention")
+    return "\n".join(out)

@@ -144,6 +144,8 @@ class ThrowawayServer:
             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
         )  # fmt: skip
         pwfile.unlink()
+        with (self.data / "postgresql.conf").open("a") as conf:  # as the image does
+            conf.write("\nshared_preload_libraries = 'pg_stat_statements'\n")
         if self.pg_bigm is not None:
             self._load_pg_bigm(self.pg_bigm)
         self.port = _free_port()
@@ -161,7 +163,7 @@ class ThrowawayServer:
                 "\n# pg_bigm, from outside the installation (pgkura.pg_bigm_build)\n"
                 f"extension_control_path = '$system:{files}'\n"
                 f"dynamic_library_path = '$libdir:{files / 'lib'}'\n"
-                "shared_preload_libraries = 'pg_bigm'\n"
+                "shared_preload_libraries = 'pg_stat_statements,pg_bigm'\n"
             )
 
     def stop(self) -> None:
