@@ -53,10 +53,14 @@ class Job:
 
 
 def jobs(settings: Settings) -> list[Job]:
-    """The configured jobs; a drill restores the newest off-site copy when there is one."""
+    """The configured jobs; a drill restores the newest off-site copy when there is one; each
+    backup is followed by a size snapshot."""
     found = []
     if settings.backup_schedule is not None:
         found.append(Job("backup", settings.backup_schedule, ["db.backup"], alerts_itself=True))
+        # the database's size at each backup: `db.inspect` shows the growth from these
+        sizes = ["db.inspect", "--snapshot", "--json"]
+        found.append(Job("size snapshot", settings.backup_schedule, sizes, alerts_itself=False))
     if settings.drill_schedule is not None:
         remote = ["--remote"] if settings.offsite is not None else []
         argv = ["db.verify", "latest", "--restore-test", *remote]
@@ -191,7 +195,7 @@ def _summary(stdout: str, stderr: str, code: int) -> str:
     lines = (stdout if code == 0 else stderr or stdout).strip().splitlines()
     if code == 0:
         wanted = [ln for ln in lines if ln.startswith(("backup:", "restore test:"))]
-        return (wanted or lines or [""])[-1]
+        return wanted[-1] if wanted else "done"
     errors = [ln for ln in lines if ln.startswith("error:")]
     return (errors or lines or ["no output"])[0]
 
