@@ -6,6 +6,7 @@ nox -s migrations -- --migrations-dir DIR --init-sql FILE
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -75,3 +76,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.deflate_levels")
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
     session.run("python", "-m", "benchmarks.backup_vs_raw")
+    sqlite_files = [f for f in os.environ.get("PGKURA_BENCH_SQLITE", "").split(os.pathsep) if f]
+    if sqlite_files:  # real SQLite files to import, e.g. the Chinook sample database
+        session.run("python", "-m", "benchmarks.sqlite_vs_pgloader", *sqlite_files)
+    else:
+        session.log("sqlite_vs_pgloader skipped: set PGKURA_BENCH_SQLITE to SQLite files")
