@@ -16,12 +16,13 @@ def slug(description: str) -> str:
     """`Add users table` → `add_users_table`. Spaces and punctuation become `_`; letters a
     file name cannot hold (`タグ`, `é`) are refused rather than silently dropped."""
     lowered = description.strip().lower()
-    dropped = sorted({ch for ch in lowered if ch.isalnum() and not _ASCII_WORD.match(ch)})
+    runs = "".join(ch if ch.isalnum() and not _ASCII_WORD.match(ch) else " " for ch in lowered)
+    dropped = runs.split()  # the words a file name would lose, in the order typed
     if dropped:
         raise MigrationError(
-            f"{description!r}: migration file names use a-z, 0-9 and _ only, so "
-            f"{''.join(dropped)!r} would be lost.\n→ describe it in ASCII (e.g. "
-            "'add tags table'); the file's first comment line can say it in any language"
+            f"{description!r}: a migration's file name holds a-z, 0-9 and _ only, so "
+            f"{' '.join(dropped)} would be lost; describe it in ASCII (e.g. 'add tags table') "
+            "and say it in any language in the file's first comment line"
         )
     name = snake_case(lowered)
     if not name:

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -213,5 +215,45 @@ def test_scheduled_backups_of_the_container_alert_when_it_is_down(
         assert any(path.endswith("/fail") and "db.backup failed" in body for path, body in pings)
         assert running.invoke("db.up").returncode == 0
         wait_for(lambda: state(env)["jobs"]["backup"]["exit_code"] == 0, runner)
+    finally:
+        stop(runner)
+
+
+def test_inspect_and_sqlite_import_on_the_container(running: Project, tmp_path):
+    """Both work through the container's published port, and inspect adds the engine's view."""
+    source = tmp_path / "legacy.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE memo (id INTEGER PRIMARY KEY, body TEXT, done BOOLEAN)")
+        conn.executemany("INSERT INTO memo (body, done) VALUES (?, ?)",
+                         [("買い物", 0), ("掃除", 1)])  # fmt: skip
+    conn.close()
+    imported = running.invoke("db.import-sqlite", str(source), "--schema", "legacy")
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 tables, 2 rows into legacy" in imported.stdout
+    assert "掃除" in running.sql("SELECT body FROM legacy.memo WHERE done")
+    shown = running.invoke("db.inspect")
+    assert shown.returncode == 0, shown.stderr
+    assert "== container" in shown.stdout
+    assert "CPUPerc" in shown.stdout
+    assert "MemUsage" in shown.stdout
+
+
+def test_a_scheduled_run_missed_while_the_runner_was_stopped_runs_at_once(
+    running: Project, runners
+):
+    """Hourly backups whose last slot was served yesterday: the runner runs one now."""
+    env = {**running.env, "PGKURA_BACKUP_SCHEDULE": "hourly",
+           "PGKURA_BACKUP_DIR": str(running.dir / "missed")}  # fmt: skip
+    directory = running.dir / "missed"
+    directory.mkdir()
+    old = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    (directory / ".pgkura-schedule.json").write_text(
+        json.dumps({"jobs": {"backup": {"slot": old.isoformat(), "exit_code": 0}}})
+    )
+    runner = runners(env, running.dir)
+    try:
+        wait_for(lambda: state(env)["jobs"]["backup"]["slot"] != old.isoformat(), runner)
+        assert state(env)["jobs"]["backup"]["exit_code"] == 0
+        assert len(list(directory.glob("*.sql.gz"))) == 1
     finally:
         stop(runner)

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pgkura.errors import MigrationError
 from pgkura.scaffold import new_migration, slug
@@ -33,3 +35,26 @@ def test_unusable_names_are_refused():
 def test_letters_a_file_name_cannot_hold_are_refused_not_dropped(description):
     with pytest.raises(MigrationError, match="would be lost"):
         slug(description)
+
+
+def test_the_refusal_is_one_line_naming_the_words_as_typed():
+    with pytest.raises(MigrationError) as err:
+        slug("タグを追加")
+    message = str(err.value)
+    assert "タグを追加 would be lost" in message
+    assert "\n" not in message
+    with pytest.raises(MigrationError, match="so タグ 追加 would be lost"):
+        slug("add タグ and 追加 column")
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_no_letter_is_ever_dropped_silently(description):
+    """Either every letter a user typed is in the file name, or the refusal names it."""
+    try:
+        name = slug(description)
+    except MigrationError as exc:
+        message = str(exc)
+        assert "would be lost" in message or "no usable file name" in message
+        return
+    letters = [ch for ch in description.lower() if ch.isalnum()]
+    assert "".join(letters) == name.replace("_", "")
