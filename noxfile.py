@@ -27,11 +27,13 @@ def _sql(pattern: str, *dirs: str) -> list[str]:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, mypy, hadolint (Dockerfile), GitHub workflow schema, squawk (migrations)."""
+    """ruff, mypy, the two READMEs in step, hadolint (Dockerfile), GitHub workflow schema,
+    squawk (migrations)."""
     session.install("-e", DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("python", "scripts/check_readmes.py")  # README.md and README.ja.md in step
     session.run("hadolint", "docker/postgres/Dockerfile")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
