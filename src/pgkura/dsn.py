@@ -142,9 +142,15 @@ def _part_with_bad_escape(rest: str) -> str:
     return "query options" if "?" in path else "host"
 
 
+def _shown(part: str) -> str:
+    """A URL part as people read it: letters of any script stay as they are (営業担当), and
+    what a URL cannot hold (`/`, `@`, `%`, spaces, controls) is percent-encoded."""
+    return "".join(ch if ord(ch) > 127 and ch.isprintable() else quote(ch, safe="") for ch in part)
+
+
 def redact(params: dict[str, str]) -> str:
     """postgresql://user:***@host:port/db?options, never showing the password."""
-    user = quote(params.get("user", ""), safe="")
+    user = _shown(params.get("user", ""))
     auth = f"{user}:***@" if params.get("password") else (f"{user}@" if user else "")
     host = params.get("host", "")
     extra = {k: v for k, v in params.items() if k not in _SHOWN_IN_URL}
@@ -157,6 +163,6 @@ def redact(params: dict[str, str]) -> str:
     netloc = f"{auth}{host}" + (f":{port}" if port and host else "")
     if port and not host:
         extra = {**extra, "port": port}
-    path = "/" + quote(params.get("dbname", ""), safe="")
+    path = "/" + _shown(params.get("dbname", ""))
     query = ("?" + urlencode(extra, safe="/")) if extra else ""
     return f"postgresql://{netloc}{path}{query}"

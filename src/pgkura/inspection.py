@@ -116,9 +116,16 @@ def _guarded(
     try:
         section(conn, report)
     except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
-        what = getattr(section, "__name__", "section").strip("_<>")
         note = f"not measured: {str(exc).strip()} (a lock held elsewhere; see blocked queries)"
-        report.sections.append(Section(what, [], [], note))
+        report.sections.append(Section(_name(section), [], [], note))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        first = str(exc).strip().splitlines()[0]
+        note = f"not measured: {first} (grant pg_monitor to this role to see it)"
+        report.sections.append(Section(_name(section), [], [], note))
+
+
+def _name(section: Callable[..., None]) -> str:
+    return getattr(section, "__name__", "section").strip("_<>")
 
 
 def _connections(conn: psycopg.Connection[Any], report: Report) -> None:
@@ -212,17 +219,24 @@ def _connections(conn: psycopg.Connection[Any], report: Report) -> None:
         )
 
 
+def _statements_missing(conn: psycopg.Connection[Any]) -> str:
+    """What to do to get statement statistics ("" when they are there). Asked of the view
+    itself: SHOW shared_preload_libraries needs pg_read_all_settings, which a managed
+    server's application role usually lacks."""
+    preload = ("the server must preload it: pgkura's image does; on a managed server, enable it "
+               "in the provider's parameter settings")  # fmt: skip
+    if not _one(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"):
+        return f"CREATE EXTENSION pg_stat_statements; in this database ({preload})"
+    try:
+        conn.execute("SELECT 1 FROM pg_stat_statements LIMIT 1")
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return f"add pg_stat_statements to shared_preload_libraries and restart ({preload})"
+    return ""
+
+
 def _statements(conn: psycopg.Connection[Any], report: Report) -> None:
-    preloaded = "pg_stat_statements" in (_one(conn, "SHOW shared_preload_libraries") or "")
-    created = _one(conn, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
-    if not (preloaded and created):
-        how = (
-            "CREATE EXTENSION pg_stat_statements; in this database (the server preloads it)"
-            if preloaded
-            else "add pg_stat_statements to shared_preload_libraries (pgkura's "
-            "image does; on a managed server, its parameter settings), restart, then CREATE "
-            "EXTENSION pg_stat_statements"
-        )
+    how = _statements_missing(conn)
+    if how:
         report.sections.append(
             Section("statements", [], [], f"pg_stat_statements is not available here → {how}")
         )
@@ -264,7 +278,12 @@ def _pressure(conn: psycopg.Connection[Any], report: Report) -> None:
         "SELECT coalesce(sum(idx_blks_hit), 0), coalesce(sum(idx_blks_read), 0) "
         "FROM pg_statio_user_indexes",
     )[0]
-    checkpoints = _all(conn, "SELECT num_timed, num_requested FROM pg_stat_checkpointer")[0]
+    try:
+        checkpoints = _all(conn, "SELECT num_timed, num_requested FROM pg_stat_checkpointer")[0]
+    except psycopg.errors.UndefinedTable:  # before PostgreSQL 17 (a managed server, say)
+        checkpoints = _all(conn, "SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter")[
+            0
+        ]
     rows = [
         ["rollbacks", f"{rollbacks} of {commits + rollbacks} transactions"],
         ["deadlocks", deadlocks],

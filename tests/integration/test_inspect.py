@@ -64,7 +64,7 @@ def test_what_the_database_is_doing_and_what_needs_attention(pg_server, database
 def test_without_statement_statistics_it_says_how_to_enable_them(pg_server, database, tmp_path):
     shown = cli(tmp_path, pg_server.url(database))
     assert shown.returncode == 0, shown.stderr
-    assert "CREATE EXTENSION pg_stat_statements; in this database (the server preloads it)" in (
+    assert "CREATE EXTENSION pg_stat_statements; in this database (the server must preload" in (
         shown.stdout
     )
 
