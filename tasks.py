@@ -413,8 +413,25 @@ def logs(c: Context, follow: bool = False, tail: str = "100") -> None:
 
     with _errors():
         lines = v.LINES.flag(tail, "--tail")
+        settings = _settings()
+        if settings.is_embedded:
+            raise Exit(code=_embedded_logs(settings, 100 if lines is None else lines, follow))
         flags = ["--tail", str(lines), *(["--follow"] if follow else [])]
-        raise Exit(code=passthrough(_settings(), "logs", *flags))
+        raise Exit(code=passthrough(settings, "logs", *flags))
+
+
+def _embedded_logs(settings: Settings, lines: int, follow: bool) -> int:
+    """The embedded server's log file: its last lines, then new ones as they come."""
+    import subprocess
+
+    from pgkura.embedded import cluster, log_tail
+
+    print(log_tail(settings, lines))
+    if not follow:
+        return 0
+    return subprocess.run(
+        ["tail", "-F", "-n", "0", str(cluster(settings).log)], check=False
+    ).returncode
 
 
 @task
@@ -423,7 +440,13 @@ def ps(c: Context) -> None:
     from pgkura.lifecycle import passthrough
 
     with _errors():
-        raise Exit(code=passthrough(_settings(), "ps", "--all"))
+        settings = _settings()
+        if settings.is_embedded:
+            from pgkura.embedded import status
+
+            print(status(settings))
+            return
+        raise Exit(code=passthrough(settings, "ps", "--all"))
 
 
 @_task(help={"command": "run this SQL and exit instead of opening a shell"})  # -c, as psql
@@ -788,7 +811,12 @@ def docker_push(c: Context, registry: str) -> None:
     from pgkura.publish import push
 
     with _errors():
-        for ref in push(_settings(), registry, _say):
+        settings = _settings()
+        if settings.is_embedded:
+            from pgkura.embedded import not_here
+
+            raise not_here("pushing an image")
+        for ref in push(settings, registry, _say):
             print(f"pushed {ref}")
 
 
@@ -818,6 +846,10 @@ def upgrade(
 
     with _errors():
         settings = _settings()
+        if settings.is_embedded:
+            from pgkura.embedded import not_here
+
+            raise not_here("db.upgrade (volumes of older PostgreSQL images)")
         require_docker()
         if from_volume and from_dir:
             raise Exit("error: choose one of --from-volume, --from-dir")

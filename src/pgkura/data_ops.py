@@ -55,9 +55,18 @@ def before_deleting_volume(
     the data stays recoverable (`invoke db.restore latest`). The backup, if one was taken."""
     if settings.is_production and not consent.force:
         raise ConfirmationRequired(f"refusing to {action} in production without --force")
-    consent.require(settings, f"{action} of {settings.container_name}: ALL DATA IS LOST")
-    state = container_state(settings)
-    if backup and state is not None and state.running:
+    if settings.is_embedded:
+        from pgkura.embedded import cluster
+
+        whose, running = (
+            f"the embedded cluster in {settings.embedded_dir}",
+            cluster(settings).running,
+        )
+    else:
+        state = container_state(settings)
+        whose, running = settings.container_name, state is not None and state.running
+    consent.require(settings, f"{action} of {whose}: ALL DATA IS LOST")
+    if backup and running:
         return take(settings, reason=action, log=log)
     return None
 

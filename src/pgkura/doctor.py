@@ -40,6 +40,12 @@ def diagnose(settings: Settings) -> list[Finding]:
 def _checks(settings: Settings) -> Iterator[Finding]:
     local = settings.target.is_container
     docker_ok = False
+    if settings.is_embedded:
+        from pgkura.embedded import cluster, status
+
+        running = cluster(settings).running
+        yield Finding("engine", "ok" if running else "fail",
+                      status(settings) + ("" if running else " → invoke db.up"))  # fmt: skip
     if local:
         try:
             version = require_docker()

@@ -26,9 +26,11 @@ _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class TargetKind(enum.Enum):
-    """Where the server is: the project's own container, or a server named by DATABASE_URL."""
+    """Where the server is: the project's own container, the embedded engine's server, or a
+    server named by DATABASE_URL."""
 
     CONTAINER = "container"
+    EMBEDDED = "embedded"
     URL = "DATABASE_URL"
 
 

@@ -76,13 +76,15 @@ def ensure(target: Target, names: tuple[str, ...]) -> list[ExtensionStatus]:
 
 
 def unavailable_message(names: list[str], kind: TargetKind) -> str:
-    remedy = (
-        "the image was built without them: rebuild with `invoke docker.build` (pg_bigm needs the "
-        "full target, PGKURA_BUILD_TARGET=full)"
-        if kind is TargetKind.CONTAINER
-        else "the managed server does not offer them; enable them in the provider's settings "
-        "(e.g. an extension allow-list) or use a server that ships them"
-    )
+    remedy = {
+        TargetKind.CONTAINER: "the image was built without them: rebuild with `invoke "
+        "docker.build` (pg_bigm needs the full target, PGKURA_BUILD_TARGET=full)",
+        TargetKind.EMBEDDED: "the embedded server has pgvector; pg_bigm is built for it from "
+        "PG_BIGM_SOURCE where a C compiler and make are present (`python -m "
+        "pgkura.pg_bigm_build` says why not), then `invoke db.reset`; or set "
+        "PGKURA_EXTENSIONS=vector",
+    }.get(kind, "the managed server does not offer them; enable them in the provider's "
+          "settings (e.g. an extension allow-list) or use a server that ships them")  # fmt: skip
     return f"extension(s) not available on the server: {', '.join(names)}.\n→ {remedy}"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import shutil
 import socket
 import subprocess
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import psutil
 
+from pgkura import embedded
 from pgkura.compose import (
     ContainerState,
     DockerError,
@@ -28,6 +28,7 @@ from pgkura.compose import (
 from pgkura.config import Settings
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
 from pgkura.pg_bigm_source import staged
+from pgkura.pg_tools import host_program
 from pgkura.readiness import ready
 from pgkura.volume_check import check as check_volume
 
@@ -45,6 +46,8 @@ def _compose(settings: Settings, *args: str) -> None:
 
 
 def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> None:
+    if settings.is_embedded:
+        raise embedded.not_here("building an image")
     require_docker()
     flags = (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
     had_base = image_exists(settings.base_image)
@@ -125,7 +128,12 @@ def _require_password(settings: Settings) -> None:
 
 
 def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
-    """Start the container and wait until the server answers a query; its version number."""
+    """Start the container (or the embedded engine's server) and wait until the server answers
+    a query; its version number."""
+    if settings.is_embedded:
+        if build_first:
+            log("the embedded engine has no image to build: starting its server")
+        return embedded.up(settings, log)
     require_docker()
     _require_password(settings)
     if not settings.is_production:
@@ -179,11 +187,17 @@ class _StartWatch:
 
 
 def down(settings: Settings, *, volumes: bool) -> None:
+    if settings.is_embedded:
+        (embedded.destroy if volumes else embedded.down)(settings)
+        return
     require_docker()
     _compose(settings, "down", *(["--volumes"] if volumes else []))
 
 
 def restart(settings: Settings, log: Log) -> int:
+    if settings.is_embedded:
+        embedded.down(settings)
+        return embedded.up(settings, log)
     require_docker()
     _compose(settings, "restart")
     log(f"waiting for {settings.target.redacted()} to accept connections")
@@ -209,7 +223,8 @@ def psql_command(
         require_running(settings)
         login = ["-U", settings.postgres_user, "-d", settings.postgres_db]
         return exec_argv(settings, "psql", *login, *options, stdin=sql is None, tty=tty), {}
-    if shutil.which("psql") is None:
+    psql = host_program(settings, "psql")
+    if psql is None:
         raise PgkuraError("DATABASE_URL is set but this machine has no psql; install a client")
     conninfo, env = target.child_process_args()
-    return ["psql", *options, conninfo], env
+    return [psql, *options, conninfo], env
