@@ -303,11 +303,15 @@ def dump_into(
             os.link(tmp, final)  # never overwrites an existing backup
             _fsync_dir(final.parent)
             return Dumped(writer.sha256, writer.size, writer.plain_size, head)
-        except BaseException:
+        except BaseException as exc:
             writer.abort()
-            if proc.poll() is None:
+            alive = proc.poll() is None
+            if alive:
                 proc.kill()
                 proc.wait()
+            # Ctrl-C reaches the `docker exec` client too, which may be gone by now while
+            # pg_dump goes on inside the container: its server session is ended either way
+            if alive or isinstance(exc, KeyboardInterrupt):
                 on_abort()
             raise
         finally:
