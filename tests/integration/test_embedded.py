@@ -93,10 +93,13 @@ def test_the_tasks_on_the_embedded_engine(project):
     assert "[ok  ] engine" in run(env, "db.doctor").stdout
     assert "installed" in run(env, "db.extensions").stdout
 
+    assert "ready: PostgreSQL 18." in run(env, "db.restart").stdout
+    run(env, "db.wait", "--timeout", "10s")
+    assert count(env) == 1  # a restart keeps the data
     run(env, "db.down")
     assert "embedded: stopped" in run(env, "db.ps").stdout
     run(env, "db.up")
-    assert count(env) == 1  # stop and start keep the data
+    assert count(env) == 1  # so do stop and start
 
     # a crash of the server process: the next db.up recovers with the data
     pid = int((Path(env["PGKURA_EMBEDDED_DIR"]) / "data" / "postmaster.pid").read_text().split()[0])
