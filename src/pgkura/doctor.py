@@ -117,10 +117,13 @@ def _volume(settings: Settings) -> Finding:
     use (the checks `db.up` makes before starting)."""
     from pgkura.volume_check import describe, mount_problem, strangers, survey
 
-    problem = mount_problem(settings)
+    try:
+        problem = mount_problem(settings)
+        found = survey(settings, settings.volume)
+    except PgkuraError as exc:  # e.g. Compose cannot render the file without a password
+        return Finding("data volume", "fail", f"cannot look: {exc}")
     if problem:
         return Finding("data volume", "fail", problem)
-    found = survey(settings, settings.volume)
     if found is None:
         return Finding(
             "data volume", "ok", f"{settings.volume} does not exist yet (db.up makes it)"

@@ -22,7 +22,7 @@ import pytest
 
 from pgkura.config import load_settings
 from pgkura.volume_check import mount_problem
-from tests.conftest import INVOKE, ROOT
+from tests.conftest import INVOKE, ROOT, run_invoke
 
 from .conftest import Project
 
@@ -258,3 +258,14 @@ def test_a_compose_file_that_keeps_pgdata_off_the_volume_is_refused(engine, tmp_
     assert "pgdata at /var/lib/postgresql/data" in problem
     assert "mount the data volume at /var/lib/postgresql" in problem
     assert mount_problem(load_settings(ROOT, env)) is None
+
+
+def test_doctor_says_when_it_cannot_look_at_the_volume(engine, tmp_path):
+    """Without POSTGRES_PASSWORD Compose will not render its file: a finding, not a crash."""
+    env = {"POSTGRES_PASSWORD": "", "PGKURA_ENV_FILE": str(tmp_path / "none.env"),
+           "PGKURA_COMPOSE_PROJECT": f"pgkura-e2e-{uuid.uuid4().hex[:8]}",
+           "PGKURA_BACKUP_DIR": str(tmp_path / "b"), "DATABASE_URL": ""}  # fmt: skip
+    result = run_invoke("db.doctor", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "[FAIL] data volume cannot look" in result.stdout
+    assert "Traceback" not in result.stderr
