@@ -15,7 +15,11 @@ import os
 import shutil
 import stat
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import psutil
 
 from pgkura.errors import PgkuraError
 
@@ -116,7 +120,11 @@ class LocalCluster:
             conf.write(settings)
 
     def start(self, port: int, *options: str) -> None:
-        """Start in the background (it outlives this process), on 127.0.0.1:`port` only."""
+        """Start in the background (it outlives this process), on 127.0.0.1:`port` only. After
+        a crash, the old server's children may hold its shared memory a moment longer: wait
+        for them first (PostgreSQL refuses to start beside them)."""
+        self._wait_for_leftovers()
+        self._clear_stale_lock()
         self.sockets.mkdir(exist_ok=True)
         self._own(self.sockets)
         listen = f"-h 127.0.0.1 -p {port} -k {self.sockets} {' '.join(options)}".strip()
@@ -129,11 +137,37 @@ class LocalCluster:
 
     @property
     def running(self) -> bool:
-        if not self.initialized:
+        """Whether the postmaster named in postmaster.pid is alive: a killed one can linger as
+        a zombie where nothing reaps it (pg_ctl status, and PostgreSQL's own lock-file check,
+        would call that running)."""
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            alive: bool = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except (OSError, ValueError, IndexError, psutil.Error):
             return False
-        status = subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
-                                user=self.run_as, capture_output=True, check=False)  # fmt: skip
-        return status.returncode == 0
+        return alive
+
+    def _clear_stale_lock(self) -> None:
+        """A crashed postmaster's lock files (postmaster.pid, and its socket's in this cluster's
+        own socket directory), once no process of it is left: a zombie postmaster would make
+        the new one refuse to start. Never while anything still works in the data directory."""
+        lock = self.data / "postmaster.pid"
+        if lock.exists() and not self.running and not any(self._leftovers()):
+            for socket_lock in self.sockets.glob(".s.PGSQL.*"):
+                socket_lock.unlink(missing_ok=True)
+            lock.unlink()
+
+    def _wait_for_leftovers(self, seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and any(self._leftovers()):
+            time.sleep(0.2)
+
+    def _leftovers(self) -> Iterator[psutil.Process]:
+        """Live processes working in this cluster's data directory."""
+        data = str(self.data.resolve())
+        for proc in psutil.process_iter(["cwd", "status"]):
+            if proc.info["cwd"] == data and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                yield proc
 
     def run(self, *argv: str) -> None:
         result = subprocess.run([str(self.bin / argv[0]), *argv[1:]], user=self.run_as,
