@@ -231,15 +231,20 @@ class _Server:
                                    f"{(logs.stdout + logs.stderr).strip()}")  # fmt: skip
             time.sleep(0.5)
 
+    def databases(self) -> list[str]:
+        """Every database one can connect to, templates aside."""
+        query = (
+            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
+        )
+        return self.psql("postgres", sql=query).stdout.splitlines()
+
     def facts(self) -> Facts:
         out = Facts()
         roles = self.psql(
             "postgres", sql="SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1"
         )
-        out.roles = roles.stdout.split()
-        listed = self.psql("postgres", sql="SELECT datname FROM pg_database WHERE datallowconn "
-                           "AND NOT datistemplate ORDER BY 1")  # fmt: skip
-        for db in listed.stdout.splitlines():
+        out.roles = roles.stdout.splitlines()  # one per line: a name may hold spaces
+        for db in self.databases():
             items = {}
             for line in self.psql(db, sql=_FACTS_SQL).stdout.splitlines():
                 kind, name, value = [*line.split("\t"), "", ""][:3]
@@ -468,10 +473,8 @@ def _process(argv: list[str], errors: IO[bytes]) -> Iterator[subprocess.Popen[by
 def _update_extensions(server: _Server) -> list[str]:
     """ALTER EXTENSION ... UPDATE everywhere; "db: name from → to" for each that moved."""
     moved = []
-    listed = server.psql("postgres", sql="SELECT datname FROM pg_database WHERE datallowconn "
-                         "AND NOT datistemplate ORDER BY 1")  # fmt: skip
     query = "SELECT extname || ' ' || extversion FROM pg_extension ORDER BY 1"
-    for db in listed.stdout.splitlines():
+    for db in server.databases():
         before = dict(line.split(" ", 1) for line in server.psql(db, sql=query).stdout.splitlines())
         server.psql(db, sql="SELECT format('ALTER EXTENSION %I UPDATE', extname) "
                     "FROM pg_extension\n\\gexec\n")  # fmt: skip
