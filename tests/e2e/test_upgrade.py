@@ -53,7 +53,8 @@ INSERT INTO items (body{vector_name}) SELECT '東京都の文書 ' || g{vector_v
 CREATE SEQUENCE invoice_no START 1000;
 SELECT nextval('invoice_no') FROM generate_series(1, 7);
 CREATE ROLE reader LOGIN PASSWORD 'reader-Pw-1';
-GRANT SELECT ON items TO reader;
+CREATE ROLE "report viewer" NOLOGIN;
+GRANT SELECT ON items TO reader, "report viewer";
 CREATE DATABASE analytics;
 """
 VECTOR = {
@@ -152,6 +153,7 @@ def test_a_postgresql_17_volume_is_refused_then_upgraded_and_can_be_gone_back_to
     assert at(proj, "SELECT count(*) FROM items") == "800"
     assert at(proj, "SELECT body FROM items WHERE id = 1") == "東京都の文書 1"
     assert at(proj, "SELECT nextval('invoice_no')") == "1007"
+    assert at(proj, "SELECT count(*) FROM pg_roles WHERE rolname = 'report viewer'") == "1"
     assert at(proj, "SELECT nextval('items_id_seq')") == "801"
     index = "SELECT indexdef FROM pg_indexes WHERE indexname = 'items_embedding'"
     assert "USING hnsw" in at(proj, index)
