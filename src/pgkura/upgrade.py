@@ -216,10 +216,14 @@ class _Server:
             raise UpgradeError(f"psql in {self.name} ({dbname}) failed: {result.stderr.strip()}")
         return result
 
-    def wait(self, log: Log) -> None:
+    def wait(self, *, fresh: bool = False) -> None:
+        """Until the server answers. `fresh`: a first start, whose temporary init server
+        answers on the socket and then stops; only the real server listens on TCP (inside the
+        container: loopback exists even with no network)."""
         deadline = time.monotonic() + _READY_S
+        host = "127.0.0.1" if fresh else SOCKET
         while True:
-            ready = subprocess.run(["docker", "exec", self.name, "pg_isready", "-q", "-h", SOCKET],
+            ready = subprocess.run(["docker", "exec", self.name, "pg_isready", "-q", "-h", host],
                                    capture_output=True, check=False)  # fmt: skip
             if ready.returncode == 0:
                 return
@@ -344,7 +348,7 @@ def _upgrade(settings: Settings, plan: Plan, names: _Names, log: Log) -> tuple[P
          plan.old_image, "postgres", "-c", "listen_addresses="],
         what=f"starting {plan.old_image}")  # fmt: skip
     old = _Server(names.old)
-    old.wait(log)
+    old.wait()
     old.superuser = _bootstrap_superuser(old, settings)
     backup = _dump(settings, plan, names, old.superuser, log)
     log("recording every table's rows, the sequences, extensions and roles of the old cluster")
@@ -360,7 +364,7 @@ def _upgrade(settings: Settings, plan: Plan, names: _Names, log: Log) -> tuple[P
          "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=postgres", settings.image],
         what="starting the new server", env=secret)  # fmt: skip
     new = _Server(names.new, old.superuser)
-    new.wait(log)
+    new.wait(fresh=True)
     _load(new, backup, log)
     updated = _update_extensions(new)
     after = new.facts()
