@@ -65,7 +65,22 @@ class HashingWriter:
         self.size += len(data)
 
 
-class ParallelGzipWriter:
+class HashedOutput:
+    """What a compressing writer reports of the bytes it wrote out (through its HashingWriter,
+    `_out`): the manifest's SHA-256 and size."""
+
+    _out: HashingWriter
+
+    @property
+    def sha256(self) -> str:
+        return self._out.sha256
+
+    @property
+    def size(self) -> int:
+        return self._out.size
+
+
+class ParallelGzipWriter(HashedOutput):
     """write() plaintext, close() to finish; `sha256` and `size` describe the compressed bytes."""
 
     def __init__(
@@ -79,14 +94,6 @@ class ParallelGzipWriter:
         self._limit = workers * 2
         self._buffer = bytearray()
         self.plain_size = 0
-
-    @property
-    def sha256(self) -> str:
-        return self._out.sha256
-
-    @property
-    def size(self) -> int:
-        return self._out.size
 
     def write(self, data: bytes) -> None:
         self.plain_size += len(data)

@@ -489,6 +489,7 @@ def _growth(conn: psycopg.Connection[Any], report: Report, path: Path, record: b
     """Size over time, from the snapshots recorded in `path` (one JSON object per line)."""
     now = datetime.now(UTC)
     size = report.facts["database_bytes"]
+    db = _one(conn, "SELECT current_database()")
     if record:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as fh:
@@ -496,7 +497,7 @@ def _growth(conn: psycopg.Connection[Any], report: Report, path: Path, record: b
                 json.dumps(
                     {
                         "at": now.isoformat(timespec="seconds"),
-                        "database": _one(conn, "SELECT current_database()"),
+                        "database": db,
                         "bytes": size,
                     }
                 )
@@ -506,7 +507,6 @@ def _growth(conn: psycopg.Connection[Any], report: Report, path: Path, record: b
         points = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
         points = []
-    db = _one(conn, "SELECT current_database()")
     mine = [p for p in points if p.get("database") == db]
     rows = [[p["at"], p["bytes"]] for p in mine[-ROWS:]]
     note = "no snapshots yet: `invoke db.inspect --snapshot` records one (the scheduler can)"

@@ -32,6 +32,7 @@ from pgkura.backup_store import (
     plan_retention,
     write_private,
 )
+from pgkura.checksums import sha256_of
 from pgkura.errors import PgkuraError
 from pgkura.retention import Policy
 
@@ -110,7 +111,7 @@ class RemoteStore:
     def upload(self, backup: Backup) -> str:
         """Copy a complete local backup and its manifest; the data object's key."""
         expected = str(backup.manifest.get("sha256", ""))
-        actual = _sha256_of(backup.path)
+        actual = sha256_of(backup.path)
         if actual != expected:
             raise OffsiteError(
                 f"{backup.path.name} no longer matches the SHA-256 in its manifest; it was not "
@@ -220,8 +221,7 @@ class RemoteStore:
         """Download `backup` into a private temporary directory under `directory`, verified
         against its SHA-256 before anyone uses it; the path, removed afterwards."""
         directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".pgkura-remote-", dir=directory) as tmp:
-            os.chmod(tmp, 0o700)
+        with tempfile.TemporaryDirectory(prefix=".pgkura-remote-", dir=directory) as tmp:  # 0700
             local = Path(tmp) / backup.path.name
             key = self.offsite.key(backup.path.name)
             with self._calling("download", key):
@@ -334,11 +334,3 @@ def _client(offsite: Offsite) -> Any:
         read_timeout=60,
     )
     return session.client("s3", endpoint_url=offsite.endpoint, config=config)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()

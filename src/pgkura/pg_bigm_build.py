@@ -20,9 +20,10 @@ import urllib.request
 from pathlib import Path
 
 from pgkura.cache import cache_dir
+from pgkura.checksums import sha256_of
 from pgkura.config import load_settings
 from pgkura.errors import PgkuraError
-from pgkura.pg_bigm_source import BigmSource, sha256_of, verified
+from pgkura.pg_bigm_source import BigmSource, verified
 from pgkura.throwaway import bin_dir
 
 # The wheel's recorded CFLAGS name a clang-only warning; gcc needs its own.

@@ -9,7 +9,6 @@ contexts would avoid the copy, but Docker engines before 23 cannot use them.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgkura.checksums import sha256_of
 from pgkura.errors import ConfigError
 from pgkura.validation import is_http_url, project_path
 
@@ -60,14 +60,6 @@ def parse_sha256(text: str) -> str | None:
     if value and not _SHA256.match(value):
         raise ValueError("64 hexadecimal digits, as `sha256sum` prints")
     return value or None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verified(path: Path, expected: str | None, *, what: str) -> Path:

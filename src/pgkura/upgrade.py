@@ -262,16 +262,18 @@ def upgrade(settings: Settings, plan: Plan, log: Log) -> tuple[Path, list[str]]:
     project = settings.compose_project
     names = _Names(project)
     clear_leftovers(settings, plan, log)
+    done = False
     try:
-        return _upgrade(settings, plan, names, log)
-    except BaseException:
-        log("stopping: removing the helper servers and the half-made volume; the old data is "
-            "as it was")  # fmt: skip
-        _remove_helpers(names)
-        _remove_volume(plan.target)
-        raise
+        result = _upgrade(settings, plan, names, log)
+        done = True
+        return result
     finally:
-        _remove_helpers(names)
+        if not done:
+            log("stopping: removing the helper servers and the half-made volume; the old data "
+                "is as it was")  # fmt: skip
+        _remove_helpers(names)  # first: a volume in use cannot be removed
+        if not done:
+            _remove_volume(plan.target)
 
 
 @dataclass(frozen=True)

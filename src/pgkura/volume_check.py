@@ -62,28 +62,32 @@ class Survey:
     free_kib: int  # on the file system that holds Docker's volumes
 
 
-def survey(settings: Settings, volume: str, *, image: str | None = None) -> Survey | None:
+def survey(settings: Settings, volume: str) -> Survey | None:
     """What `volume` holds (None if there is no such volume), through a throwaway container
     that mounts it read-only."""
-    exists = subprocess.run(["docker", "volume", "inspect", volume], capture_output=True,
-                            check=False)  # fmt: skip
-    if exists.returncode != 0:
+    if _created(volume) is None:
         return None
-    return _look(["-v", f"{volume}:/v:ro"], image or _any_image(settings))
+    return _look(settings, volume)
 
 
-def survey_dir(settings: Settings, directory: str, *, image: str | None = None) -> Survey:
+def survey_dir(settings: Settings, directory: str) -> Survey:
     """The same for a host directory (a bind-mounted data directory of an older setup)."""
-    return _look(["-v", f"{directory}:/v:ro"], image or _any_image(settings))
+    return _look(settings, directory)
 
 
-def _any_image(settings: Settings) -> str:
-    return settings.image if image_exists(settings.image) else settings.base_image
+def _created(volume: str) -> str | None:
+    """When `volume` was created (None when there is no such volume)."""
+    found = subprocess.run(["docker", "volume", "inspect", "--format", "{{.CreatedAt}}", volume],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return found.stdout.strip() if found.returncode == 0 else None
 
 
-def _look(mount: list[str], image: str) -> Survey:
-    argv = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", *mount, image,
-            "-c", _LOOK]  # fmt: skip
+def _look(settings: Settings, source: str) -> Survey:
+    """`source` (a volume's name or a host directory) mounted read-only in a throwaway
+    container of the project's image (or its base, before the first build)."""
+    image = settings.image if image_exists(settings.image) else settings.base_image
+    argv = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh",
+            "-v", f"{source}:/v:ro", image, "-c", _LOOK]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DockerError(f"could not look inside the data volume: {result.stderr.strip()}")
@@ -146,19 +150,16 @@ def check(settings: Settings) -> None:
     problem = mount_problem(settings)
     if problem:
         raise VolumeProblem(problem)
-    created = subprocess.run(
-        ["docker", "volume", "inspect", "--format", "{{.CreatedAt}}", settings.volume],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if created.returncode != 0:
+    created = _created(settings.volume)
+    if created is None:
         return  # no volume yet: the first start makes it, in the right place
-    seen = cache_dir() / "volumes" / f"{settings.volume}@{created.stdout.strip()}".replace(":", "_")
+    seen = cache_dir() / "volumes" / f"{settings.volume}@{created}".replace(":", "_")
     if seen.exists():
         return
-    found = survey(settings, settings.volume)
+    found = _look(settings, settings.volume)
     odd = strangers(found)
     if odd:
         raise VolumeProblem(describe(settings.volume, odd))
-    if found is not None and found.clusters:
+    if found.clusters:
         seen.parent.mkdir(parents=True, exist_ok=True)
         seen.touch()

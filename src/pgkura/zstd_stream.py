@@ -18,7 +18,7 @@ try:
 except ImportError:  # Python < 3.14
     from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
-from pgkura.gzip_blocks import BLOCK, CorruptArchive, HashingWriter, worker_count
+from pgkura.gzip_blocks import BLOCK, CorruptArchive, HashedOutput, HashingWriter, worker_count
 
 MAGIC = b"\x28\xb5\x2f\xfd"
 _PIECE = 4 * BLOCK  # the most plaintext the decoder hands back at a time
@@ -32,7 +32,7 @@ def zstd_level(level: int) -> int:
     return _ZSTD_LEVEL[level]
 
 
-class ZstdWriter:
+class ZstdWriter(HashedOutput):
     """write() plaintext, close() to finish; `sha256` and `size` describe the compressed bytes."""
 
     def __init__(self, out: BinaryIO, level: int, threads: int | None = None) -> None:
@@ -47,14 +47,6 @@ class ZstdWriter:
             }
         )
         self.plain_size = 0
-
-    @property
-    def sha256(self) -> str:
-        return self._out.sha256
-
-    @property
-    def size(self) -> int:
-        return self._out.size
 
     def write(self, data: bytes) -> None:
         self.plain_size += len(data)
