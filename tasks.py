@@ -409,44 +409,20 @@ def restart(c: Context) -> None:
 def logs(c: Context, follow: bool = False, tail: str = "100") -> None:
     """Show the server's log."""
     from pgkura import validation as v
-    from pgkura.lifecycle import passthrough
+    from pgkura.lifecycle import show_log
 
     with _errors():
         lines = v.LINES.flag(tail, "--tail")
-        settings = _settings()
-        if settings.is_embedded:
-            raise Exit(code=_embedded_logs(settings, 100 if lines is None else lines, follow))
-        flags = ["--tail", str(lines), *(["--follow"] if follow else [])]
-        raise Exit(code=passthrough(settings, "logs", *flags))
-
-
-def _embedded_logs(settings: Settings, lines: int, follow: bool) -> int:
-    """The embedded server's log file: its last lines, then new ones as they come."""
-    import subprocess
-
-    from pgkura.embedded import cluster, log_tail
-
-    print(log_tail(settings, lines))
-    if not follow:
-        return 0
-    return subprocess.run(
-        ["tail", "-F", "-n", "0", str(cluster(settings).log)], check=False
-    ).returncode
+        raise Exit(code=show_log(_settings(), 100 if lines is None else lines, follow=follow))
 
 
 @task
 def ps(c: Context) -> None:
     """Show the container's state and health."""
-    from pgkura.lifecycle import passthrough
+    from pgkura.lifecycle import show_state
 
     with _errors():
-        settings = _settings()
-        if settings.is_embedded:
-            from pgkura.embedded import status
-
-            print(status(settings))
-            return
-        raise Exit(code=passthrough(settings, "ps", "--all"))
+        raise Exit(code=show_state(_settings()))
 
 
 @_task(help={"command": "run this SQL and exit instead of opening a shell"})  # -c, as psql

@@ -117,8 +117,11 @@ def status(settings: Settings) -> str:
     return f"embedded: {state}, data in {local.data}, 127.0.0.1:{settings.postgres_port}"
 
 
-def log_tail(settings: Settings, lines: int) -> str:
+def show_log(settings: Settings, lines: int, *, follow: bool) -> int:
+    """The log file's last `lines`, then (`follow`) new ones as they come; an exit status."""
     path = cluster(settings).log
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    if path.exists():
+        print("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+    if not follow:
+        return 0
+    return subprocess.run(["tail", "-F", "-n", "0", str(path)], check=False).returncode

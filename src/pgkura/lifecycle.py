@@ -204,8 +204,23 @@ def restart(settings: Settings, log: Log) -> int:
     return ready(settings, poll_s=0.1)
 
 
-def passthrough(settings: Settings, *args: str) -> int:
-    """`docker compose ARGS` with the terminal attached (logs, ps); its exit status."""
+def show_log(settings: Settings, lines: int, *, follow: bool) -> int:
+    """The server's log on the terminal: its last `lines`, then new ones with `follow`."""
+    if settings.is_embedded:
+        return embedded.show_log(settings, lines, follow=follow)
+    return _passthrough(settings, "logs", "--tail", str(lines), *(["--follow"] if follow else []))
+
+
+def show_state(settings: Settings) -> int:
+    """The container's state and health (the embedded server's state); an exit status."""
+    if settings.is_embedded:
+        print(embedded.status(settings))
+        return 0
+    return _passthrough(settings, "ps", "--all")
+
+
+def _passthrough(settings: Settings, *args: str) -> int:
+    """`docker compose ARGS` with the terminal attached; its exit status."""
     require_docker()
     return subprocess.run(
         compose_argv(settings, *args), env=compose_env(settings), check=False
