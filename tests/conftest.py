@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,6 +18,86 @@ pytest_plugins = ["tests.scheduling"]  # the `runners` fixture, for both tiers
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
+
+# What a test run may be given from outside: the build inputs CI passes (no network here for
+# the base image or pg_bigm's source) and the tiers' own knobs. Nothing else a user exports
+# reaches a test: not their engine, passwords, ports, directories, DATABASE_URL, libpq's PG*
+# or cloud credentials (a test once started the user's embedded cluster from the checkout).
+TEST_INPUTS = frozenset(
+    {
+        "PG_BASE_IMAGE",
+        "PG_BIGM_SOURCE",
+        "PG_BIGM_SHA256",
+        "PGKURA_BUILD_NETWORK",
+        "PGKURA_E2E_TARGET",
+        "PGKURA_REHEARSAL_SIZE_MB",
+    }
+)
+USER_SETTINGS = ("PGKURA_", "POSTGRES_", "PG", "AWS_", "DATABASE_URL")
+
+
+def _own_world() -> None:
+    for name in [n for n in os.environ if n.startswith(USER_SETTINGS) and n not in TEST_INPUTS]:
+        del os.environ[name]
+    # Settings read from the environment never fall back to the checkout's .env (Compose and
+    # load_settings read PGKURA_ENV_FILE); a test that wants a file names its own.
+    os.environ["PGKURA_ENV_FILE"] = os.devnull
+
+
+_own_world()
+
+# The checkout's runtime state: a user's settings, backups and pg_bigm archive (compared file by
+# file), socket directory (which sockets exist) and embedded cluster (whether a server runs there,
+# and since when: postmaster.pid; a live cluster's other files change by themselves).
+USER_FILES = (".env", "backups", "docker/postgres/pg_bigm-source")
+USER_SERVERS = ("run", ".pgkura")
+
+
+def tracked_files(*parts: str) -> list[Path]:
+    """The files git tracks under ROOT/parts (the project's own, never a user's state)."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--", "/".join(parts) or "."],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [ROOT / name for name in listed.stdout.split("\0") if name]
+
+
+def copy_tracked(target: Path, *parts: str) -> Path:
+    """Copy what git tracks under ROOT/parts to `target`, keeping the layout below parts."""
+    base = ROOT.joinpath(*parts)
+    for source in tracked_files(*parts):
+        if source.is_file():  # tracked but deleted in the working tree: nothing to copy
+            destination = target / source.relative_to(base)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+    return target
+
+
+def _state_snapshot() -> dict[str, object]:
+    """The checkout's runtime state, as far as a test could have changed it."""
+    found: dict[str, object] = {}
+
+    def below(name: str) -> list[Path]:
+        top = ROOT / name
+        return [top, *top.rglob("*")] if top.is_dir() else [top]
+
+    for path in [p for name in USER_FILES for p in below(name)]:
+        if path.is_file():
+            stat = path.stat()
+            found[str(path.relative_to(ROOT))] = (stat.st_size, stat.st_mtime_ns)
+    for path in [p for name in USER_SERVERS for p in below(name)]:
+        if path.is_socket() or path.name == "postmaster.pid":
+            found[str(path.relative_to(ROOT))] = path.name == "postmaster.pid" and _read(path)
+    return found
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
 
 
 def run_invoke(
@@ -48,11 +129,16 @@ def _untracked() -> set[str]:
 @pytest.fixture(scope="session", autouse=True)
 def _repository_left_clean():
     """Tests write into their tmp_path, never into the checkout (a relative setting resolves
-    against the project: one test once committed its backups that way)."""
-    before = _untracked()
+    against the project: one test once committed its backups that way), and leave the user's
+    settings, backups, socket directory and cluster exactly as they were (git ignores those,
+    so they are compared on their own)."""
+    before, state = _untracked(), _state_snapshot()
     yield
     strays = sorted(_untracked() - before)
     assert not strays, f"tests left files in the repository: {strays}"
+    after = _state_snapshot()
+    changed = sorted(k for k in state.keys() | after.keys() if state.get(k) != after.get(k))
+    assert not changed, f"tests changed the checkout's runtime state: {changed[:20]}"
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 
@@ -12,7 +11,7 @@ import pytest
 
 from pgkura.compose import compose_argv
 from pgkura.config import load_settings
-from tests.conftest import ROOT
+from tests.conftest import copy_tracked
 
 from .conftest import FIXTURES, Project, free_port
 
@@ -156,7 +155,7 @@ def test_production_publishes_no_port_and_uses_the_socket(project):
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_compose_files_are_valid_and_read_only_the_named_env_file(engine, tmp_path, environment):
     root = tmp_path / "project"
-    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns(".venv", ".nox", ".git", "*cache*"))
+    copy_tracked(root)  # the project's own files: never a user's .env, backups/, run/, .pgkura/
     # a stray .env that Compose would read by itself from its project directory
     (root / ".env").write_text("POSTGRES_PASSWORD=from-the-stray-file\n")
     settings = load_settings(root, {"PGKURA_ENV": environment, "POSTGRES_PASSWORD": "x",

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from pgkura.config import load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_tracked
 from tests.japanese_search import CHECKS, check_like_uses_the_bigram_index, load
 
 from .conftest import TARGET, Project
@@ -114,7 +114,7 @@ def test_the_dockerfile_checks_the_sha256_itself(engine, tmp_path):
     if source is None:
         pytest.skip("PG_BIGM_SOURCE is a URL here: no local archive to build from")
     context = tmp_path / "context"
-    shutil.copytree(ROOT / "docker" / "postgres", context)
+    copy_tracked(context, "docker", "postgres")
     shutil.copy(source, context / "pg_bigm-source" / source.name)
     good = hashlib.sha256(source.read_bytes()).hexdigest()
     base = os.environ.get("PG_BASE_IMAGE", "")
