@@ -8,7 +8,6 @@ import sys
 
 from tests.conftest import ROOT, TEST_INPUTS, USER_SETTINGS
 
-
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 
