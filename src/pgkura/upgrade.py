@@ -9,7 +9,8 @@ cluster (pg_upgrade --link would take seconds), which a careful DBA pays for a p
 cannot damage the only copy.
 
 The steps, each refusing to go on if the one before did not succeed:
- 1. look: layout, major, size; free space for the dump and the new volume (else refuse);
+ 1. look: layout, major, size; free space for the dump and the new volume; nothing else may
+    use the old data, no container mounting it and no postmaster.pid (else refuse);
  2. start the old major from its own image on the old data (no network, a private socket);
  3. dump every database and the roles with PostgreSQL 18's pg_dumpall (PostgreSQL's advice:
     the newer version's tools) into a verified, owner-only backup file (kept);
@@ -43,6 +44,7 @@ from pgkura.backup import dump_into, record, writer_for
 from pgkura.backup_store import BackupStore
 from pgkura.compose import image_exists, run
 from pgkura.config import Settings
+from pgkura.data_in_use import containers, lock_problem, mounters, volume_path
 from pgkura.dump_stream import Transactions
 from pgkura.errors import PgkuraError
 from pgkura.volume_check import SERVER_MAJOR, Cluster, Survey, strangers, survey, survey_dir
@@ -277,11 +279,58 @@ def database_facts(output: str) -> dict[str, str]:
     return items
 
 
+def in_use(settings: Settings, plan: Plan) -> list[str]:
+    """The containers that could run a server on the old data (this upgrade's own helpers
+    aside), each with what stops it."""
+    found = mounters(containers(), volume="" if plan.is_dir else plan.source,
+                     path=_host_path(plan), ignore={_LABEL: settings.compose_project})  # fmt: skip
+    out = []
+    for m in found:
+        # a paused server takes no signal: `docker stop` alone would end in a kill
+        awake = f"docker unpause {m.name} && " if m.state == "paused" else ""
+        own = m.compose_project == settings.compose_project
+        stop = "invoke db.down" if own else f"docker stop {m.name}"
+        out.append(f"container {m.name} ({m.state}) mounts {m.mount} → `{awake}{stop}`")
+    return out
+
+
+def refuse_if_in_use(settings: Settings, plan: Plan) -> None:
+    """UpgradeError while a container could run a server on the old data: two servers on one
+    data directory corrupt it."""
+    busy = in_use(settings, plan)
+    if busy:
+        raise UpgradeError(
+            f"{plan.source} is in use, so nothing was started or changed (a second server on "
+            "the same files would corrupt them):\n" + "\n".join(f"  - {b}" for b in busy)
+            + "\n→ stop it and run the upgrade again"
+        )  # fmt: skip
+
+
+def _refuse_a_lock(settings: Settings, plan: Plan) -> None:
+    """UpgradeError when the old cluster holds a postmaster.pid (no container uses it now):
+    a server on this machine runs on it, or one did not shut down cleanly."""
+    found = survey_dir(settings, plan.source) if plan.is_dir else survey(settings, plan.source)
+    lock = found.locks.get(plan.cluster.path) if found else None
+    where = plan.source if plan.cluster.path == "." else f"{plan.source} ({plan.cluster.path}/)"
+    host_dir = os.path.normpath(os.path.join(_host_path(plan), plan.cluster.path))
+    problem = lock_problem(lock, host_dir, where)
+    if problem:
+        raise UpgradeError(f"nothing was started or changed: {problem}")
+
+
+def _host_path(plan: Plan) -> str:
+    """Where the old data is on the Docker host."""
+    return os.path.realpath(plan.source) if plan.is_dir else volume_path(plan.source)
+
+
 def upgrade(settings: Settings, plan: Plan, log: Log) -> tuple[Path, list[str]]:
-    """Carry it out (see the module's steps); the backup taken and what was updated."""
+    """Carry it out (see the module's steps); the backup taken and what was updated. Refused
+    before anything starts while something else uses the old data."""
     project = settings.compose_project
     names = _Names(project)
-    clear_leftovers(settings, plan, log)
+    refuse_if_in_use(settings, plan)
+    clear_leftovers(settings, plan, log)  # a killed run's old server stops cleanly here
+    _refuse_a_lock(settings, plan)
     done = False
     try:
         result = _upgrade(settings, plan, names, log)

@@ -192,6 +192,50 @@ def test_a_postgresql_17_volume_is_refused_then_upgraded_and_can_be_gone_back_to
     assert "holds PostgreSQL 17 data" in back.stderr
 
 
+def test_no_upgrade_while_a_container_of_the_users_own_runs_on_the_old_volume(old_project):
+    """Two servers on one data directory corrupt it: a plain `docker run` of the user's own on
+    the old volume, running or paused, stops db.upgrade before anything starts or changes."""
+    proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
+    make_old_volume(_image(OLD_17), old, root_layout=True, vector=True)
+    theirs = f"users-own-{uuid.uuid4().hex[:8]}"
+    upgrade = ("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_17)
+    docker("run", "-d", "--name", theirs, "-v", f"{old}:/var/lib/postgresql/data", OLD_17)
+    try:
+        for _ in range(240):
+            if (
+                subprocess.run(
+                    ["docker", "exec", theirs, "pg_isready", "-q"], check=False
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.5)
+        started = docker("inspect", "-f", "{{.State.StartedAt}}", theirs)
+        for state, stop in (("running", ""), ("paused", f"docker unpause {theirs} && ")):
+            if state == "paused":
+                docker("pause", theirs)
+            refused = proj.invoke(*upgrade)
+            assert refused.returncode == 1
+            assert f"{old} is in use, so nothing was started or changed" in refused.stderr
+            stop += f"docker stop {theirs}"
+            assert f"container {theirs} ({state}) mounts {old} → `{stop}`" in refused.stderr
+            assert "Traceback" not in refused.stderr
+            assert old + "_pg18" not in docker("volume", "ls", "-q")
+            assert not docker("ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}")
+            assert not (proj.dir / ".env").exists()
+            assert not list((proj.dir / "backups").glob("*"))
+        plan = proj.invoke("db.upgrade", "--dry-run", "--from-volume", old, "--old-image", OLD_17)
+        assert f"in use (stop it first): container {theirs} (paused)" in plan.stdout
+        docker("unpause", theirs)
+        assert docker("inspect", "-f", "{{.State.StartedAt}}", theirs) == started
+        docker("stop", theirs)
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", theirs], capture_output=True, check=False)
+    done = proj.invoke(*upgrade)
+    assert done.returncode == 0, done.stderr
+    assert "verified: 3 databases" in done.stderr
+
+
 def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project):
     proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
     large_objects = make_old_volume(_image(OLD_15), old, root_layout=False, vector=False)
@@ -211,7 +255,27 @@ def test_a_host_directory_of_an_old_setup_is_upgraded(old_project, tmp_path):
     directory = tmp_path / "pgdata"
     directory.mkdir()
     make_old_volume(_image(OLD_17), str(directory), root_layout=True, vector=True)
-    done = proj.invoke("db.upgrade", "--yes", "--from-dir", str(directory), "--old-image", OLD_17)
+    upgrade = ("db.upgrade", "--yes", "--from-dir", str(directory), "--old-image", OLD_17)
+    # a server of the user's own on it, killed: its postmaster.pid stays behind
+    theirs = f"users-own-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", theirs, "-v", f"{directory}:/var/lib/postgresql/data", OLD_17)
+    try:
+        for _ in range(240):
+            if (directory / "postmaster.pid").exists():
+                break
+            time.sleep(0.5)
+        running = proj.invoke(*upgrade)
+        assert f"container {theirs} (running) mounts {directory} → `docker stop" in running.stderr
+        docker("kill", theirs)
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", theirs], capture_output=True, check=False)
+    left = proj.invoke(*upgrade)
+    assert left.returncode == 1
+    assert f"{directory} holds a postmaster.pid" in left.stderr
+    assert "did not shut down cleanly" in left.stderr
+    assert (directory / "postmaster.pid").exists()  # pgkura deletes nothing of the user's
+    (directory / "postmaster.pid").unlink()  # the remedy, for this test: no server uses it
+    done = proj.invoke(*upgrade)
     assert done.returncode == 0, done.stderr
     assert f"from: directory {directory}: PostgreSQL 17" in done.stdout
     assert (directory / "PG_VERSION").read_text().strip() == "17"  # left where it was
