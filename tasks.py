@@ -816,8 +816,8 @@ def upgrade(
     yes: bool = False,
 ) -> None:
     """Move the data of PostgreSQL 15/16/17 (or 18 in the old layout) into a new 18 volume."""
-    from pgkura.compose import container_state, require_docker
-    from pgkura.upgrade import make_plan, point_project_at
+    from pgkura.compose import require_docker
+    from pgkura.upgrade import in_use, make_plan, point_project_at, refuse_if_in_use
     from pgkura.upgrade import upgrade as carry_out
 
     with _errors():
@@ -834,12 +834,11 @@ def upgrade(
         for line in plan.lines():
             print(line)
         if dry_run:
+            for user in in_use(settings, plan):
+                print(f"in use (stop it first): {user}")
             print("dry run: nothing was started or changed")
             return
-        state = container_state(settings)
-        if state is not None and state.running:
-            raise Exit(f"error: stop the container first (`invoke db.down`): the old server "
-                       f"must be the only one on {plan.source}")  # fmt: skip
+        refuse_if_in_use(settings, plan)  # before asking; the upgrade looks again
         _consent(yes).require(settings, f"upgrade {plan.source} into a new volume {plan.target}")
         backup, updated = carry_out(settings, plan, _say)
         print(f"backup of the old cluster: {backup}")

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from isal import isal_zlib
 
 from pgkura.backup_store import read_manifest
-from pgkura.dump_stream import DumpStream
+from pgkura.dump_stream import DumpStream, Transactions
 from pgkura.gzip_blocks import INFLATE_ERROR, CorruptArchive, HashingReader, gunzip
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -40,12 +40,15 @@ class ArchiveCheck:
         return not self.problems
 
 
-def stream_archive(path: Path, sink: Callable[[bytes], object]) -> ArchiveCheck:
-    """Send the dump text (ready for psql) to `sink`; what was found about the file.
+def stream_archive(
+    path: Path, sink: Callable[[bytes], object], transactions: Transactions
+) -> ArchiveCheck:
+    """Send the dump text (ready for psql, under the caller's `transactions` rule) to `sink`;
+    what was found about the file.
 
     Problems are collected, not raised: the caller decides (a restore must not commit)."""
     check = ArchiveCheck(path, read_manifest(path))
-    stream = DumpStream()
+    stream = DumpStream(transactions)
     try:
         with path.open("rb") as raw:
             reader = HashingReader(raw)
@@ -132,4 +135,4 @@ def verify(path: Path) -> ArchiveCheck:
         check = ArchiveCheck(path, {})
         check.problems.append(f"{path} does not exist")
         return check
-    return stream_archive(path, lambda _data: None)
+    return stream_archive(path, lambda _data: None, Transactions.DUMP)  # the text as it is

@@ -1,13 +1,17 @@
 """A plain-format dump on its way from a gzip file into psql.
 
-pg_dump wraps large-object data in top-level `BEGIN;` / `COMMIT;` lines. Inside a restore
-that must commit all or nothing, such a COMMIT would commit everything before it, so those
-two lines (outside COPY data, where they can only be pg_dump's own) become comments. The
-stream also remembers whether the dump's completion trailer went by: a dump cut off between
-statements is otherwise valid SQL.
+pg_dump wraps large-object data in top-level `BEGIN;` / `COMMIT;` lines: `lo_open` and the
+`lowrite` calls on its descriptor must share one transaction. Who holds the transactions
+differs by use, so each use states it (`Transactions`): inside a restore that commits all or
+nothing, such a COMMIT would commit everything before it, so those two lines (outside COPY
+data, where they can only be pg_dump's own) become comments; a load with no transaction of
+its own keeps them. The stream also remembers whether the dump's completion trailer went by:
+a dump cut off between statements is otherwise valid SQL.
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 TRAILERS = (
     b"-- PostgreSQL database dump complete",
@@ -20,10 +24,18 @@ _NEUTRALISED = {
 _COPY_END = b"\\.\n"
 
 
+class Transactions(Enum):
+    """Who holds the transactions while the dump is loaded."""
+
+    CALLER = "caller"  # one around the whole stream (db.restore): pg_dump's own are comments
+    DUMP = "dump"  # none around it (db.upgrade's load): pg_dump's own BEGIN/COMMIT stay
+
+
 class DumpStream:
     """feed() chunks of dump text, get back what psql should receive; finish() at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, transactions: Transactions) -> None:
+        self._neutralised = _NEUTRALISED if transactions is Transactions.CALLER else {}
         self._pending = b""
         self._in_copy = False
         self.trailer_seen = False
@@ -64,8 +76,8 @@ class DumpStream:
         return end + len(_COPY_END)
 
     def _statement_line(self, line: bytes) -> bytes:
-        if line in _NEUTRALISED:
-            return _NEUTRALISED[line]
+        if line in self._neutralised:
+            return self._neutralised[line]
         if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
             self._in_copy = True
         elif line.startswith(TRAILERS):

@@ -22,6 +22,7 @@ from typing import IO
 from pgkura.archive import ArchiveCheck, looks_like_a_dump, stream_archive
 from pgkura.backup_store import Backup, read_manifest
 from pgkura.config import Settings
+from pgkura.dump_stream import Transactions
 from pgkura.errors import PgkuraError
 from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
 
@@ -113,7 +114,7 @@ def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveChe
         try:
             stdin.write(b"BEGIN;\n")
             writer = _BackgroundWriter(stdin)
-            check = stream_archive(path, writer.put)
+            check = stream_archive(path, writer.put, Transactions.CALLER)
             if writer.finish() and check.ok:
                 stdin.write(b"COMMIT;\n")  # the only COMMIT: the whole archive went through
         except BrokenPipeError:

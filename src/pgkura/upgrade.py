@@ -9,12 +9,13 @@ cluster (pg_upgrade --link would take seconds), which a careful DBA pays for a p
 cannot damage the only copy.
 
 The steps, each refusing to go on if the one before did not succeed:
- 1. look: layout, major, size; free space for the dump and the new volume (else refuse);
+ 1. look: layout, major, size; free space for the dump and the new volume; nothing else may
+    use the old data, no container mounting it and no postmaster.pid (else refuse);
  2. start the old major from its own image on the old data (no network, a private socket);
  3. dump every database and the roles with PostgreSQL 18's pg_dumpall (PostgreSQL's advice:
     the newer version's tools) into a verified, owner-only backup file (kept);
- 4. record per database the tables (row count and a checksum of every row), sequences and
-    extensions, and the roles;
+ 4. record per database the tables (row count and a checksum of every row), sequences,
+    extensions and large objects, and the roles;
  5. create the new volume, initialise PostgreSQL 18 on it and restore the backup into it;
  6. update extensions, compare with 4, and only then point the project at the new volume
     (PGKURA_VOLUME in the settings file). The old volume is never written to by pgkura; going
@@ -43,6 +44,8 @@ from pgkura.backup import dump_into, record, writer_for
 from pgkura.backup_store import BackupStore
 from pgkura.compose import image_exists, run
 from pgkura.config import Settings
+from pgkura.data_in_use import containers, lock_problem, mounters, volume_path
+from pgkura.dump_stream import Transactions
 from pgkura.errors import PgkuraError
 from pgkura.volume_check import SERVER_MAJOR, Cluster, Survey, strangers, survey, survey_dir
 
@@ -89,8 +92,8 @@ class Plan:
             f"to: a new volume {self.target} with PostgreSQL {SERVER_MAJOR} (needs about "
             f"{_mib(self.need_volume_kib)}, {_mib(self.free_docker_kib)} free where Docker "
             "keeps volumes)",
-            "then: compare every table's rows, sequences, extensions and roles; update "
-            "extensions; set PGKURA_VOLUME to the new volume",
+            "then: compare every table's rows, sequences, extensions, large objects and roles; "
+            "update extensions; set PGKURA_VOLUME to the new volume",
             f"the old {kind} is left as it is: going back is setting PGKURA_VOLUME={self.source}"
             if not self.is_dir
             else f"the old directory is left as it is: {self.source}",
@@ -182,8 +185,11 @@ class Facts:
 
 
 # Run with psql -At in each database: table rows (count and a checksum of every row's text,
-# independent of physical order), sequences, extensions; tab-separated "kind name value".
-_FACTS_SQL = r"""
+# independent of physical order), sequences, extensions, large objects (count and a checksum
+# of each one's oid, owner, grants, comment and data, read in 1 MiB pieces so a large one
+# needs no large memory; the size from its pages, LOBLKSIZE being block_size / 4);
+# tab-separated "kind name value".
+FACTS_SQL = r"""
 SELECT format($q$SELECT 'table' || E'\t' || %L || E'\t' || count(*) || ' ' ||
   md5(coalesce(string_agg(h, '' ORDER BY h), ''))
   FROM (SELECT md5(x::text) h FROM ONLY %I.%I x) s$q$,
@@ -196,6 +202,17 @@ SELECT format($q$SELECT 'table' || E'\t' || %L || E'\t' || count(*) || ' ' ||
 SELECT 'sequence' || E'\t' || format('%I.%I', schemaname, sequencename) || E'\t' ||
        coalesce(last_value::text, 'unset') FROM pg_sequences ORDER BY 1;
 SELECT 'extension' || E'\t' || extname || E'\t' || extversion FROM pg_extension ORDER BY 1;
+SELECT 'large-objects' || E'\t' || '(all)' || E'\t' || count(*) || ' ' ||
+       md5(coalesce(string_agg(h, '' ORDER BY h), ''))
+  FROM (SELECT md5(concat_ws(' ', m.oid, pg_get_userbyid(m.lomowner), m.lomacl::text,
+                             obj_description(m.oid, 'pg_largeobject'), s.size,
+                             (SELECT string_agg(md5(lo_get(m.oid, o, 1048576)), '' ORDER BY o)
+                                FROM generate_series(0, s.size - 1, 1048576) o))) h
+          FROM pg_largeobject_metadata m
+          CROSS JOIN LATERAL (
+            SELECT coalesce(max(p.pageno::bigint * (current_setting('block_size')::int / 4)
+                                + length(p.data)), 0) size
+              FROM pg_largeobject p WHERE p.loid = m.oid) s) x;
 """
 
 
@@ -249,19 +266,71 @@ class _Server:
         )
         out.roles = roles.stdout.splitlines()  # one per line: a name may hold spaces
         for db in self.databases():
-            items = {}
-            for line in self.psql(db, sql=_FACTS_SQL).stdout.splitlines():
-                kind, name, value = [*line.split("\t"), "", ""][:3]
-                items[f"{kind} {name}"] = value
-            out.databases[db] = items
+            out.databases[db] = database_facts(self.psql(db, sql=FACTS_SQL).stdout)
         return out
 
 
+def database_facts(output: str) -> dict[str, str]:
+    """FACTS_SQL's output (psql -At) as item -> value."""
+    items = {}
+    for line in output.splitlines():
+        kind, name, value = [*line.split("\t"), "", ""][:3]
+        items[f"{kind} {name}"] = value
+    return items
+
+
+def in_use(settings: Settings, plan: Plan) -> list[str]:
+    """The containers that could run a server on the old data (this upgrade's own helpers
+    aside), each with what stops it."""
+    found = mounters(containers(), volume="" if plan.is_dir else plan.source,
+                     path=_host_path(plan), ignore={_LABEL: settings.compose_project})  # fmt: skip
+    out = []
+    for m in found:
+        # a paused server takes no signal: `docker stop` alone would end in a kill
+        awake = f"docker unpause {m.name} && " if m.state == "paused" else ""
+        own = m.compose_project == settings.compose_project
+        stop = "invoke db.down" if own else f"docker stop {m.name}"
+        out.append(f"container {m.name} ({m.state}) mounts {m.mount} → `{awake}{stop}`")
+    return out
+
+
+def refuse_if_in_use(settings: Settings, plan: Plan) -> None:
+    """UpgradeError while a container could run a server on the old data: two servers on one
+    data directory corrupt it."""
+    busy = in_use(settings, plan)
+    if busy:
+        raise UpgradeError(
+            f"{plan.source} is in use, so nothing was started or changed (a second server on "
+            "the same files would corrupt them):\n" + "\n".join(f"  - {b}" for b in busy)
+            + "\n→ stop it and run the upgrade again"
+        )  # fmt: skip
+
+
+def _refuse_a_lock(settings: Settings, plan: Plan) -> None:
+    """UpgradeError when the old cluster holds a postmaster.pid (no container uses it now):
+    a server on this machine runs on it, or one did not shut down cleanly."""
+    found = survey_dir(settings, plan.source) if plan.is_dir else survey(settings, plan.source)
+    lock = found.locks.get(plan.cluster.path) if found else None
+    where = plan.source if plan.cluster.path == "." else f"{plan.source} ({plan.cluster.path}/)"
+    host_dir = os.path.normpath(os.path.join(_host_path(plan), plan.cluster.path))
+    problem = lock_problem(lock, host_dir, where)
+    if problem:
+        raise UpgradeError(f"nothing was started or changed: {problem}")
+
+
+def _host_path(plan: Plan) -> str:
+    """Where the old data is on the Docker host."""
+    return os.path.realpath(plan.source) if plan.is_dir else volume_path(plan.source)
+
+
 def upgrade(settings: Settings, plan: Plan, log: Log) -> tuple[Path, list[str]]:
-    """Carry it out (see the module's steps); the backup taken and what was updated."""
+    """Carry it out (see the module's steps); the backup taken and what was updated. Refused
+    before anything starts while something else uses the old data."""
     project = settings.compose_project
     names = _Names(project)
-    clear_leftovers(settings, plan, log)
+    refuse_if_in_use(settings, plan)
+    clear_leftovers(settings, plan, log)  # a killed run's old server stops cleanly here
+    _refuse_a_lock(settings, plan)
     done = False
     try:
         result = _upgrade(settings, plan, names, log)
@@ -422,7 +491,8 @@ def _dump(settings: Settings, plan: Plan, names: _Names, superuser: str, log: Lo
 
 def _load(server: _Server, backup: Path, log: Log) -> None:
     """Restore the whole-cluster dump (CREATE DATABASE cannot run in a transaction: the fresh
-    volume is what makes this all or nothing)."""
+    volume is what makes this all or nothing; pg_dump's own transactions around large objects
+    stay)."""
     log(f"restoring {backup.name} into the new cluster")
     argv = ["docker", "exec", "-i", server.name, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
             "-h", SOCKET, "-U", server.superuser, "-d", "postgres", "-f", "-"]  # fmt: skip
@@ -430,7 +500,7 @@ def _load(server: _Server, backup: Path, log: Log) -> None:
         assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE)
         sink = _SkipOwnRole(server.superuser, proc.stdin.write)
         try:
-            check = stream_archive(backup, sink)
+            check = stream_archive(backup, sink, Transactions.DUMP)
             proc.stdin.close()
         except BrokenPipeError:
             check = None

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgkura.cache import cache_dir
 from pgkura.compose import DockerError, compose_argv, compose_env, image_exists
 from pgkura.config import Settings
+from pgkura.data_in_use import Lock
 from pgkura.errors import PgkuraError
 
 SERVER_MAJOR = 18
@@ -30,6 +31,9 @@ _LOOK = r"""cd /v || exit 3
 for f in PG_VERSION data/PG_VERSION */docker/PG_VERSION; do
   [ -f "$f" ] && printf 'cluster %s %s %s\n' "$(dirname "$f")" "$(head -c 8 "$f")" \
     "$(du -sk "$(dirname "$f")" | cut -f1)"
+done
+for f in postmaster.pid data/postmaster.pid */docker/postmaster.pid; do
+  [ -f "$f" ] && printf 'lock %s %s %s\n' "$(dirname "$f")" "$(sed -n 1p "$f")" "$(sed -n 2p "$f")"
 done
 printf 'free %s\n' "$(df -Pk /v | awk 'NR==2 {print $4}')"
 """
@@ -60,6 +64,7 @@ class Cluster:
 class Survey:
     clusters: tuple[Cluster, ...]
     free_kib: int  # on the file system that holds Docker's volumes
+    locks: dict[str, Lock] = field(default_factory=dict)  # cluster path -> its postmaster.pid
 
 
 def survey(settings: Settings, volume: str) -> Survey | None:
@@ -91,7 +96,7 @@ def _look(settings: Settings, source: str) -> Survey:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DockerError(f"could not look inside the data volume: {result.stderr.strip()}")
-    clusters, free = [], 0
+    clusters, free, locks = [], 0, {}
     for line in result.stdout.splitlines():
         words = line.split()
         if words[:1] == ["cluster"] and len(words) == 4 and words[2].isdigit():
@@ -99,7 +104,10 @@ def _look(settings: Settings, source: str) -> Survey:
             clusters.append(Cluster(words[1], int(words[2]), size))
         elif words[:1] == ["free"] and len(words) == 2 and words[1].isdigit():
             free = int(words[1])
-    return Survey(tuple(clusters), free)
+        elif words[:1] == ["lock"] and len(words) >= 3:
+            pid = int(words[2]) if words[2].isdigit() else 0  # unreadable: still a lock
+            locks[words[1]] = Lock(pid, line.split(" ", 3)[3] if len(words) > 3 else "")
+    return Survey(tuple(clusters), free, locks)
 
 
 def strangers(found: Survey | None) -> list[Cluster]:

@@ -43,8 +43,9 @@ def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
 
-# What the old clusters hold: two databases, a second role, Japanese text, sequences, and (17)
-# pgvector data with an HNSW index
+# What the old clusters hold: two databases, a second role, Japanese text, sequences, large
+# objects (one over 1 MiB, owned by another role, with a comment), and (17) pgvector data
+# with an HNSW index
 SEED = """
 CREATE TABLE items (id bigserial PRIMARY KEY, body text NOT NULL{vector_column});
 INSERT INTO items (body{vector_name}) SELECT '東京都の文書 ' || g{vector_value}
@@ -55,8 +56,17 @@ SELECT nextval('invoice_no') FROM generate_series(1, 7);
 CREATE ROLE reader LOGIN PASSWORD 'reader-Pw-1';
 CREATE ROLE "report viewer" NOLOGIN;
 GRANT SELECT ON items TO reader, "report viewer";
+SELECT lo_from_bytea(80001, convert_to('日本語の大きなオブジェクト', 'UTF8'));
+SELECT lo_from_bytea(80002, convert_to(
+  (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 40000) g), 'UTF8'));
+SELECT lo_create(80003);
+ALTER LARGE OBJECT 80002 OWNER TO reader;
+COMMENT ON LARGE OBJECT 80002 IS '1.2 MB の大きなオブジェクト';
 CREATE DATABASE analytics;
 """
+LARGE_OBJECTS = """SELECT string_agg(concat_ws(' ', oid, pg_get_userbyid(lomowner),
+  obj_description(oid, 'pg_largeobject'), length(lo_get(oid)), md5(lo_get(oid))), E'\n'
+  ORDER BY oid) FROM pg_largeobject_metadata"""
 VECTOR = {
     "vector_column": ", embedding vector(3)",
     "vector_name": ", embedding",
@@ -66,10 +76,10 @@ VECTOR = {
 PLAIN = dict.fromkeys(VECTOR, "")
 
 
-def make_old_volume(image: str, volume: str, *, root_layout: bool, vector: bool) -> None:
+def make_old_volume(image: str, volume: str, *, root_layout: bool, vector: bool) -> str:
     """A volume as an older setup left it: mounted at /var/lib/postgresql/data (files at the
     volume's root), or holding data/ (PGDATA /var/lib/postgresql/data under a mount of
-    /var/lib/postgresql)."""
+    /var/lib/postgresql). Its large objects (LARGE_OBJECTS in the app database)."""
     name = f"pgkura-e2e-old-{uuid.uuid4().hex[:8]}"
     mount, pgdata = ("/var/lib/postgresql/data", "/var/lib/postgresql/data") if root_layout else (
         "/srv/pg", "/srv/pg/data")  # fmt: skip
@@ -96,7 +106,11 @@ def make_old_volume(image: str, volume: str, *, root_layout: bool, vector: bool)
                         "-X", "-q", "-v", "ON_ERROR_STOP=1"], text=True, check=True,
                        input="CREATE TABLE visits (id serial PRIMARY KEY, page text);"
                              "INSERT INTO visits (page) SELECT '/ページ/' || g "
-                             "FROM generate_series(1, 50) g;")  # fmt: skip
+                             "FROM generate_series(1, 50) g;"
+                             "SELECT lo_from_bytea(0, 'アクセス記録'::bytea);")  # fmt: skip
+        return docker(
+            "exec", name, "psql", "-U", "app", "-d", "app", "-XAtc", LARGE_OBJECTS
+        ).strip()
     finally:
         docker("stop", name)
         docker("rm", "-v", name)
@@ -124,7 +138,7 @@ def at(proj: Project, query: str, db: str = "app") -> str:
 
 def test_a_postgresql_17_volume_is_refused_then_upgraded_and_can_be_gone_back_to(old_project):
     proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
-    make_old_volume(_image(OLD_17), old, root_layout=True, vector=True)
+    large_objects = make_old_volume(_image(OLD_17), old, root_layout=True, vector=True)
     (proj.dir / ".env").write_text(f"PGKURA_VOLUME={old}\n")
     (proj.dir / ".env").chmod(0o600)
     refused = proj.invoke("db.up", "--build")
@@ -166,6 +180,10 @@ def test_a_postgresql_17_volume_is_refused_then_upgraded_and_can_be_gone_back_to
     )  # fmt: skip
     assert reader.stdout.strip() == "800", reader.stderr  # the role and its password came along
     assert at(proj, "SELECT min(page) FROM visits", db="analytics").startswith("/ページ/")
+    assert at(proj, LARGE_OBJECTS) == large_objects
+    assert "80002 reader 1.2 MB の大きなオブジェクト 1280000 " in large_objects
+    assert at(proj, "SELECT convert_from(lo_get(oid), 'UTF8') FROM pg_largeobject_metadata",
+              db="analytics") == "アクセス記録"  # fmt: skip
 
     # going back: PGKURA_VOLUME at the old volume, which still holds PostgreSQL 17 untouched
     assert proj.invoke("db.down").returncode == 0
@@ -174,9 +192,53 @@ def test_a_postgresql_17_volume_is_refused_then_upgraded_and_can_be_gone_back_to
     assert "holds PostgreSQL 17 data" in back.stderr
 
 
+def test_no_upgrade_while_a_container_of_the_users_own_runs_on_the_old_volume(old_project):
+    """Two servers on one data directory corrupt it: a plain `docker run` of the user's own on
+    the old volume, running or paused, stops db.upgrade before anything starts or changes."""
+    proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
+    make_old_volume(_image(OLD_17), old, root_layout=True, vector=True)
+    theirs = f"users-own-{uuid.uuid4().hex[:8]}"
+    upgrade = ("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_17)
+    docker("run", "-d", "--name", theirs, "-v", f"{old}:/var/lib/postgresql/data", OLD_17)
+    try:
+        for _ in range(240):
+            if (
+                subprocess.run(
+                    ["docker", "exec", theirs, "pg_isready", "-q"], check=False
+                ).returncode
+                == 0
+            ):
+                break
+            time.sleep(0.5)
+        started = docker("inspect", "-f", "{{.State.StartedAt}}", theirs)
+        for state, stop in (("running", ""), ("paused", f"docker unpause {theirs} && ")):
+            if state == "paused":
+                docker("pause", theirs)
+            refused = proj.invoke(*upgrade)
+            assert refused.returncode == 1
+            assert f"{old} is in use, so nothing was started or changed" in refused.stderr
+            stop += f"docker stop {theirs}"
+            assert f"container {theirs} ({state}) mounts {old} → `{stop}`" in refused.stderr
+            assert "Traceback" not in refused.stderr
+            assert old + "_pg18" not in docker("volume", "ls", "-q")
+            assert not docker("ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}")
+            assert not (proj.dir / ".env").exists()
+            assert not list((proj.dir / "backups").glob("*"))
+        plan = proj.invoke("db.upgrade", "--dry-run", "--from-volume", old, "--old-image", OLD_17)
+        assert f"in use (stop it first): container {theirs} (paused)" in plan.stdout
+        docker("unpause", theirs)
+        assert docker("inspect", "-f", "{{.State.StartedAt}}", theirs) == started
+        docker("stop", theirs)
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", theirs], capture_output=True, check=False)
+    done = proj.invoke(*upgrade)
+    assert done.returncode == 0, done.stderr
+    assert "verified: 3 databases" in done.stderr
+
+
 def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project):
     proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
-    make_old_volume(_image(OLD_15), old, root_layout=False, vector=False)
+    large_objects = make_old_volume(_image(OLD_15), old, root_layout=False, vector=False)
     done = proj.invoke("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_15)
     assert done.returncode == 0, done.stderr
     assert "from: volume " + old + ": PostgreSQL 15 in the pre-18 layout (data/ in the volume)" in (
@@ -184,6 +246,7 @@ def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project):
     )
     assert proj.invoke("db.up", "--build").returncode == 0
     assert "800" in proj.sql("SELECT count(*) FROM items")
+    assert at(proj, LARGE_OBJECTS) == large_objects
 
 
 def test_a_host_directory_of_an_old_setup_is_upgraded(old_project, tmp_path):
@@ -192,7 +255,27 @@ def test_a_host_directory_of_an_old_setup_is_upgraded(old_project, tmp_path):
     directory = tmp_path / "pgdata"
     directory.mkdir()
     make_old_volume(_image(OLD_17), str(directory), root_layout=True, vector=True)
-    done = proj.invoke("db.upgrade", "--yes", "--from-dir", str(directory), "--old-image", OLD_17)
+    upgrade = ("db.upgrade", "--yes", "--from-dir", str(directory), "--old-image", OLD_17)
+    # a server of the user's own on it, killed: its postmaster.pid stays behind
+    theirs = f"users-own-{uuid.uuid4().hex[:8]}"
+    docker("run", "-d", "--name", theirs, "-v", f"{directory}:/var/lib/postgresql/data", OLD_17)
+    try:
+        for _ in range(240):
+            if (directory / "postmaster.pid").exists():
+                break
+            time.sleep(0.5)
+        running = proj.invoke(*upgrade)
+        assert f"container {theirs} (running) mounts {directory} → `docker stop" in running.stderr
+        docker("kill", theirs)
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", theirs], capture_output=True, check=False)
+    left = proj.invoke(*upgrade)
+    assert left.returncode == 1
+    assert f"{directory} holds a postmaster.pid" in left.stderr
+    assert "did not shut down cleanly" in left.stderr
+    assert (directory / "postmaster.pid").exists()  # pgkura deletes nothing of the user's
+    (directory / "postmaster.pid").unlink()  # the remedy, for this test: no server uses it
+    done = proj.invoke(*upgrade)
     assert done.returncode == 0, done.stderr
     assert f"from: directory {directory}: PostgreSQL 17" in done.stdout
     assert (directory / "PG_VERSION").read_text().strip() == "17"  # left where it was

@@ -94,6 +94,72 @@ def test_round_trip_keeps_vectors_japanese_text_and_large_objects(
     drop(pg_server, replaced)
 
 
+# Several large objects: one over 1 MiB with another owner and a comment, a Japanese one, an
+# empty one (their OIDs are kept by pg_dump)
+LARGE_OBJECTS = """
+DO $$ BEGIN CREATE ROLE pgkura_lo_owner NOLOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+SELECT lo_from_bytea(70001, convert_to('日本語の大きなオブジェクト', 'UTF8'));
+SELECT lo_from_bytea(70002, convert_to(
+  (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 40000) g), 'UTF8'));
+SELECT lo_create(70003);
+ALTER LARGE OBJECT 70002 OWNER TO pgkura_lo_owner;
+COMMENT ON LARGE OBJECT 70002 IS '1.2 MB の大きなオブジェクト';
+"""
+# not the owner: db.backup dumps with --no-owner (the restoring role owns what it restores)
+LARGE_OBJECT_FINGERPRINT = """
+SELECT oid::bigint, obj_description(oid, 'pg_largeobject'), length(lo_get(oid)),
+       md5(lo_get(oid))
+  FROM pg_largeobject_metadata ORDER BY oid
+"""
+
+
+def large_objects(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(LARGE_OBJECT_FINGERPRINT).fetchall()
+
+
+@pytest.mark.parametrize("safety_backup", [True, False])
+def test_large_objects_come_back_whole_with_their_comment(
+    app_settings, pg_server, database, safety_backup
+):
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(LARGE_OBJECTS)
+    before = large_objects(url)
+    assert len(before) == 4  # the fixture's own and three more
+    assert before[-2][2] == 1_280_000
+    done = take_backup(app_settings, log=QUIET)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT lo_unlink(70001); SELECT lo_put(70002, 1100000, 'x'::bytea);"
+                     "COMMENT ON LARGE OBJECT 70002 IS NULL")  # fmt: skip
+    restored = restore(app_settings, done.path, safety_backup=safety_backup, log=QUIET)
+    assert large_objects(url) == before
+    if restored.safety_copy:
+        drop(pg_server, restored.safety_copy)
+
+
+def test_a_restore_failing_after_the_large_objects_leaves_them_as_they_were(
+    app_settings, pg_server, database, tmp_path
+):
+    """pg_dump's own COMMIT after the large objects must not commit part of the restore."""
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(LARGE_OBJECTS)
+    done = take_backup(app_settings, log=QUIET)
+    text = gzip.decompress(done.path.read_bytes())
+    assert b"lowrite" in text[: text.rindex(b"COMMIT;")]
+    at = text.rindex(b"--\n-- PostgreSQL database dump complete")
+    broken = tmp_path / "broken.sql.gz"
+    broken.write_bytes(gzip.compress(text[:at] + b"SELECT 1/0;\n" + text[at:]))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT lo_unlink(70001); UPDATE docs SET body = 'kept' WHERE id = 1")
+    before = fingerprint(url), large_objects(url)
+    with pytest.raises(RestoreError, match="division by zero"):
+        restore(app_settings, broken, safety_backup=False, log=QUIET)
+    assert (fingerprint(url), large_objects(url)) == before
+
+
 def drop(pg_server, name: str) -> None:
     with admin(pg_server) as conn:
         query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")

@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from pgkura.dump_stream import DumpStream
+from pgkura.dump_stream import DumpStream, Transactions
 from pgkura.gzip_blocks import CorruptArchive, ParallelGzipWriter, gunzip
 
 DUMP = (
@@ -22,8 +22,10 @@ DUMP = (
 )
 
 
-def run(chunks: list[bytes]) -> tuple[bytes, bool]:
-    stream = DumpStream()
+def run(
+    chunks: list[bytes], transactions: Transactions = Transactions.CALLER
+) -> tuple[bytes, bool]:
+    stream = DumpStream(transactions)
     out = b"".join(stream.feed(c) for c in chunks) + stream.finish()
     return out, stream.trailer_seen
 
@@ -40,6 +42,14 @@ def test_begin_commit_outside_copy_are_neutralised_whatever_the_chunking(size):
     assert trailer
     kept = [x for x in lines if not x.startswith(b"-- pgkura:")]
     assert kept == [x for x in DUMP.split(b"\n") if x not in (b"BEGIN;", b"COMMIT;")]
+
+
+@pytest.mark.parametrize("size", [1, 5, len(DUMP)])
+def test_a_load_without_a_transaction_of_its_own_keeps_pg_dumps(size):
+    """db.upgrade's load: lo_open and lowrite must share pg_dump's BEGIN ... COMMIT."""
+    out, trailer = run([DUMP[i : i + size] for i in range(0, len(DUMP), size)], Transactions.DUMP)
+    assert out == DUMP
+    assert trailer
 
 
 def test_a_dump_cut_before_its_trailer_is_noticed():
