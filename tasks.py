@@ -780,10 +780,13 @@ def _version(number: int) -> str:
 
 @task(
     name="push",
-    help={"registry": "where to push, e.g. ghcr.io/OWNER/REPO (any registry)"},
+    help={
+        "registry": "where to push, e.g. ghcr.io/OWNER/REPO (any registry)",
+        "keep-login": "stay logged in afterwards (default: the login ends with the push)",
+    },
 )
-def docker_push(c: Context, registry: str) -> None:
-    """Push the built image under its descriptive tag and git-<commit> (token from env)."""
+def docker_push(c: Context, registry: str, keep_login: bool = False) -> None:
+    """Push the built image under its descriptive tag and sha-<commit> (token from env)."""
     from pgkura.publish import push
 
     with _errors():
@@ -792,7 +795,7 @@ def docker_push(c: Context, registry: str) -> None:
             from pgkura.embedded import not_here
 
             raise not_here("pushing an image")
-        for ref in push(settings, registry, _say):
+        for ref in push(settings, registry, _say, keep_login=keep_login):
             print(f"pushed {ref}")
 
 

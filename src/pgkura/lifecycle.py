@@ -29,6 +29,7 @@ from pgkura.config import Settings
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
 from pgkura.pg_bigm_source import staged
 from pgkura.pg_tools import host_program
+from pgkura.publish import is_published, pull
 from pgkura.readiness import ready
 from pgkura.volume_check import check as check_volume
 
@@ -141,6 +142,8 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     settings.socket_dir.mkdir(parents=True, exist_ok=True)
     before = container_state(settings)
     check_volume(settings)  # never an empty PostgreSQL 18 cluster beside (or instead of) data
+    if not build_first and is_published(settings.image) and not image_exists(settings.image):
+        pull(settings, log)  # PGKURA_IMAGE names a registry: run what was published, never build
     # Compose builds the image when it is missing: its inputs must be in place then too.
     with _build_inputs(settings, building=build_first or not image_exists(settings.image)):
         _compose(settings, "up", "--detach", *(["--build"] if build_first else []))
