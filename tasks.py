@@ -520,6 +520,20 @@ def _progress() -> Callable[[int, int, float], None] | None:
     )
 
 
+def _transfer_progress(verb: str) -> Callable[[int, int, float], None] | None:
+    """An off-site upload's or download's progress line, on a terminal only."""
+    if not _on_terminal():
+        return None
+    from pgkura.offsite import transfer_line
+
+    return lambda done, total, secs: print(
+        "\r" + transfer_line(verb, done, total, secs),
+        end="\n" if done >= total else "",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
     from pgkura.backup import take_backup
     from pgkura.report import size
@@ -577,7 +591,8 @@ def backup(
             if settings.offsite is not None and offsite:
                 from pgkura.offsite import ship
 
-                ship(settings.offsite, done, retention(settings, options.keep), _report)
+                ship(settings.offsite, done, retention(settings, options.keep), _report,
+                     _transfer_progress("uploaded"))  # fmt: skip
 
 
 @task(
@@ -625,7 +640,8 @@ def _local_copy(settings: Settings, spec: str, name: str, remote: bool) -> Itera
         return
     from pgkura.offsite import fetch
 
-    with fetch(settings.offsite, spec, name or settings.target.dbname, settings.backup_dir) as path:
+    dbname, progress = name or settings.target.dbname, _transfer_progress("downloaded")
+    with fetch(settings.offsite, spec, dbname, settings.backup_dir, progress) as path:
         _say(f"downloaded and verified {path.name} from the off-site copies")
         yield str(path)
 
