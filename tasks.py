@@ -27,23 +27,34 @@ ROOT = Path(__file__).resolve().parent
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Expected failures end with one clear message and a non-zero exit, not a traceback."""
+    """Expected failures end with one clear message and a non-zero exit, not a traceback;
+    the outcome is also written for the scheduler (run_result) when it asks."""
+    from pgkura import run_result
     from pgkura.errors import PgkuraError
 
     try:
-        yield
-    except PgkuraError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
-    except Exception as exc:
-        # psycopg is looked up, not imported: a task that never connected (a backup through
-        # `docker exec`) cannot have a database error and should not pay for the import
-        psycopg = sys.modules.get("psycopg")
-        if psycopg is not None and isinstance(exc, psycopg.Error):
-            # e.g. a role without CREATEDB; libpq never echoes passwords
-            raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
+        try:
+            yield
+        except PgkuraError as exc:
+            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except Exception as exc:
+            # psycopg is looked up, not imported: a task that never connected (a backup through
+            # `docker exec`) cannot have a database error and should not pay for the import
+            psycopg = sys.modules.get("psycopg")
+            if psycopg is not None and isinstance(exc, psycopg.Error):
+                # e.g. a role without CREATEDB; libpq never echoes passwords
+                raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
+            raise
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+    except Exit as exc:
+        outcome = "ok" if exc.code == 0 else "interrupted" if exc.code == 130 else "failed"
+        run_result.record(outcome, exc.message or "")
         raise
-    except KeyboardInterrupt:
-        raise Exit("interrupted", code=130) from None
+    except Exception as exc:
+        run_result.record("failed", f"error: unexpected {type(exc).__name__}: {exc}")
+        raise
+    run_result.record("ok")
 
 
 def _settings() -> Settings:
@@ -537,14 +548,15 @@ def _transfer_progress(verb: str) -> Callable[[int, int, float], None] | None:
 def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
     from pgkura.backup import take_backup
     from pgkura.report import size
+    from pgkura.run_result import said
 
     progress = _progress()
     done = take_backup(settings, log=log, progress=progress, **options)
     if progress:
         print(file=sys.stderr)
     m = done.manifest
-    print(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
-          f"{m['duration_s']} s, {m['source']})")  # fmt: skip
+    print(said(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
+               f"{m['duration_s']} s, {m['source']})"))  # fmt: skip
     return done
 
 
@@ -776,6 +788,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     from pgkura.archive import verify as check_file
     from pgkura.data_ops import resolve_backup
     from pgkura.drills import restore_test as try_restore
+    from pgkura.run_result import said
 
     path = resolve_backup(settings, file, settings.target.dbname)
     check = check_file(path)
@@ -787,7 +800,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
           f"({note})")  # fmt: skip
     if restore_test:
         tables, rows = try_restore(settings, path, _say)
-        print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
+        print(said(f"restore test: {tables} tables, {rows} rows restored into a scratch database"))
 
 
 def _version(number: int) -> str:
