@@ -19,6 +19,7 @@ _BODY_MAX = 10_000  # healthchecks.io keeps the first 100 kB; a message never ne
 
 
 def _ping(url: str, suffix: str, body: str, log: Log) -> None:
+    import http.client
     import urllib.request  # only when an alert URL is set: 10 ms of every task's start-up
 
     request = urllib.request.Request(  # noqa: S310 (http(s) only: PGKURA_ALERT_URL's rule)
@@ -28,7 +29,7 @@ def _ping(url: str, suffix: str, body: str, log: Log) -> None:
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310
             response.read()
-    except OSError as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # texts may hold the URL
         reason = getattr(exc, "reason", None) or getattr(exc, "code", None) or type(exc).__name__
         log(f"warning: the alert ping to PGKURA_ALERT_URL{suffix or ''} failed ({reason})")
 

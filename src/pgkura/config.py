@@ -212,7 +212,7 @@ PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
 
 def _http_url(text: str) -> str:
     if text and not v.is_http_url(text):
-        raise SafeValueError("an http:// or https:// URL")
+        raise SafeValueError("an http:// or https:// URL in ASCII: percent-encode other characters")
     return text
 
 

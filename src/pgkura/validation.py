@@ -72,8 +72,10 @@ _HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$", re.IGNORECASE)
 
 
 def is_http_url(text: str) -> bool:
-    """An http:// or https:// URL with a host: what urllib may be handed (no file://)."""
-    return bool(_HTTP_URL.match(text))
+    """An http:// or https:// URL with a host, in printable ASCII: what urllib may be handed
+    (no file://; a control character or a non-ASCII one would make it fail with the URL, and
+    so its token, in the message)."""
+    return bool(_HTTP_URL.match(text)) and text.isascii() and text.isprintable()
 
 
 def redact_url(text: str) -> str:

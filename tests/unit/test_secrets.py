@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from psycopg import pq
 
+from pgkura.alerts import alerting
 from pgkura.config import load_settings
 from pgkura.connection import ConnectionRefused, Refusal, connect
 from pgkura.dsn import Target, TargetKind, parse_database_url
@@ -150,3 +151,18 @@ def test_credentials_in_the_offsite_url_are_refused_and_the_url_shown_redacted(t
 )
 def test_urls_are_shown_without_their_secrets(url, shown):
     assert redact_url(url) == shown
+
+
+@given(token=passwords)
+def test_a_failed_alert_ping_never_shows_the_url_s_token(token):
+    """Whatever the token holds (controls, non-ASCII: refused by the setting, but the ping
+    must not spill it either), the warning names the setting, not the URL."""
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/ping/{token}"
+    said: list[str] = []
+    with pytest.raises(RuntimeError), alerting(url, "db.backup", on_success=True, log=said.append):
+        raise RuntimeError("the backup failed")
+    assert len(said) == 2
+    assert all(line.startswith("warning: the alert ping to PGKURA_ALERT_URL") for line in said)
+    assert not any(token in line for line in said)
