@@ -374,10 +374,13 @@ def ship(
         database, mode = str(backup.manifest["database"]), str(backup.manifest["mode"])
         for name in store.prune(database, mode, policy):
             log(f"retention: removed the off-site copy {name}")
-        for what in store.remove_leftovers(datetime.now(UTC) - LEFTOVER_GRACE):
-            log(f"off-site: removed {what} (left by a failed upload)")
     except OffsiteError as exc:
         raise OffsiteError(f"the backup {backup.path} is complete and kept, but {exc}") from None
+    try:
+        for what in store.remove_leftovers(datetime.now(UTC) - LEFTOVER_GRACE):
+            log(f"off-site: removed {what} (left by a failed upload)")
+    except OffsiteError as exc:  # e.g. a key that may not list uploads: the copy is made
+        log(f"warning: what failed uploads left in {offsite.url} stays: {exc}")
     return url
 
 
