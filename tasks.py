@@ -586,13 +586,15 @@ def backup(
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and
     off-site when PGKURA_OFFSITE_URL is set."""
+    from pgkura import run_result
     from pgkura.alerts import alerting
     from pgkura.backup import BackupOptions, retention
 
     with _errors():
         settings = _settings()
         alert_url = settings.alert_url
-        with alerting(alert_url, "db.backup", on_success=settings.alert_success, log=_say):
+        with alerting(alert_url, "db.backup", on_success=settings.alert_success, log=_say,
+                      on_interrupt=not run_result.requested()):  # fmt: skip
             options = BackupOptions.from_flags(output=output, keep=keep, level=level,
                                                schema_only=schema_only, data_only=data_only,
                                                cluster=cluster,

@@ -35,9 +35,12 @@ def _ping(url: str, suffix: str, body: str, log: Log) -> None:
 
 
 @contextmanager
-def alerting(url: str | None, job: str, *, on_success: bool, log: Log) -> Iterator[None]:
-    """Ping around `job`; any failure (an interrupted run too) is sent with its message and
-    then raised as before."""
+def alerting(
+    url: str | None, job: str, *, on_success: bool, log: Log, on_interrupt: bool = True
+) -> Iterator[None]:
+    """Ping around `job`; any failure (an interrupted run too, unless `on_interrupt` is False:
+    the scheduler runs a job it cut off again, and alerts if that is cut off too) is sent with
+    its message and then raised as before."""
     if url is None:
         yield
         return
@@ -49,7 +52,8 @@ def alerting(url: str | None, job: str, *, on_success: bool, log: Log) -> Iterat
         _ping(url, "/fail", f"{job} failed: {exc}", log)
         raise
     except KeyboardInterrupt:
-        _ping(url, "/fail", f"{job} was interrupted", log)
+        if on_interrupt:
+            _ping(url, "/fail", f"{job} was interrupted", log)
         raise
     if on_success:
         _ping(url, "", f"{job} succeeded", log)

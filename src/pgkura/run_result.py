@@ -13,6 +13,12 @@ OUTCOMES = ("ok", "failed", "interrupted")
 _said: list[str] = []
 
 
+def requested() -> bool:
+    """Whether the scheduler started this task: it asked for the result, and an interruption
+    (its own stop: the task has no terminal) is its to report."""
+    return bool(os.environ.get(ENV))
+
+
 def said(line: str) -> str:
     """Remember `line` as the task's result line (a success's summary); returns it to print."""
     _said.append(line)

@@ -166,11 +166,12 @@ def _this_hour() -> str:
 
 
 def test_a_run_cut_off_by_the_runner_s_stop_runs_again_when_it_is_back(
-    env, tmp_path, runners, pg_server, database
+    env, tmp_path, runners, pg_server, database, monitor
 ):
     """A restart (SIGTERM) while a backup runs: the slot is not served and the run is recorded
-    as unfinished; the next runner runs it at once, and once."""
-    env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly"}
+    as unfinished; the next runner runs it at once, and once. No false alarm is sent."""
+    alert_url, pings = monitor
+    env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url}
     url = pg_server.url(database)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE held (v int)")
@@ -208,6 +209,7 @@ def test_a_run_cut_off_by_the_runner_s_stop_runs_again_when_it_is_back(
     assert record["summary"].startswith("backup: ")
     assert "was cut off (the runner stopped or the host went down); it runs again" in said
     assert len(list((tmp_path / "backups").glob("*.sql.gz"))) == 1
+    assert pings == []
 
 
 def test_a_run_cut_off_twice_is_a_failure_and_alerted(env, tmp_path, runners, monitor):
