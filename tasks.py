@@ -27,23 +27,34 @@ ROOT = Path(__file__).resolve().parent
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Expected failures end with one clear message and a non-zero exit, not a traceback."""
+    """Expected failures end with one clear message and a non-zero exit, not a traceback;
+    the outcome is also written for the scheduler (run_result) when it asks."""
+    from pgkura import run_result
     from pgkura.errors import PgkuraError
 
     try:
-        yield
-    except PgkuraError as exc:
-        raise Exit(f"error: {exc}", code=exc.exit_code) from None
-    except Exception as exc:
-        # psycopg is looked up, not imported: a task that never connected (a backup through
-        # `docker exec`) cannot have a database error and should not pay for the import
-        psycopg = sys.modules.get("psycopg")
-        if psycopg is not None and isinstance(exc, psycopg.Error):
-            # e.g. a role without CREATEDB; libpq never echoes passwords
-            raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
+        try:
+            yield
+        except PgkuraError as exc:
+            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except Exception as exc:
+            # psycopg is looked up, not imported: a task that never connected (a backup through
+            # `docker exec`) cannot have a database error and should not pay for the import
+            psycopg = sys.modules.get("psycopg")
+            if psycopg is not None and isinstance(exc, psycopg.Error):
+                # e.g. a role without CREATEDB; libpq never echoes passwords
+                raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
+            raise
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+    except Exit as exc:
+        outcome = "ok" if exc.code == 0 else "interrupted" if exc.code == 130 else "failed"
+        run_result.record(outcome, exc.message or "")
         raise
-    except KeyboardInterrupt:
-        raise Exit("interrupted", code=130) from None
+    except Exception as exc:
+        run_result.record("failed", f"error: unexpected {type(exc).__name__}: {exc}")
+        raise
+    run_result.record("ok")
 
 
 def _settings() -> Settings:
@@ -520,17 +531,32 @@ def _progress() -> Callable[[int, int, float], None] | None:
     )
 
 
+def _transfer_progress(verb: str) -> Callable[[int, int, float], None] | None:
+    """An off-site upload's or download's progress line, on a terminal only."""
+    if not _on_terminal():
+        return None
+    from pgkura.offsite import transfer_line
+
+    return lambda done, total, secs: print(
+        "\r" + transfer_line(verb, done, total, secs),
+        end="\n" if done >= total else "",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
     from pgkura.backup import take_backup
     from pgkura.report import size
+    from pgkura.run_result import said
 
     progress = _progress()
     done = take_backup(settings, log=log, progress=progress, **options)
     if progress:
         print(file=sys.stderr)
     m = done.manifest
-    print(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
-          f"{m['duration_s']} s, {m['source']})")  # fmt: skip
+    print(said(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
+               f"{m['duration_s']} s, {m['source']})"))  # fmt: skip
     return done
 
 
@@ -560,13 +586,15 @@ def backup(
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and
     off-site when PGKURA_OFFSITE_URL is set."""
+    from pgkura import run_result
     from pgkura.alerts import alerting
     from pgkura.backup import BackupOptions, retention
 
     with _errors():
         settings = _settings()
         alert_url = settings.alert_url
-        with alerting(alert_url, "db.backup", on_success=settings.alert_success, log=_say):
+        with alerting(alert_url, "db.backup", on_success=settings.alert_success, log=_say,
+                      on_interrupt=not run_result.requested()):  # fmt: skip
             options = BackupOptions.from_flags(output=output, keep=keep, level=level,
                                                schema_only=schema_only, data_only=data_only,
                                                cluster=cluster,
@@ -577,7 +605,8 @@ def backup(
             if settings.offsite is not None and offsite:
                 from pgkura.offsite import ship
 
-                ship(settings.offsite, done, retention(settings, options.keep), _report)
+                ship(settings.offsite, done, retention(settings, options.keep), _report,
+                     _transfer_progress("uploaded"))  # fmt: skip
 
 
 @task(
@@ -625,7 +654,8 @@ def _local_copy(settings: Settings, spec: str, name: str, remote: bool) -> Itera
         return
     from pgkura.offsite import fetch
 
-    with fetch(settings.offsite, spec, name or settings.target.dbname, settings.backup_dir) as path:
+    dbname, progress = name or settings.target.dbname, _transfer_progress("downloaded")
+    with fetch(settings.offsite, spec, dbname, settings.backup_dir, progress) as path:
         _say(f"downloaded and verified {path.name} from the off-site copies")
         yield str(path)
 
@@ -760,6 +790,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     from pgkura.archive import verify as check_file
     from pgkura.data_ops import resolve_backup
     from pgkura.drills import restore_test as try_restore
+    from pgkura.run_result import said
 
     path = resolve_backup(settings, file, settings.target.dbname)
     check = check_file(path)
@@ -771,7 +802,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
           f"({note})")  # fmt: skip
     if restore_test:
         tables, rows = try_restore(settings, path, _say)
-        print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
+        print(said(f"restore test: {tables} tables, {rows} rows restored into a scratch database"))
 
 
 def _version(number: int) -> str:

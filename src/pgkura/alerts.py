@@ -19,6 +19,7 @@ _BODY_MAX = 10_000  # healthchecks.io keeps the first 100 kB; a message never ne
 
 
 def _ping(url: str, suffix: str, body: str, log: Log) -> None:
+    import http.client
     import urllib.request  # only when an alert URL is set: 10 ms of every task's start-up
 
     request = urllib.request.Request(  # noqa: S310 (http(s) only: PGKURA_ALERT_URL's rule)
@@ -28,15 +29,18 @@ def _ping(url: str, suffix: str, body: str, log: Log) -> None:
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:  # noqa: S310
             response.read()
-    except OSError as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # texts may hold the URL
         reason = getattr(exc, "reason", None) or getattr(exc, "code", None) or type(exc).__name__
         log(f"warning: the alert ping to PGKURA_ALERT_URL{suffix or ''} failed ({reason})")
 
 
 @contextmanager
-def alerting(url: str | None, job: str, *, on_success: bool, log: Log) -> Iterator[None]:
-    """Ping around `job`; any failure (an interrupted run too) is sent with its message and
-    then raised as before."""
+def alerting(
+    url: str | None, job: str, *, on_success: bool, log: Log, on_interrupt: bool = True
+) -> Iterator[None]:
+    """Ping around `job`; any failure (an interrupted run too, unless `on_interrupt` is False:
+    the scheduler runs a job it cut off again, and alerts if that is cut off too) is sent with
+    its message and then raised as before."""
     if url is None:
         yield
         return
@@ -48,7 +52,8 @@ def alerting(url: str | None, job: str, *, on_success: bool, log: Log) -> Iterat
         _ping(url, "/fail", f"{job} failed: {exc}", log)
         raise
     except KeyboardInterrupt:
-        _ping(url, "/fail", f"{job} was interrupted", log)
+        if on_interrupt:
+            _ping(url, "/fail", f"{job} was interrupted", log)
         raise
     if on_success:
         _ping(url, "", f"{job} succeeded", log)

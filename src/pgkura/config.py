@@ -212,14 +212,29 @@ PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
 
 def _http_url(text: str) -> str:
     if text and not v.is_http_url(text):
-        raise SafeValueError("an http:// or https:// URL")
+        raise SafeValueError("an http:// or https:// URL in ASCII: percent-encode other characters")
     return text
 
 
 # the URL holds the monitoring check's secret token: never echoed
 ALERT_URL = Rule(_http_url, "a monitoring URL to ping", secret=True)
-OFFSITE_URL = Rule(lambda t: parse_s3_url(t) if t else None, "an s3://bucket/prefix URL")
-S3_ENDPOINT = Rule(_http_url, "the S3 API's http:// or https:// URL")
+
+
+def _endpoint(text: str) -> str:
+    _http_url(text)
+    if "@" in text or "?" in text or "#" in text:
+        raise SafeValueError(
+            "no user, password or query in it: the keys go in AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (the environment or .env)"
+        )
+    return text
+
+
+# the URL-ish settings below are shown redacted: a password or token typed into one stays hidden
+OFFSITE_URL = Rule(
+    lambda t: parse_s3_url(t) if t else None, "an s3://bucket/prefix URL", shown=v.redact_url
+)
+S3_ENDPOINT = Rule(_endpoint, "the S3 API's http:// or https:// URL", shown=v.redact_url)
 SCHEDULE = Rule(parse_schedule, SCHEDULE_FORMS)
 S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
 
@@ -264,7 +279,9 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     build_target = values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET)
     project = values.parsed("PGKURA_COMPOSE_PROJECT", "pgkura", COMPOSE_PROJECT)
     engine = values.parsed("PGKURA_ENGINE", "docker", ENGINE)
-    bigm_location = Rule(lambda t: parse_location(t, root), "a https:// URL or a file's path")
+    bigm_location = Rule(
+        lambda t: parse_location(t, root), "a https:// URL or a file's path", shown=v.redact_url
+    )
     return Settings(
         root=root,
         environment=values.parsed("PGKURA_ENV", "development", ENVIRONMENT),

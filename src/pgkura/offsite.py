@@ -7,7 +7,9 @@ manifest last, so a backup without its manifest is never counted as one. Each re
 carries the file's SHA-256 in its metadata; a download is hashed as it arrives and refused
 unless it matches. boto3 is imported only when an off-site location is configured.
 Credentials come from the standard AWS_* variables (the environment or .env) and are never
-printed: errors name the operation, the bucket and the key.
+printed: errors name the operation, the bucket and the key. What a failed upload leaves
+behind (an unfinished multipart upload, a data object whose manifest never came) is removed
+by a later backup once it is a day old: younger ones may be uploads still under way.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +39,14 @@ from pgkura.backup_store import (
 )
 from pgkura.checksums import sha256_of
 from pgkura.errors import PgkuraError
+from pgkura.report import size
 from pgkura.retention import Policy
+from pgkura.validation import redact_url
 
 Log = Callable[[str], None]
+Progress = Callable[[int, int, float], None]  # bytes moved, bytes in all, seconds
+LEFTOVER_GRACE = timedelta(hours=24)
+_NO_UPLOADS = ("NoSuchUpload", "NotImplemented")
 SSE_CHOICES = ("AES256", "aws:kms")
 PART_SIZE = 64 * 2**20  # multipart above this; S3 allows 10,000 parts: 640 GB per backup
 _CHUNK = 2**20
@@ -76,6 +86,11 @@ def parse_s3_url(text: str) -> tuple[str, str]:
     """(bucket, prefix ending in / or empty) of s3://bucket[/prefix]; ValueError otherwise."""
     if not text.startswith("s3://"):
         raise ValueError("an s3://bucket/prefix URL")
+    if "@" in text:  # s3://KEY:SECRET@bucket: boto3 would not use them, and they would show
+        raise ValueError(
+            "an s3://bucket/prefix URL without credentials: the keys go in AWS_ACCESS_KEY_ID "
+            "and AWS_SECRET_ACCESS_KEY (the environment or .env)"
+        )
     bucket, _, prefix = text[len("s3://") :].partition("/")
     if not (3 <= len(bucket) <= 63) or not all(c.isalnum() or c in "-." for c in bucket):
         raise ValueError("an s3://bucket/prefix URL with a valid bucket name")
@@ -92,12 +107,40 @@ def aws_settings(values: Callable[[str], str | None]) -> dict[str, str]:
     return {name: value for name in _AWS_VARIABLES if (value := values(name))}
 
 
+def transfer_line(verb: str, done: int, total: int, seconds: float) -> str:
+    """`uploaded 12.0 MiB of 48.0 MiB (25%), 8.1 MiB/s`: a progress line for a person."""
+    share = done / total * 100 if total else 100
+    rate = done / seconds if seconds else 0
+    return f"{verb} {size(done)} of {size(total)} ({share:.0f}%), {size(rate)}/s"
+
+
+class _Meter:
+    """Bytes moved so far, told to `progress` at most twice a second and when all are there
+    (boto3 reports from its worker threads, and takes bytes back when it retries a part)."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.progress = total, progress
+        self.done, self.started, self.told = 0, time.monotonic(), 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, moved: int) -> None:
+        with self._lock:
+            self.done += moved
+            now = time.monotonic()
+            if self.progress and (now - self.told >= 0.5 or self.done >= self.total):
+                self.told = now
+                self.progress(self.done, self.total, now - self.started)
+
+
 class RemoteStore:
     """The backups under one s3://bucket/prefix."""
 
-    def __init__(self, offsite: Offsite, *, part_size: int = PART_SIZE) -> None:
+    def __init__(
+        self, offsite: Offsite, *, part_size: int = PART_SIZE, progress: Progress | None = None
+    ) -> None:
         self.offsite = offsite
         self.part_size = part_size
+        self.progress = progress  # uploads' and downloads' bytes, for a person watching
         self._client: Any = None  # a boto3 S3 client, made on first use
 
     @property
@@ -128,8 +171,9 @@ class RemoteStore:
                 multipart_threshold=self.part_size, multipart_chunksize=self.part_size
             )
             self.client.upload_file(
-                str(backup.path), self.offsite.bucket, key, ExtraArgs=extra, Config=config
-            )
+                str(backup.path), self.offsite.bucket, key, ExtraArgs=extra, Config=config,
+                Callback=_Meter(backup.path.stat().st_size, self.progress),
+            )  # fmt: skip
         self._check_uploaded(key, backup.path.stat().st_size, actual)
         with self._calling("upload", key + ".json"):
             self.client.put_object(
@@ -168,12 +212,53 @@ class RemoteStore:
                 gone.append(entry.path.name)
         return gone
 
+    def remove_leftovers(self, older_than: datetime) -> list[str]:
+        """Abort the multipart uploads of backups that a failure cut off and delete the data
+        objects whose manifest never arrived, when begun before `older_than` (younger ones may
+        be uploads under way); what went, in words."""
+        from botocore.exceptions import ClientError
+
+        gone = []
+        with self._calling("list uploads in", self.offsite.prefix):
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.offsite.bucket, Prefix=self.offsite.prefix
+            )
+            try:
+                unfinished = [u for page in pages for u in page.get("Uploads", [])]
+            except ClientError as exc:  # rclone says NoSuchUpload for none; some cannot list
+                if exc.response.get("Error", {}).get("Code") not in _NO_UPLOADS:
+                    raise
+                unfinished = []
+        for upload in unfinished:
+            name = upload["Key"][len(self.offsite.prefix) :]
+            if is_backup_name(name) and upload["Initiated"] < older_than:
+                with self._calling("abort the upload of", upload["Key"]):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.offsite.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                gone.append(f"the unfinished multipart upload of {name}")
+        data, manifests = self._listing()
+        for name, modified in sorted(data.items()):
+            key = self.offsite.key(name)
+            if name not in manifests and modified < older_than:
+                with self._calling("delete", key):
+                    self.client.delete_object(Bucket=self.offsite.bucket, Key=key)
+                gone.append(f"{name}, whose manifest never arrived")
+        return gone
+
     # -- reading --------------------------------------------------------------------------
 
     def entries(self) -> list[Backup]:
         """Every complete backup under the prefix (data and manifest both there), oldest first:
         Backup(Path(name), manifest)."""
-        names, manifests = set(), set()
+        data, manifests = self._listing()
+        found = [Backup(Path(n), self._manifest(n)) for n in data.keys() & manifests]
+        return sorted(found, key=lambda e: e.order)
+
+    def _listing(self) -> tuple[dict[str, datetime], set[str]]:
+        """The backup data objects directly under the prefix (name: last modified), and the
+        names whose manifest is there."""
+        data, manifests = {}, set()
         with self._calling("list", self.offsite.prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.offsite.bucket, Prefix=self.offsite.prefix
@@ -186,9 +271,8 @@ class RemoteStore:
                     if name.endswith(".json"):
                         manifests.add(name[: -len(".json")])
                     elif is_backup_name(name):
-                        names.add(name)
-        found = [Backup(Path(n), self._manifest(n)) for n in names & manifests]
-        return sorted(found, key=lambda e: e.order)
+                        data[name] = obj["LastModified"]
+        return data, manifests
 
     def _manifest(self, name: str) -> dict[str, Any]:
         key = self.offsite.key(name) + ".json"
@@ -226,12 +310,13 @@ class RemoteStore:
             key = self.offsite.key(backup.path.name)
             with self._calling("download", key):
                 response = self.client.get_object(Bucket=self.offsite.bucket, Key=key)
-                digest = hashlib.sha256()
+                digest, meter = hashlib.sha256(), _Meter(response["ContentLength"], self.progress)
                 fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as out:
                     for chunk in response["Body"].iter_chunks(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
+                        meter(len(chunk))
             stored = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
             expected = str(backup.manifest.get("sha256", ""))
             if digest.hexdigest() != expected or stored.get("sha256", expected) != expected:
@@ -248,7 +333,8 @@ class RemoteStore:
         """botocore's errors as OffsiteError naming the step and object; botocore never puts
         credentials in its messages."""
         from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as Unreachable
 
         try:
             try:
@@ -262,16 +348,25 @@ class RemoteStore:
                 f"{what} s3://{self.offsite.bucket}/{key} failed: {code} {message}".rstrip()
                 + _remedy(str(code))
             ) from None
+        except (Unreachable, HTTPClientError):  # their text holds request URLs and upload ids
+            endpoint = redact_url(self.offsite.endpoint or self.client.meta.endpoint_url)
+            raise OffsiteError(
+                f"{what} s3://{self.offsite.bucket}/{key} failed: cannot reach the S3 endpoint "
+                f"{endpoint} → check PGKURA_S3_ENDPOINT, this host's network access to it, and "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+            ) from None
         except (BotoCoreError, S3UploadFailedError, OSError) as exc:
             raise OffsiteError(
                 f"{what} s3://{self.offsite.bucket}/{key} failed: {exc}" + _remedy("")
             ) from None
 
 
-def ship(offsite: Offsite, backup: Backup, policy: Policy, log: Log) -> str:
-    """Copy a finished backup off-site, then apply `policy` there as well; its remote URL.
-    On failure the local backup stays, and the error says so."""
-    store = RemoteStore(offsite)
+def ship(
+    offsite: Offsite, backup: Backup, policy: Policy, log: Log, progress: Progress | None = None
+) -> str:
+    """Copy a finished backup off-site, then apply `policy` there as well and clear what failed
+    uploads left; its remote URL. On failure the local backup stays, and the error says so."""
+    store = RemoteStore(offsite, progress=progress)
     try:
         store.upload(backup)
         url = offsite.url + backup.path.name
@@ -281,6 +376,11 @@ def ship(offsite: Offsite, backup: Backup, policy: Policy, log: Log) -> str:
             log(f"retention: removed the off-site copy {name}")
     except OffsiteError as exc:
         raise OffsiteError(f"the backup {backup.path} is complete and kept, but {exc}") from None
+    try:
+        for what in store.remove_leftovers(datetime.now(UTC) - LEFTOVER_GRACE):
+            log(f"off-site: removed {what} (left by a failed upload)")
+    except OffsiteError as exc:  # e.g. a key that may not list uploads: the copy is made
+        log(f"warning: what failed uploads left in {offsite.url} stays: {exc}")
     return url
 
 
@@ -295,9 +395,12 @@ def configured(offsite: Offsite | None) -> Offsite:
 
 
 @contextmanager
-def fetch(offsite: Offsite | None, spec: str, dbname: str, directory: Path) -> Iterator[Path]:
+def fetch(
+    offsite: Offsite | None, spec: str, dbname: str, directory: Path,
+    progress: Progress | None = None,
+) -> Iterator[Path]:  # fmt: skip
     """A remote backup (`latest` of `dbname`, or a name) as a verified private local file."""
-    store = RemoteStore(configured(offsite))
+    store = RemoteStore(configured(offsite), progress=progress)
     with store.fetched(store.find(spec, dbname), directory) as path:
         yield path
 

@@ -63,7 +63,7 @@ def for_throwaway(source: BigmSource) -> Path:
 def _archive(source: BigmSource, root: Path) -> Path:
     if source.path is not None:
         return verified(source.path, source.sha256, what="PG_BIGM_SOURCE")
-    url = source.describe()
+    url = source.build_arg  # the URL: a local archive returned above
     saved = root / "downloads" / re.sub(r"[^A-Za-z0-9._-]", "_", url)
     if not saved.is_file():
         saved.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +76,8 @@ def _archive(source: BigmSource, root: Path) -> Path:
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise Unavailable(
-                f"cannot download pg_bigm from {url} ({exc}); set PG_BIGM_SOURCE to a local "
-                "copy of the archive"
+                f"cannot download pg_bigm from {source.describe()} ({exc}); set PG_BIGM_SOURCE "
+                "to a local copy of the archive"
             ) from None
         partial.replace(saved)
     return verified(saved, source.sha256, what="the downloaded archive")

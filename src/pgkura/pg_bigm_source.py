@@ -13,12 +13,12 @@ import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgkura.checksums import sha256_of
 from pgkura.errors import ConfigError
-from pgkura.validation import is_http_url, project_path
+from pgkura.validation import is_http_url, project_path, redact_url
 
 VERSION = "1.2-20250903"
 DEFAULT_URL = f"https://github.com/pgbigm/pg_bigm/archive/refs/tags/v{VERSION}.tar.gz"
@@ -30,7 +30,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class BigmSource:
     """A URL to download, or a local archive (exactly one), and the SHA-256 it must have."""
 
-    url: str | None = None
+    url: str | None = field(default=None, repr=False)  # a private mirror's may hold a token
     path: Path | None = None
     sha256: str | None = None
 
@@ -42,7 +42,8 @@ class BigmSource:
         return self.url or DEFAULT_URL
 
     def describe(self) -> str:
-        return str(self.path) if self.path is not None else (self.url or DEFAULT_URL)
+        """Where it comes from, as it may be shown (a URL's password and query hidden)."""
+        return str(self.path) if self.path is not None else redact_url(self.url or DEFAULT_URL)
 
 
 def parse_location(text: str, root: Path) -> BigmSource:

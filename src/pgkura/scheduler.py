@@ -8,8 +8,14 @@ start, end, outcome, the last lines of output) in `<backup dir>/.pgkura-schedule
 `db.schedule`, `db.backups` and `db.doctor` read; a second runner for the same directory is
 refused (an exclusive lock held for the runner's life). A job whose newest slot has not been
 served runs at once, so a run missed while the host or the runner was down is caught up when
-it is back. A supervisor keeps the runner alive across crashes and reboots: `db.schedule
---install` writes a systemd service for it.
+it is back. A run cut off by the runner's own stop (a restart, a reboot) or by the host going
+down does not serve its slot: it is recorded as started and unfinished, and runs again when
+the runner is back; cut off a second time, it is a failure (and alerted), so that a run that
+keeps taking the host down cannot loop. A supervisor keeps the runner alive across crashes
+and reboots: `db.schedule --install` writes a systemd service for it.
+
+Each job writes its outcome to a result file (run_result, PGKURA_RESULT_FILE), which the runner
+records; the printed lines are kept only as output.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pgkura import run_result
 from pgkura.backup_store import write_private
 from pgkura.config import Settings
 from pgkura.errors import PgkuraError
@@ -38,6 +46,7 @@ STATE = ".pgkura-schedule.json"
 _LOCK = ".pgkura-schedule.lock"
 _NAP_S = 30.0  # the longest sleep: clock jumps and suspends are noticed within this
 _OUTPUT_KEPT = 2000
+_ATTEMPTS = 2  # a slot's run cut off this many times counts as failed
 
 
 class SchedulerBusy(PgkuraError):
@@ -141,6 +150,8 @@ def run(settings: Settings, root: Path, log: Log) -> None:
         state = read_state(settings)
         state["runner"] = {"pid": os.getpid(), "started_at": _iso(_now())}
         state.setdefault("jobs", {})
+        for job in found:
+            _resume(settings, job, state, log)
         _write_state(settings, state)
         for job in found:
             log(
@@ -150,54 +161,101 @@ def run(settings: Settings, root: Path, log: Log) -> None:
             for job in found:
                 now = _now()
                 if due(job, state, now) and not stopper.stopping:
-                    state["jobs"][job.name] = _run_job(settings, root, job, now, stopper, log)
-                    _write_state(settings, state)
+                    _run_job(settings, root, job, now, stopper, state, log)
             stopper.sleep_until(min(job.schedule.next_due(_now()) for job in found))
         log("stopped")
 
 
+def _resume(settings: Settings, job: Job, state: dict[str, Any], log: Log) -> None:
+    """A run the last runner started and never finished (it was stopped, or the host went
+    down): it runs again, unless it was already its slot's second try (then it failed)."""
+    last = state["jobs"].get(job.name, {})
+    cut = last.get("unfinished")
+    if not cut:
+        return
+    if cut.get("attempt", 1) < _ATTEMPTS:
+        log(f"{job.name}: the run for the slot {cut.get('slot')} was cut off (the runner "
+            "stopped or the host went down); it runs again")  # fmt: skip
+        return
+    why = (f"the run for the slot {cut.get('slot')} was cut off twice (the runner stopped or "
+           "the host went down during it); it is not tried again")  # fmt: skip
+    state["jobs"][job.name] = {"slot": cut.get("slot"), "started_at": cut.get("started_at"),
+                               "finished_at": None, "exit_code": None,
+                               "outcome": "failed (cut off)", "summary": why}  # fmt: skip
+    log(f"{job.name}: {why}")
+    _alert_failure(settings, job, why, log)
+
+
 def _run_job(
-    settings: Settings, root: Path, job: Job, now: datetime, stopper: _Stopper, log: Log
-) -> dict[str, Any]:
-    slot = job.schedule.last_due(now)
-    started = _now()
-    log(f"{job.name}: running `invoke {' '.join(job.argv)}` for the slot {_iso(slot)}")
-    argv = [sys.executable, "-m", "invoke", "--search-root", str(root), *job.argv]
-    child = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, cwd=root,
-    )  # fmt: skip
-    stopper.child = child
-    try:
-        stdout, stderr = child.communicate()
-    finally:
-        stopper.child = None
-    code = child.returncode
-    summary = _summary(stdout, stderr, code)
-    if code < 0 or (code != 0 and not job.alerts_itself):  # killed, or a job that cannot ping
-        why = f"killed by signal {-code}" if code < 0 else summary
-        _alert_failure(settings, job, why, log)
+    settings: Settings, root: Path, job: Job, now: datetime, stopper: _Stopper,
+    state: dict[str, Any], log: Log,
+) -> None:  # fmt: skip
+    """Run `job` for its newest slot and record it in `state` (and its file): as started
+    first, so that a runner that never comes back from it leaves that fact behind."""
+    slot, started = _iso(job.schedule.last_due(now)), _now()
+    last = state["jobs"].get(job.name, {})
+    cut = last.get("unfinished") or {}
+    attempt = cut.get("attempt", 0) + 1 if cut.get("slot") == slot else 1
+    state["jobs"][job.name] = {**last, "unfinished": {"slot": slot, "started_at": _iso(started),
+                                                      "attempt": attempt}}  # fmt: skip
+    _write_state(settings, state)
+    log(f"{job.name}: running `invoke {' '.join(job.argv)}` for the slot {slot}")
+    code, result, output = _child(settings, root, job, stopper)
+    cut_off = stopper.stopping and code != 0 and (result or {}).get("outcome") != "failed"
+    if cut_off and attempt < _ATTEMPTS:
+        log(f"{job.name}: cut off by the runner's stop; it runs again when the runner is back")
+        return  # the slot stays unserved, the run recorded as unfinished
+    if result is not None:
+        summary = result["summary"]
+    elif code <= 0:
+        summary = f"killed by signal {-code}" if code else "done"
+    else:
+        summary = _last_error(output)
+    if cut_off:
+        summary = f"cut off twice by the runner's stop: {summary}"
+    if code != 0 and (code < 0 or cut_off or not job.alerts_itself):  # it could not ping
+        _alert_failure(settings, job, summary, log)
     outcome = "ok" if code == 0 else f"failed (exit {code})"
     log(f"{job.name}: {outcome}")
-    return {
-        "slot": _iso(slot),
+    state["jobs"][job.name] = {
+        "slot": slot,
         "started_at": _iso(started),
         "finished_at": _iso(_now()),
         "exit_code": code,
         "outcome": outcome,
         "summary": summary,
-        "output": (stdout + stderr).strip()[-_OUTPUT_KEPT:],
+        "output": output[-_OUTPUT_KEPT:],
     }
+    _write_state(settings, state)
 
 
-def _summary(stdout: str, stderr: str, code: int) -> str:
-    """The line that says what happened: the result line on success, the error on failure."""
-    lines = (stdout if code == 0 else stderr or stdout).strip().splitlines()
-    if code == 0:
-        wanted = [ln for ln in lines if ln.startswith(("backup:", "restore test:"))]
-        return wanted[-1] if wanted else "done"
+def _child(
+    settings: Settings, root: Path, job: Job, stopper: _Stopper
+) -> tuple[int, dict[str, str] | None, str]:
+    """Run the job's invoke command: (exit code, the result it wrote, its output)."""
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(root), *job.argv]
+    fd, name = tempfile.mkstemp(prefix=".pgkura-result-", dir=settings.backup_dir)  # 0600
+    os.close(fd)
+    try:
+        child = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, cwd=root, env={**os.environ, run_result.ENV: name},
+        )  # fmt: skip
+        stopper.child = child
+        try:
+            stdout, stderr = child.communicate()
+        finally:
+            stopper.child = None
+        return child.returncode, run_result.read(Path(name)), (stdout + stderr).strip()
+    finally:
+        os.unlink(name)
+
+
+def _last_error(output: str) -> str:
+    """What a run that wrote no result said last: its last `error:` line, else its last line."""
+    lines = output.splitlines()
     errors = [ln for ln in lines if ln.startswith("error:")]
-    return (errors or lines or ["no output"])[0]
+    return (errors or lines or ["no output"])[-1]
 
 
 def _alert_failure(settings: Settings, job: Job, why: str, log: Log) -> None:
@@ -217,9 +275,10 @@ class JobStatus:
     """What `db.schedule` and `db.doctor` say of one job."""
 
     job: Job
-    last: dict[str, Any]  # the recorded last run, {} if none
+    last: dict[str, Any]  # the recorded last finished run, {} if none
     next_due: datetime
     missed: bool  # its newest slot is unserved and no runner is there to serve it
+    unfinished: dict[str, Any]  # a run started and not finished (running, or cut off), or {}
 
     @property
     def level(self) -> str:
@@ -232,6 +291,11 @@ class JobStatus:
         else:
             done = (f"last run {self.last.get('started_at', '?')}: {self.last.get('outcome', '?')}"
                     f" — {self.last.get('summary', '')}")  # fmt: skip
+        if self.unfinished:
+            since = self.unfinished.get("started_at", "?")
+            done += (f"; running since {since}" if not self.missed else
+                     f"; the run started {since} was cut off: it runs again when a runner "
+                     "starts")  # fmt: skip
         missed = "; MISSED: its last slot went unserved (no runner)" if self.missed else ""
         return f"{self.job.schedule.describe()}; {done}; next {_iso(self.next_due)}{missed}"
 
@@ -239,15 +303,13 @@ class JobStatus:
 def status(settings: Settings) -> tuple[bool, list[JobStatus]]:
     """(whether a runner is active, each configured job's status)."""
     active, state, now = runner_active(settings), read_state(settings), _now()
-    return active, [
-        JobStatus(
-            job,
-            state.get("jobs", {}).get(job.name, {}),
-            job.schedule.next_due(now),
-            not active and due(job, state, now),
-        )
-        for job in jobs(settings)
-    ]
+    found = []
+    for job in jobs(settings):
+        last = dict(state.get("jobs", {}).get(job.name, {}))
+        unfinished = last.pop("unfinished", None) or {}
+        missed = not active and due(job, state, now)
+        found.append(JobStatus(job, last, job.schedule.next_due(now), missed, unfinished))
+    return active, found
 
 
 def _now() -> datetime:

@@ -26,11 +26,13 @@ class SafeValueError(ValueError):
 
 @dataclass(frozen=True)
 class Rule(Generic[T]):
-    """A parser and the words that say what it accepts. `secret` values are never echoed."""
+    """A parser and the words that say what it accepts. `secret` values are never echoed;
+    `shown` renders a value that may hold a secret in part (a URL's password or token)."""
 
     parse: Callable[[str], T]
     expected: str
     secret: bool = False
+    shown: Callable[[str], str] | None = None
 
     def check(self, text: str, *, name: str, where: str) -> T:
         try:
@@ -38,7 +40,7 @@ class Rule(Generic[T]):
         except ValueError as exc:
             speaks = str(exc) and (not self.secret or isinstance(exc, SafeValueError))
             detail = f" ({exc})" if speaks else ""
-            shown = name if self.secret else f"{name}={text!r}"
+            shown = name if self.secret else f"{name}={(self.shown or str)(text)!r}"
             raise ConfigError(
                 f"{shown} from {where} is invalid: expected {self.expected}{detail}"
             ) from None
@@ -70,8 +72,22 @@ _HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$", re.IGNORECASE)
 
 
 def is_http_url(text: str) -> bool:
-    """An http:// or https:// URL with a host: what urllib may be handed (no file://)."""
-    return bool(_HTTP_URL.match(text))
+    """An http:// or https:// URL with a host, in printable ASCII: what urllib may be handed
+    (no file://; a control character or a non-ASCII one would make it fail with the URL, and
+    so its token, in the message)."""
+    return bool(_HTTP_URL.match(text)) and text.isascii() and text.isprintable()
+
+
+def redact_url(text: str) -> str:
+    """A URL as it may be shown: whatever precedes its last `@` (user, password: a password
+    may hold `/`, `?` or `#` unencoded) and its whole query and fragment (tokens) become ***."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    return scheme + sep + rest[:cut] + (rest[cut] + "***" if cut < len(rest) else "")
 
 
 def project_path(text: str, root: Path) -> Path:

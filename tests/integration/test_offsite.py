@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -184,19 +186,86 @@ def test_retention_applies_off_site_as_well(pg_server, database, tmp_path, env, 
     assert "off-site" not in skipped.stdout
 
 
-def test_large_backups_go_up_in_parts_and_come_back_whole(tmp_path, s3_server, bucket):
-    """A multipart upload (three 5 MiB parts) is one object, listed and fetched whole."""
-    path = tmp_path / "app_20260101_030000.sql.gz"
-    payload = os.urandom(12 * 2**20)
+def local_backup(directory: Path, name: str, payload: bytes) -> Backup:
+    path = directory / name
     path.write_bytes(payload)
     manifest = {"format": MANIFEST_FORMAT, "file": path.name, "database": "app", "mode": "full",
                 "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}  # fmt: skip
     manifest_path(path).write_text(json.dumps(manifest))
+    return Backup(path, manifest)
+
+
+def test_large_backups_go_up_in_parts_and_come_back_whole(tmp_path, s3_server, bucket):
+    """A multipart upload (three 5 MiB parts) is one object, listed and fetched whole; both
+    ways report their progress, up to every byte."""
+    payload = os.urandom(12 * 2**20)
+    told: list[tuple[int, int, float]] = []
     remote = store(s3_server, bucket)
-    remote.part_size = 5 * 2**20
-    remote.upload(Backup(path, manifest))
+    remote.part_size, remote.progress = 5 * 2**20, lambda *seen: told.append(seen)
+    remote.upload(local_backup(tmp_path, "app_20260101_030000.sql.gz", payload))
+    assert told[-1][:2] == (len(payload), len(payload))
+    told.clear()
     (found,) = remote.entries()
     with remote.fetched(found, tmp_path / "restore") as fetched:
         assert fetched.read_bytes() == payload
         assert fetched.stat().st_mode & 0o777 == 0o600
+    assert told[-1][:2] == (len(payload), len(payload))
     assert not any((tmp_path / "restore").iterdir())
+
+
+def test_what_failed_uploads_left_is_removed_once_a_day_old(tmp_path, s3_server, bucket):
+    """A multipart upload cut off and a data object whose manifest never came: kept while they
+    may be uploads under way, removed after the grace period; complete backups and other
+    people's objects stay."""
+    remote = store(s3_server, bucket)
+    kept = local_backup(tmp_path, "app_20260101_030000.sql.gz", b"complete")
+    remote.upload(kept)
+    client, prefix = remote.client, PREFIX + "/"
+    cut = client.create_multipart_upload(Bucket=bucket, Key=prefix + "app_20260102_030000.sql.gz")
+    client.upload_part(Bucket=bucket, Key=prefix + "app_20260102_030000.sql.gz", PartNumber=1,
+                       UploadId=cut["UploadId"], Body=b"part")  # fmt: skip
+    client.put_object(Bucket=bucket, Key=prefix + "app_20260103_030000.sql.gz", Body=b"orphan")
+    client.put_object(Bucket=bucket, Key=prefix + "notes.txt", Body=b"not ours")
+
+    assert remote.remove_leftovers(datetime.now(UTC) - timedelta(hours=24)) == []
+    assert client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
+    a_day_on = datetime.now(UTC) + timedelta(hours=25)
+    assert remote.remove_leftovers(a_day_on) == [
+        "the unfinished multipart upload of app_20260102_030000.sql.gz",
+        "app_20260103_030000.sql.gz, whose manifest never arrived",
+    ]
+    assert not client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
+    listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    assert sorted(o["Key"][len(prefix) :] for o in listed) == [
+        kept.path.name,
+        kept.path.name + ".json",
+        "notes.txt",
+    ]
+    assert [e.path.name for e in remote.entries()] == [kept.path.name]
+
+
+def test_an_unreachable_endpoint_is_one_line_with_what_to_check(
+    pg_server, database, tmp_path, env, s3_server
+):
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {**env, "PGKURA_S3_ENDPOINT": endpoint}
+    result = invoke("db.backup", env=env, cwd=tmp_path, secret=s3_server.secret_key)
+    assert result.returncode == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "is complete and kept, but upload s3://" in error
+    assert f"cannot reach the S3 endpoint {endpoint} → check PGKURA_S3_ENDPOINT" in error
+    assert "AWS_SECRET_ACCESS_KEY" in error
+    assert "Traceback" not in result.stderr
+    assert "uploadId" not in result.stderr + result.stdout
+    assert "Could not connect" not in result.stderr  # botocore's words, with the request's URL
+
+
+def test_credentials_in_the_offsite_url_are_refused_and_never_shown(tmp_path, env):
+    env = {**env, "PGKURA_OFFSITE_URL": "s3://AKIAEXAMPLE:wJalr/XUtnFEMI@bucket/p"}
+    result = invoke("db.backups", "--remote", env=env, cwd=tmp_path, secret="wJalr/XUtnFEMI")
+    assert result.returncode == 1
+    assert "PGKURA_OFFSITE_URL='s3://***@bucket/p'" in result.stderr
+    assert "the keys go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in result.stderr
+    assert "AKIAEXAMPLE" not in result.stderr

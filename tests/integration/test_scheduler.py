@@ -11,11 +11,17 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from pgkura.throwaway import bin_dir
 from tests.conftest import TOKEN, run_invoke
 from tests.scheduling import state, stop, wait_for
+
+
+def finished(env: dict[str, str], job: str) -> bool:
+    """Whether a run of `job` is recorded as done (a run is recorded as started first)."""
+    return "exit_code" in state(env).get("jobs", {}).get(job, {})
 
 
 @pytest.fixture
@@ -36,7 +42,8 @@ def test_backups_and_drills_run_on_schedule_and_are_visible(env, tmp_path, runne
     def both_ran_recently() -> bool:
         jobs = state(env).get("jobs", {})
         recent = datetime.now(UTC) - timedelta(seconds=4)
-        served = [datetime.fromisoformat(jobs[j]["slot"]) for j in ("backup", "drill") if j in jobs]
+        served = [datetime.fromisoformat(jobs[j]["slot"]) for j in ("backup", "drill")
+                  if "slot" in jobs.get(j, {})]  # fmt: skip
         backups = list((tmp_path / "backups").glob("*.sql.gz"))
         return len(served) == 2 and min(served) > recent and len(backups) >= 2
 
@@ -98,12 +105,14 @@ def test_a_failing_run_alerts_and_is_recorded(env, tmp_path, runners, monitor):
     env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url,
            "DATABASE_URL": "postgresql://app:pw@127.0.0.1:9/app", "PGKURA_CONNECT_WAIT": "1s"}  # fmt: skip
     runner = runners(env, tmp_path)
-    wait_for(lambda: "backup" in state(env).get("jobs", {}), runner)
+    wait_for(lambda: finished(env, "backup"), runner)
     run = state(env)["jobs"]["backup"]
     assert run["exit_code"] == 1
     assert run["outcome"] == "failed (exit 1)"
-    assert run["summary"].startswith("error: ")
-    wait_for(lambda: "size snapshot" in state(env).get("jobs", {}), runner)
+    # what the child wrote as its result: the error, not its first line ("backing up …")
+    errors = [line for line in run["output"].splitlines() if line.startswith("error: ")]
+    assert run["summary"].startswith(errors[-1])
+    wait_for(lambda: finished(env, "size snapshot"), runner)
     # the backup pings by itself; the size snapshot after it fails too, reported by the runner
     assert sorted(body.split(":")[0] for _, body in pings) == [
         "db.backup failed",
@@ -122,7 +131,7 @@ def test_a_failing_restore_drill_alerts_through_the_runner(env, tmp_path, runner
     env = {**env, "PGKURA_DRILL_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url,
            "PGKURA_ALERT_SUCCESS": "true"}  # fmt: skip
     runner = runners(env, tmp_path)
-    wait_for(lambda: "drill" in state(env).get("jobs", {}), runner)
+    wait_for(lambda: finished(env, "drill"), runner)
     stop(runner)
     assert state(env)["jobs"]["drill"]["exit_code"] == 1
     ((path, body),) = pings
@@ -150,3 +159,80 @@ def test_the_systemd_service_keeps_the_runner_going(env, tmp_path):
     gone = run_invoke("db.schedule", "--remove", "--unit-dir", str(units), env=env, cwd=tmp_path)
     assert gone.returncode == 0, gone.stderr
     assert not unit.exists()
+
+
+def _this_hour() -> str:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def test_a_run_cut_off_by_the_runner_s_stop_runs_again_when_it_is_back(
+    env, tmp_path, runners, pg_server, database, monitor
+):
+    """A restart (SIGTERM) while a backup runs: the slot is not served and the run is recorded
+    as unfinished; the next runner runs it at once, and once. No false alarm is sent."""
+    alert_url, pings = monitor
+    env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url}
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE held (v int)")
+    with psycopg.connect(url) as holder:  # pg_dump waits for this lock: the backup is running
+        holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        runner = runners(env, tmp_path)
+
+        def dump_waits() -> bool:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+            return row == (1,)
+
+        wait_for(dump_waits, runner)
+        said = stop(runner)
+        holder.rollback()
+    assert "cut off by the runner's stop; it runs again when the runner is back" in said
+    record = state(env)["jobs"]["backup"]
+    assert "slot" not in record  # not served
+    assert record["unfinished"]["slot"] == _this_hour()
+    assert record["unfinished"]["attempt"] == 1
+    assert not list((tmp_path / "backups").glob("*.sql.gz"))
+    shown = run_invoke("db.schedule", env=env, cwd=tmp_path)
+    assert "was cut off: it runs again when a runner starts" in shown.stdout
+
+    runner = runners(env, tmp_path)
+    wait_for(lambda: finished(env, "backup"), runner)
+    said = stop(runner)
+    record = state(env)["jobs"]["backup"]
+    assert record["exit_code"] == 0, record["output"]
+    assert record["slot"] == _this_hour()
+    assert "unfinished" not in record
+    assert record["summary"].startswith("backup: ")
+    assert "was cut off (the runner stopped or the host went down); it runs again" in said
+    assert len(list((tmp_path / "backups").glob("*.sql.gz"))) == 1
+    assert pings == []
+
+
+def test_a_run_cut_off_twice_is_a_failure_and_alerted(env, tmp_path, runners, monitor):
+    """The host went down during a retry: the slot counts as failed (a run that keeps taking
+    the host down must not loop), with an alert; the backup is not tried a third time."""
+    alert_url, pings = monitor
+    env = {**env, "PGKURA_BACKUP_SCHEDULE": "hourly", "PGKURA_ALERT_URL": alert_url}
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    cut = {"slot": _this_hour(), "started_at": _this_hour(), "attempt": 2}
+    (backups / ".pgkura-schedule.json").write_text(
+        json.dumps({"jobs": {"backup": {"unfinished": cut}}})
+    )
+    runner = runners(env, tmp_path)
+    wait_for(lambda: finished(env, "size snapshot"), runner)
+    stop(runner)
+    record = state(env)["jobs"]["backup"]
+    assert record["slot"] == _this_hour()
+    assert record["outcome"] == "failed (cut off)"
+    assert "cut off twice" in record["summary"]
+    assert not list(backups.glob("*.sql.gz"))
+    ((path, body),) = pings
+    assert path == f"/ping/{TOKEN}/fail"
+    assert body.startswith("scheduled backup failed: the run for the slot")
+    shown = run_invoke("db.schedule", env=env, cwd=tmp_path)
+    assert "failed (cut off) — the run for the slot" in shown.stdout
