@@ -134,19 +134,21 @@ def destroy(settings: Settings) -> None:
     cluster(settings).remove()
 
 
-def status(settings: Settings) -> str:
+def status(settings: Settings) -> tuple[bool, str]:
+    """Whether the tasks can use the server (initialised, running, on POSTGRES_PORT), and its
+    state in words."""
     local = cluster(settings)
     if not local.initialized:
-        return f"embedded: no cluster yet in {local.data} (`invoke db.up` makes one)"
+        return False, f"embedded: no cluster yet in {local.data} (`invoke db.up` makes one)"
     if _unfinished(local).exists():
-        return f"embedded: {_UNFINISHED} → fix it, then `invoke db.reset`"
+        return False, f"embedded: {_UNFINISHED} → fix it, then `invoke db.reset`"
     if not local.running:
-        return f"embedded: stopped, data in {local.data}"
+        return False, f"embedded: stopped, data in {local.data} → invoke db.up"
     where = f"embedded: running, data in {local.data}, 127.0.0.1:{local.port}"
     if local.port != settings.postgres_port:
-        where += (f" (POSTGRES_PORT is {settings.postgres_port}: the tasks do not reach it → "
-                  "`invoke db.restart`)")  # fmt: skip
-    return where
+        return False, (f"{where}, but POSTGRES_PORT is {settings.postgres_port}: the tasks do "
+                       "not reach it → invoke db.restart")  # fmt: skip
+    return True, where
 
 
 def show_log(settings: Settings, lines: int, *, follow: bool) -> int:

@@ -24,7 +24,8 @@ import pytest
 
 from pgkura.config import load_settings
 from pgkura.embedded import cluster
-from pgkura.local_cluster import bin_dir
+from pgkura.errors import PgkuraError
+from pgkura.local_cluster import LocalCluster, bin_dir
 from tests.conftest import ROOT, run_invoke
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
@@ -221,6 +222,7 @@ def test_db_up_says_when_the_server_runs_on_another_port(project):
     ps = run(env, "db.ps").stdout
     assert f"127.0.0.1:{other}" in ps
     assert f"POSTGRES_PORT is {env['POSTGRES_PORT']}" in ps
+    assert "[FAIL] engine" in run(env, "db.doctor", ok=False).stdout
     assert "ready: PostgreSQL 18." in run(env, "db.restart").stdout  # moved to POSTGRES_PORT
     psycopg.connect(url(env)).close()
 
@@ -311,3 +313,18 @@ def test_a_long_project_path_for_an_ordinary_user(nobodys_dir):
         assert stat.S_IMODE(sockets[0].stat().st_mode) == 0o700
     finally:
         _as_nobody([*invoke, "db.down", "--volumes", "--yes"], env)
+
+
+def test_under_root_a_wheel_the_service_user_cannot_reach_is_named(tmp_path):
+    """pgkura no longer opens the directories above the wheel: it says what to do instead."""
+    if os.geteuid() != 0:
+        pytest.skip("only root runs the server as a service user")
+    local = LocalCluster(tmp_path / "pg", "app")
+    local.bin = tmp_path / "bin"  # under root's own 0700 pytest directory, as /root/venv is
+    local.bin.mkdir()
+    (local.bin / "postgres").symlink_to(bin_dir() / "postgres")
+    parents = _modes(local.bin)
+    with pytest.raises(PgkuraError, match=r"(?s)cannot run .*install pgkura where other users"):
+        local.init(PASSWORD)
+    assert _modes(local.bin) == parents
+    assert not local.home.exists()
