@@ -41,11 +41,10 @@ def _checks(settings: Settings) -> Iterator[Finding]:
     local = settings.target.is_container
     docker_ok = False
     if settings.is_embedded:
-        from pgkura.embedded import cluster, status
+        from pgkura.embedded import status
 
-        running = cluster(settings).running
-        yield Finding("engine", "ok" if running else "fail",
-                      status(settings) + ("" if running else " → invoke db.up"))  # fmt: skip
+        usable, state = status(settings)
+        yield Finding("engine", "ok" if usable else "fail", state)
     if local:
         try:
             version = require_docker()

@@ -217,7 +217,7 @@ def show_log(settings: Settings, lines: int, *, follow: bool) -> int:
 def show_state(settings: Settings) -> int:
     """The container's state and health (the embedded server's state); an exit status."""
     if settings.is_embedded:
-        print(embedded.status(settings))
+        print(embedded.status(settings)[1])
         return 0
     return _passthrough(settings, "ps", "--all")
 

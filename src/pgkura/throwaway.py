@@ -8,7 +8,6 @@ password authentication on 127.0.0.1, started in about a second, deleted afterwa
 from __future__ import annotations
 
 import secrets
-import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -65,11 +64,7 @@ class ThrowawayServer:
         self.cluster.start(self.port, "-F -c max_connections=200")
 
     def stop(self) -> None:
-        if (self.cluster.data / "postmaster.pid").exists():
-            self.cluster.run(
-                "pg_ctl", "-D", str(self.cluster.data), "-m", "immediate", "-w", "stop"
-            )
-        shutil.rmtree(self.base, ignore_errors=True)
+        self.cluster.remove()
 
     def url(self, dbname: str = "postgres") -> str:
         return (
