@@ -49,7 +49,7 @@ _own_world()
 # The checkout's runtime state: a user's settings, backups and pg_bigm archive (compared file by
 # file), socket directory (which sockets exist) and embedded cluster (whether a server runs there,
 # and since when: postmaster.pid; a live cluster's other files change by themselves).
-USER_FILES = (".env", "backups", "docker/postgres/pg_bigm-source")
+USER_FILES = (".env", "backups", "docker/postgres/pg_bigm-source", ".pgkura/engine")
 USER_SERVERS = ("run", ".pgkura")
 
 

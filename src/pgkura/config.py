@@ -16,8 +16,10 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from pgkura import engine_choice
 from pgkura import validation as v
 from pgkura.dsn import Target, TargetKind, parse_database_url
+from pgkura.engine_choice import ENGINES
 from pgkura.gzip_blocks import DEFAULT_LEVEL
 from pgkura.offsite import SSE_CHOICES, Offsite, aws_settings, parse_s3_url
 from pgkura.pg_bigm_source import DEFAULT_URL, BigmSource, parse_location, parse_sha256
@@ -27,7 +29,6 @@ from pgkura.schedule import Schedule, parse_schedule
 from pgkura.validation import Rule, SafeValueError
 
 ENVIRONMENTS = ("development", "production")
-ENGINES = ("docker", "embedded")
 ENVIRONMENT_ALIASES = {"dev": "development", "prod": "production"}
 BUILD_TARGETS = ("full", "runtime")
 # as in docker-compose.yml and docker/postgres/Dockerfile
@@ -79,6 +80,8 @@ class Settings:
     build_target: str
     pg_bigm: BigmSource
     build_network: str | None
+    engine_chosen: bool = False  # PGKURA_ENGINE unset: pgkura chose (engine_choice)
+    engine_note: str | None = None  # what to tell the user about that choice
 
     @property
     def schema_file(self) -> Path:
@@ -278,14 +281,21 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
     optional_dir = Rule(lambda t: directory.parse(t) if t else None, "a directory")
     build_target = values.parsed("PGKURA_BUILD_TARGET", "full", BUILD_TARGET)
     project = values.parsed("PGKURA_COMPOSE_PROJECT", "pgkura", COMPOSE_PROJECT)
-    engine = values.parsed("PGKURA_ENGINE", "docker", ENGINE)
+    environment = values.parsed("PGKURA_ENV", "development", ENVIRONMENT)
+    engine_note: str | None = None
+    if values.get("PGKURA_ENGINE", ""):
+        engine = values.parsed("PGKURA_ENGINE", "docker", ENGINE)
+    else:
+        engine, engine_note = engine_choice.choose(root, environment, env)
     bigm_location = Rule(
         lambda t: parse_location(t, root), "a https:// URL or a file's path", shown=v.redact_url
     )
     return Settings(
         root=root,
-        environment=values.parsed("PGKURA_ENV", "development", ENVIRONMENT),
+        environment=environment,
         engine=engine,
+        engine_chosen=not values.get("PGKURA_ENGINE", ""),
+        engine_note=engine_note,
         embedded_dir=values.parsed("PGKURA_EMBEDDED_DIR", ".pgkura/embedded", directory),
         postgres_user=values.parsed("POSTGRES_USER", "app", v.ROLE),
         postgres_password=values.raw("POSTGRES_PASSWORD") or None,

@@ -26,6 +26,7 @@ from pgkura.compose import (
     run,
 )
 from pgkura.config import Settings
+from pgkura.engine_choice import remember as remember_engine
 from pgkura.errors import ConfigError, ConnectError, PgkuraError
 from pgkura.pg_bigm_source import staged
 from pgkura.pg_tools import host_program
@@ -131,10 +132,14 @@ def _require_password(settings: Settings) -> None:
 def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     """Start the container (or the embedded engine's server) and wait until the server answers
     a query; its version number."""
+    if settings.engine_note:
+        log(settings.engine_note)
     if settings.is_embedded:
         if build_first:
             log("the embedded engine has no image to build: starting its server")
-        return embedded.up(settings, log)
+        version = embedded.up(settings, log)
+        _remember_engine(settings)
+        return version
     require_docker()
     _require_password(settings)
     if not settings.is_production:
@@ -154,7 +159,14 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     except ConnectError as exc:
         raise DockerError(f"{exc}\n{_logs(settings)}") from None
     watch()  # the first start may have failed and the restart policy brought up the rest
+    _remember_engine(settings)
     return version
+
+
+def _remember_engine(settings: Settings) -> None:
+    """An engine pgkura chose now holds the data: later runs stay on it."""
+    if settings.engine_chosen:
+        remember_engine(settings.root, settings.engine)
 
 
 def _logs(settings: Settings) -> str:

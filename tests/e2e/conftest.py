@@ -74,6 +74,7 @@ class Project:
         self.env = {
             "PGKURA_ENV_FILE": str(base / ".env"),  # none: everything comes from here
             "PGKURA_ENV": "development",
+            "PGKURA_ENGINE": "docker",  # chosen, not left to pgkura (which would record it)
             "PGKURA_COMPOSE_PROJECT": name,
             "PGKURA_CONTAINER": name,
             "PGKURA_SOCKET_DIR": str(base / "run" / "postgresql"),
