@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pgkura.backup_store import Backup
     from pgkura.config import Settings
     from pgkura.data_ops import Consent
+    from pgkura.progress import Reporter
 
 ROOT = Path(__file__).resolve().parent
 
@@ -502,32 +503,19 @@ def doctor(c: Context) -> None:
 # -- backups ---------------------------------------------------------------------------------
 
 
-def _on_terminal() -> bool:
-    """A person is watching: progress lines are for them, never for CI or a pipe."""
-    import os
+def _progress() -> Reporter:
+    """Progress on stderr: a redrawn line on a terminal, plain lines in logs (CI, a pipe, the
+    scheduler's captured output)."""
+    from pgkura.progress import Reporter
 
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-def _progress() -> Callable[[int, int, float], None] | None:
-    """A progress line for a person at a terminal; nothing in CI or when piped."""
-    if not _on_terminal():
-        return None
-    from pgkura.report import progress_line
-
-    return lambda plain, packed, secs: print(
-        "\r" + progress_line(plain, packed, secs), end="", file=sys.stderr, flush=True
-    )
+    return Reporter.to(sys.stderr)
 
 
 def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
     from pgkura.backup import take_backup
     from pgkura.report import size
 
-    progress = _progress()
-    done = take_backup(settings, log=log, progress=progress, **options)
-    if progress:
-        print(file=sys.stderr)
+    done = take_backup(settings, log=log, progress=_progress(), **options)
     m = done.manifest
     print(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
           f"{m['duration_s']} s, {m['source']})")  # fmt: skip
@@ -645,7 +633,7 @@ def _restore(
         return
     path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
                                 safety_backup=safety_backup, from_safety=safety,
-                                log=_say)  # fmt: skip
+                                log=_say, progress=_progress())  # fmt: skip
     print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
     if done.safety_backup:
         print(f"the previous contents are in {done.safety_backup.path} "
@@ -762,7 +750,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     from pgkura.drills import restore_test as try_restore
 
     path = resolve_backup(settings, file, settings.target.dbname)
-    check = check_file(path)
+    check = check_file(path, _progress())
     if not check.ok:
         raise Exit("error: " + path.name + " does not verify:\n"
                    + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
@@ -770,7 +758,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     print(f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… "
           f"({note})")  # fmt: skip
     if restore_test:
-        tables, rows = try_restore(settings, path, _say)
+        tables, rows = try_restore(settings, path, _say, _progress())
         print(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
 
 
@@ -841,7 +829,7 @@ def upgrade(
             raise Exit(f"error: stop the container first (`invoke db.down`): the old server "
                        f"must be the only one on {plan.source}")  # fmt: skip
         _consent(yes).require(settings, f"upgrade {plan.source} into a new volume {plan.target}")
-        backup, updated = carry_out(settings, plan, _say)
+        backup, updated = carry_out(settings, plan, _say, _progress())
         print(f"backup of the old cluster: {backup}")
         for line in updated:
             print(f"extension updated: {line}")
@@ -912,7 +900,7 @@ def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool =
                     print(statement.as_string(None) + ";")
                 print("dry run: nothing was changed")
                 return
-            done = run_import(path, settings.target, schema=name, progress=_rows_progress(),
+            done = run_import(path, settings.target, schema=name, progress=_progress(),
                               log=_say)  # fmt: skip
         except NotSqlite as exc:
             raise Exit(f"error: {exc}", code=1) from None
@@ -921,18 +909,6 @@ def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool =
         print(f"imported {len(done.tables)} tables, {done.rows} rows into {done.schema} of "
               f"{settings.target.dbname} in {done.seconds:.1f} s; every table read back and "
               "compared with SQLite (row counts and checksums)")  # fmt: skip
-
-
-def _rows_progress() -> Callable[[str, int, int], None] | None:
-    """Rows copied per table, on a terminal only."""
-    if not _on_terminal():
-        return None
-    return lambda table, done, total: print(
-        f"\r{table}: {done}/{total} rows",
-        end="\n" if done == total else "",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 @task(
