@@ -192,7 +192,7 @@ def take_backup(
                         server_version=server_version, dump_tool=f"{program} {tool_version}",
                         source=tool.source, compression=f"{compression} level {level}",
                         duration_s=round(time.monotonic() - started, 3), reason=reason,
-                        purpose=purpose)  # fmt: skip
+                        purpose=purpose, database_size=estimate)  # fmt: skip
         for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
             log(f"retention: removed {old.name}")
         return backup
