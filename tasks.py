@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pgkura.backup_store import Backup
     from pgkura.config import Settings
     from pgkura.data_ops import Consent
+    from pgkura.progress import Reporter
 
 ROOT = Path(__file__).resolve().parent
 
@@ -513,36 +514,12 @@ def doctor(c: Context) -> None:
 # -- backups ---------------------------------------------------------------------------------
 
 
-def _on_terminal() -> bool:
-    """A person is watching: progress lines are for them, never for CI or a pipe."""
-    import os
+def _progress() -> Reporter:
+    """Progress on stderr: a redrawn line on a terminal, plain lines in logs (CI, a pipe, the
+    scheduler's captured output)."""
+    from pgkura.progress import Reporter
 
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-def _progress() -> Callable[[int, int, float], None] | None:
-    """A progress line for a person at a terminal; nothing in CI or when piped."""
-    if not _on_terminal():
-        return None
-    from pgkura.report import progress_line
-
-    return lambda plain, packed, secs: print(
-        "\r" + progress_line(plain, packed, secs), end="", file=sys.stderr, flush=True
-    )
-
-
-def _transfer_progress(verb: str) -> Callable[[int, int, float], None] | None:
-    """An off-site upload's or download's progress line, on a terminal only."""
-    if not _on_terminal():
-        return None
-    from pgkura.offsite import transfer_line
-
-    return lambda done, total, secs: print(
-        "\r" + transfer_line(verb, done, total, secs),
-        end="\n" if done >= total else "",
-        file=sys.stderr,
-        flush=True,
-    )
+    return Reporter.to(sys.stderr)
 
 
 def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
@@ -550,10 +527,7 @@ def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **opti
     from pgkura.report import size
     from pgkura.run_result import said
 
-    progress = _progress()
-    done = take_backup(settings, log=log, progress=progress, **options)
-    if progress:
-        print(file=sys.stderr)
+    done = take_backup(settings, log=log, progress=_progress(), **options)
     m = done.manifest
     print(said(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
                f"{m['duration_s']} s, {m['source']})"))  # fmt: skip
@@ -606,7 +580,7 @@ def backup(
                 from pgkura.offsite import ship
 
                 ship(settings.offsite, done, retention(settings, options.keep), _report,
-                     _transfer_progress("uploaded"))  # fmt: skip
+                     _progress())  # fmt: skip
 
 
 @task(
@@ -654,7 +628,7 @@ def _local_copy(settings: Settings, spec: str, name: str, remote: bool) -> Itera
         return
     from pgkura.offsite import fetch
 
-    dbname, progress = name or settings.target.dbname, _transfer_progress("downloaded")
+    dbname, progress = name or settings.target.dbname, _progress()
     with fetch(settings.offsite, spec, dbname, settings.backup_dir, progress) as path:
         _say(f"downloaded and verified {path.name} from the off-site copies")
         yield str(path)
@@ -675,7 +649,7 @@ def _restore(
         return
     path, done = restore_backup(settings, file, _consent(yes), database=name, create=create,
                                 safety_backup=safety_backup, from_safety=safety,
-                                log=_say)  # fmt: skip
+                                log=_say, progress=_progress())  # fmt: skip
     print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
     if done.safety_backup:
         print(f"the previous contents are in {done.safety_backup.path} "
@@ -686,12 +660,19 @@ def _restore(
               f"space with DROP DATABASE \"{done.safety_copy}\")")  # fmt: skip
 
 
-@task(name="backups", help={"remote": "list the off-site copies in PGKURA_OFFSITE_URL instead"})
-def list_backups(c: Context, remote: bool = False) -> None:
-    """List the backups with database, time, size, age, and whether each verifies."""
+@task(
+    name="backups",
+    help={
+        "remote": "list the off-site copies in PGKURA_OFFSITE_URL instead",
+        "verify": "read every file in full (gzip/zstd, trailer, SHA-256) instead of trusting "
+        "what its manifest recorded when the backup was taken",
+    },
+)
+def list_backups(c: Context, remote: bool = False, verify: bool = False) -> None:
+    """List the backups with database, time, size and age, at once from their manifests."""
     import time
 
-    from pgkura.archive import verify
+    from pgkura.archive import verify as check_file
     from pgkura.backup_store import BackupStore
     from pgkura.report import age, size, table
 
@@ -705,14 +686,24 @@ def list_backups(c: Context, remote: bool = False) -> None:
             print(f"no backups in {settings.backup_dir}")
             return
         rows = []
+        progress = _progress()
         for e in entries:
-            check, m, stat = verify(e.path), e.manifest, e.path.stat()
+            m, stat = e.manifest, e.path.stat()
+            if verify:
+                check = check_file(e.path, progress)
+                state = "ok" if check.ok else "FAILED: " + check.problems[0]
+            else:
+                problem = e.unread_problem()
+                state = "complete when taken" if problem is None else "CHECK: " + problem
             rows.append([e.path.name, m.get("database", "?"), m.get("mode", "?"),
                          e.purpose if e.ours else "-", m.get("created_at", "?"),
                          size(stat.st_size), age(time.time() - stat.st_mtime),
-                         "ok" if check.ok else "FAILED: " + check.problems[0]])  # fmt: skip
-        headers = ["file", "database", "mode", "purpose", "created", "size", "age", "verifies"]
+                         state])  # fmt: skip
+        headers = ["file", "database", "mode", "purpose", "created", "size", "age",
+                   "verifies" if verify else "recorded"]  # fmt: skip
         print(table(headers, rows))
+        if not verify:
+            print("(from the manifests; `invoke db.backups --verify` reads every file)")
         _last_drill(settings)
 
 
@@ -793,7 +784,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     from pgkura.run_result import said
 
     path = resolve_backup(settings, file, settings.target.dbname)
-    check = check_file(path)
+    check = check_file(path, _progress())
     if not check.ok:
         raise Exit("error: " + path.name + " does not verify:\n"
                    + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
@@ -801,7 +792,7 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
     print(f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… "
           f"({note})")  # fmt: skip
     if restore_test:
-        tables, rows = try_restore(settings, path, _say)
+        tables, rows = try_restore(settings, path, _say, _progress())
         print(said(f"restore test: {tables} tables, {rows} rows restored into a scratch database"))
 
 
@@ -874,7 +865,7 @@ def upgrade(
             return
         refuse_if_in_use(settings, plan)  # before asking; the upgrade looks again
         _consent(yes).require(settings, f"upgrade {plan.source} into a new volume {plan.target}")
-        backup, updated = carry_out(settings, plan, _say)
+        backup, updated = carry_out(settings, plan, _say, _progress())
         print(f"backup of the old cluster: {backup}")
         for line in updated:
             print(f"extension updated: {line}")
@@ -945,7 +936,7 @@ def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool =
                     print(statement.as_string(None) + ";")
                 print("dry run: nothing was changed")
                 return
-            done = run_import(path, settings.target, schema=name, progress=_rows_progress(),
+            done = run_import(path, settings.target, schema=name, progress=_progress(),
                               log=_say)  # fmt: skip
         except NotSqlite as exc:
             raise Exit(f"error: {exc}", code=1) from None
@@ -954,18 +945,6 @@ def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool =
         print(f"imported {len(done.tables)} tables, {done.rows} rows into {done.schema} of "
               f"{settings.target.dbname} in {done.seconds:.1f} s; every table read back and "
               "compared with SQLite (row counts and checksums)")  # fmt: skip
-
-
-def _rows_progress() -> Callable[[str, int, int], None] | None:
-    """Rows copied per table, on a terminal only."""
-    if not _on_terminal():
-        return None
-    return lambda table, done, total: print(
-        f"\r{table}: {done}/{total} rows",
-        end="\n" if done == total else "",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 @task(

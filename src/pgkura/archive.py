@@ -17,6 +17,7 @@ from isal import isal_zlib
 from pgkura.backup_store import read_manifest
 from pgkura.dump_stream import DumpStream, Transactions
 from pgkura.gzip_blocks import INFLATE_ERROR, CorruptArchive, HashingReader, gunzip
+from pgkura.progress import QUIET, Meter, Reporter
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -41,10 +42,14 @@ class ArchiveCheck:
 
 
 def stream_archive(
-    path: Path, sink: Callable[[bytes], object], transactions: Transactions
+    path: Path,
+    sink: Callable[[bytes], object],
+    transactions: Transactions,
+    meter: Meter | None = None,
 ) -> ArchiveCheck:
     """Send the dump text (ready for psql, under the caller's `transactions` rule) to `sink`;
-    what was found about the file.
+    what was found about the file. `meter` hears the bytes read from the file (its size is the
+    one known total).
 
     Problems are collected, not raised: the caller decides (a restore must not commit)."""
     check = ArchiveCheck(path, read_manifest(path))
@@ -56,6 +61,8 @@ def stream_archive(
             for plain in plaintext:
                 check.plain_size += len(plain)
                 sink(stream.feed(plain))
+                if meter is not None:
+                    meter.update(reader.size)
             sink(stream.finish())
             check.size, check.sha256 = reader.size, reader.sha256
     except CorruptArchive as exc:
@@ -129,10 +136,11 @@ def _zstd_head(head: bytes) -> bytes | None:
         return b"" if "truncated" in str(exc) else None  # a head is cut off by nature
 
 
-def verify(path: Path) -> ArchiveCheck:
+def verify(path: Path, progress: Reporter = QUIET) -> ArchiveCheck:
     """Every check a restore makes, without restoring."""
     if not path.is_file():
         check = ArchiveCheck(path, {})
         check.problems.append(f"{path} does not exist")
         return check
-    return stream_archive(path, lambda _data: None, Transactions.DUMP)  # the text as it is
+    with progress.meter(f"verify {path.name}", path.stat().st_size) as meter:
+        return stream_archive(path, lambda _data: None, Transactions.DUMP, meter)  # as it is

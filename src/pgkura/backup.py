@@ -37,6 +37,8 @@ from pgkura.errors import ConfigError, PgkuraError
 from pgkura.file_lock import locked
 from pgkura.gzip_blocks import BLOCK, ParallelGzipWriter
 from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
+from pgkura.progress import QUIET, Meter, Reporter
+from pgkura.report import size
 from pgkura.retention import Policy
 
 MODES = {
@@ -52,7 +54,6 @@ _DUMPED_FROM = re.compile(rb"^-- Dumped from database version (\d+)(?:\.(\d+))?"
 _DUMPED_BY = re.compile(rb"^-- Dumped by pg_dump version (\d+(?:\.\d+)?)", re.MULTILINE)
 
 Log = Callable[[str], None]
-Progress = Callable[[int, int, float], None]  # plaintext bytes, compressed bytes, seconds
 
 
 class Compressor(Protocol):
@@ -132,7 +133,7 @@ def take_backup(
     reason: str = "",
     purpose: str = ORDINARY,
     log: Log,
-    progress: Progress | None = None,
+    progress: Reporter = QUIET,
 ) -> Backup:
     """Dump the target database (or the cluster) into a verified, owner-only .sql.gz."""
     for name, value, rule in (("level", level, v.GZIP_LEVEL), ("keep", keep, v.KEEP)):
@@ -171,24 +172,27 @@ def take_backup(
         started = time.monotonic()
         level = settings.backup_level if level is None else level
         writer = writer_for(compression, level)
+        # the dump's text against the database's size on disk: an estimate, shown with ~
+        estimate = None if mode == "schema" else _database_size(settings, target, program, server)
 
-        def dump(tool: Tool) -> Dumped:
-            return dump_into(final, tool.command(*options), tool.environment(), writer, progress,
+        def dump(tool: Tool, meter: Meter) -> Dumped:
+            return dump_into(final, tool.command(*options), tool.environment(), writer, meter,
                             program, lambda: _stop(target, tool, log))  # fmt: skip
 
-        try:
-            dumped = dump(tool)
-        except _NotConnected:
-            if server is not None:
-                raise
-            server, tool = _wait_and_choose(settings, target, program, log)
-            dumped = dump(tool)
+        with progress.meter("backup", estimate, approx=True) as meter:
+            try:
+                dumped = dump(tool, meter)
+            except _NotConnected:
+                if server is not None:
+                    raise
+                server, tool = _wait_and_choose(settings, target, program, log)
+                dumped = dump(tool, meter)
         server_version, tool_version = _versions(server, tool, dumped.head)
         backup = record(final, dumped, database=target.dbname, mode=mode,
                         server_version=server_version, dump_tool=f"{program} {tool_version}",
                         source=tool.source, compression=f"{compression} level {level}",
                         duration_s=round(time.monotonic() - started, 3), reason=reason,
-                        purpose=purpose)  # fmt: skip
+                        purpose=purpose, database_size=estimate)  # fmt: skip
         for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
             log(f"retention: removed {old.name}")
         return backup
@@ -219,6 +223,34 @@ def _dumps_one(target: Target, program: str) -> bool:
     """pg_dump of the project's container: the one case that needs no connection from here
     (pg_dumpall's header has no versions to read)."""
     return target.is_container and program == "pg_dump"
+
+
+def _database_size(
+    settings: Settings, target: Target, program: str, server: int | None
+) -> int | None:
+    """pg_database_size of what is dumped, asked once before the dump the way the dump
+    connects (the container's own psql, or a connection from here); None if it cannot be
+    asked: the dump then reports its own problem, and progress shows no percentage."""
+    query = (
+        "SELECT sum(pg_database_size(oid)) FROM pg_database"
+        if program == "pg_dumpall"
+        else "SELECT pg_database_size(current_database())"
+    )
+    if server is None:
+        psql = container_tool(settings, "psql", target)
+        if psql is None:
+            return None
+        found = subprocess.run(psql.command("-XAtc", query), capture_output=True, text=True,
+                               env=psql.environment(), check=False).stdout.strip()  # fmt: skip
+        return int(found) if found.isdigit() else None
+    from pgkura.connection import connect  # psycopg: imported already to wait for the server
+
+    try:
+        with connect(target, purpose="backup size") as conn:
+            row = conn.execute(query).fetchone()
+    except PgkuraError:
+        return None
+    return int(row[0]) if row and row[0] is not None else None
 
 
 def _wait_and_choose(
@@ -271,7 +303,7 @@ def dump_into(
     argv: list[str],
     env: dict[str, str],
     make_writer: Callable[[BinaryIO], Compressor],
-    progress: Progress | None,
+    meter: Meter,
     program: str,
     on_abort: Callable[[], None],
 ) -> Dumped:
@@ -283,7 +315,7 @@ def dump_into(
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
         writer = make_writer(out)
         try:
-            head, tail = _pump(proc, writer, progress)
+            head, tail = _pump(proc, writer, meter)
             code = proc.wait()
             errors.seek(0)
             stderr = errors.read().decode(errors="replace").strip()
@@ -329,23 +361,18 @@ def _stop(target: Target, tool: Tool, log: Log) -> None:
         log(f"warning: could not stop the interrupted dump on the server: {exc}")
 
 
-def _pump(
-    proc: subprocess.Popen[bytes], writer: Compressor, progress: Progress | None
-) -> tuple[bytes, bytes]:
+def _pump(proc: subprocess.Popen[bytes], writer: Compressor, meter: Meter) -> tuple[bytes, bytes]:
     """Copy the dump into the writer; the first bytes of plaintext (the header) and the last
     (for the trailer check)."""
     assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE) guarantees it
-    started = last = time.monotonic()
     head = tail = b""
     while block := proc.stdout.read(BLOCK):
         writer.write(block)
         if len(head) < _TAIL:
             head = (head + block)[:_TAIL]
         tail = (tail + block)[-_TAIL:]
-        now = time.monotonic()
-        if progress and now - last >= 0.5:
-            progress(writer.plain_size, writer.size, now - started)
-            last = now
+        # the compressed size lags behind while blocks are still being compressed
+        meter.update(writer.plain_size, f"{size(writer.size)} compressed" if writer.size else "")
     return head, tail
 
 

@@ -100,6 +100,17 @@ class Backup:
         match = _NAME.match(self.path.name)
         return datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S") if match else None
 
+    def unread_problem(self) -> str | None:
+        """What is wrong at a glance, without reading the file: no pgkura manifest, or a size
+        on disk other than the one recorded when the dump was proven complete (its manifest
+        is written only then). Reading the file (archive.verify) is the full check."""
+        if not self.ours:
+            return "no pgkura manifest"
+        recorded, actual = self.manifest.get("size"), self.path.stat().st_size
+        if recorded != actual:
+            return f"{actual} bytes on disk, the manifest recorded {recorded}"
+        return None
+
     @property
     def order(self) -> tuple[str, int, str]:
         """Oldest first: the time in the name, then the same-second counter."""

@@ -18,6 +18,7 @@ from pgkura.compose import container_state
 from pgkura.config import Settings
 from pgkura.confirm import confirm
 from pgkura.errors import ConfirmationRequired
+from pgkura.progress import QUIET, Reporter
 from pgkura.restore import Restored, restore
 
 if TYPE_CHECKING:  # safety copies are server work (psycopg): imported where they are used
@@ -117,11 +118,12 @@ def restore_backup(
     safety_backup: bool = True,
     from_safety: bool = False,
     log: Log,
+    progress: Reporter = QUIET,
 ) -> tuple[Path, Restored]:
     """Resolve `spec`, confirm, restore (all or nothing, after a safety copy)."""
     name = database or settings.target.dbname
     path = resolve_backup(settings, spec, name, safety=from_safety)
     consent.require(settings, f"replace the contents of {name} with {path.name}")
     done = restore(settings, path, dbname=database or None, create=create,
-                   safety_backup=safety_backup, log=log)  # fmt: skip
+                   safety_backup=safety_backup, log=log, progress=progress)  # fmt: skip
     return path, done

@@ -12,18 +12,22 @@ from psycopg import sql
 from pgkura.config import Settings
 from pgkura.connection import connect
 from pgkura.databases import drop_database
+from pgkura.progress import QUIET, Reporter
 from pgkura.restore import restore
 
 Log = Callable[[str], None]
 
 
-def restore_test(settings: Settings, path: Path, log: Log) -> tuple[int, int]:
+def restore_test(
+    settings: Settings, path: Path, log: Log, progress: Reporter = QUIET
+) -> tuple[int, int]:
     """Restore into a scratch database on the same server, count tables and rows, drop it.
     Each table's own rows only (ONLY): a partitioned or inherited parent would count its
     partitions' or children's rows a second time."""
     scratch = f"pgkura_verify_{secrets.token_hex(4)}"
     try:
-        restore(settings, path, dbname=scratch, create=True, safety_backup=False, log=log)
+        restore(settings, path, dbname=scratch, create=True, safety_backup=False, log=log,
+                progress=progress)  # fmt: skip
         with connect(settings.target.for_database(scratch), purpose="verify") as conn:
             tables = conn.execute(
                 "SELECT schemaname, tablename FROM pg_tables "

@@ -19,7 +19,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,12 +38,11 @@ from pgkura.backup_store import (
 )
 from pgkura.checksums import sha256_of
 from pgkura.errors import PgkuraError
-from pgkura.report import size
+from pgkura.progress import QUIET, Meter, Reporter
 from pgkura.retention import Policy
 from pgkura.validation import redact_url
 
 Log = Callable[[str], None]
-Progress = Callable[[int, int, float], None]  # bytes moved, bytes in all, seconds
 LEFTOVER_GRACE = timedelta(hours=24)
 _NO_UPLOADS = ("NoSuchUpload", "NotImplemented")
 SSE_CHOICES = ("AES256", "aws:kms")
@@ -107,36 +105,25 @@ def aws_settings(values: Callable[[str], str | None]) -> dict[str, str]:
     return {name: value for name in _AWS_VARIABLES if (value := values(name))}
 
 
-def transfer_line(verb: str, done: int, total: int, seconds: float) -> str:
-    """`uploaded 12.0 MiB of 48.0 MiB (25%), 8.1 MiB/s`: a progress line for a person."""
-    share = done / total * 100 if total else 100
-    rate = done / seconds if seconds else 0
-    return f"{verb} {size(done)} of {size(total)} ({share:.0f}%), {size(rate)}/s"
+class _Bytes:
+    """Feeds a progress meter the bytes moved so far (boto3 reports from its worker threads,
+    and takes bytes back when it retries a part)."""
 
-
-class _Meter:
-    """Bytes moved so far, told to `progress` at most twice a second and when all are there
-    (boto3 reports from its worker threads, and takes bytes back when it retries a part)."""
-
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.total, self.progress = total, progress
-        self.done, self.started, self.told = 0, time.monotonic(), 0.0
+    def __init__(self, meter: Meter) -> None:
+        self.meter, self.done = meter, 0
         self._lock = threading.Lock()
 
     def __call__(self, moved: int) -> None:
         with self._lock:
             self.done += moved
-            now = time.monotonic()
-            if self.progress and (now - self.told >= 0.5 or self.done >= self.total):
-                self.told = now
-                self.progress(self.done, self.total, now - self.started)
+            self.meter.update(self.done)
 
 
 class RemoteStore:
     """The backups under one s3://bucket/prefix."""
 
     def __init__(
-        self, offsite: Offsite, *, part_size: int = PART_SIZE, progress: Progress | None = None
+        self, offsite: Offsite, *, part_size: int = PART_SIZE, progress: Reporter = QUIET
     ) -> None:
         self.offsite = offsite
         self.part_size = part_size
@@ -170,10 +157,12 @@ class RemoteStore:
             config = TransferConfig(
                 multipart_threshold=self.part_size, multipart_chunksize=self.part_size
             )
-            self.client.upload_file(
-                str(backup.path), self.offsite.bucket, key, ExtraArgs=extra, Config=config,
-                Callback=_Meter(backup.path.stat().st_size, self.progress),
-            )  # fmt: skip
+            size = backup.path.stat().st_size
+            with self.progress.meter(f"upload {backup.path.name}", size) as meter:
+                self.client.upload_file(
+                    str(backup.path), self.offsite.bucket, key, ExtraArgs=extra, Config=config,
+                    Callback=_Bytes(meter),
+                )  # fmt: skip
         self._check_uploaded(key, backup.path.stat().st_size, actual)
         with self._calling("upload", key + ".json"):
             self.client.put_object(
@@ -310,13 +299,17 @@ class RemoteStore:
             key = self.offsite.key(backup.path.name)
             with self._calling("download", key):
                 response = self.client.get_object(Bucket=self.offsite.bucket, Key=key)
-                digest, meter = hashlib.sha256(), _Meter(response["ContentLength"], self.progress)
+                digest, what = hashlib.sha256(), f"download {backup.path.name}"
                 fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    self.progress.meter(what, response["ContentLength"]) as meter,
+                ):
+                    moved = _Bytes(meter)
                     for chunk in response["Body"].iter_chunks(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-                        meter(len(chunk))
+                        moved(len(chunk))
             stored = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
             expected = str(backup.manifest.get("sha256", ""))
             if digest.hexdigest() != expected or stored.get("sha256", expected) != expected:
@@ -362,7 +355,7 @@ class RemoteStore:
 
 
 def ship(
-    offsite: Offsite, backup: Backup, policy: Policy, log: Log, progress: Progress | None = None
+    offsite: Offsite, backup: Backup, policy: Policy, log: Log, progress: Reporter = QUIET
 ) -> str:
     """Copy a finished backup off-site, then apply `policy` there as well and clear what failed
     uploads left; its remote URL. On failure the local backup stays, and the error says so."""
@@ -397,7 +390,7 @@ def configured(offsite: Offsite | None) -> Offsite:
 @contextmanager
 def fetch(
     offsite: Offsite | None, spec: str, dbname: str, directory: Path,
-    progress: Progress | None = None,
+    progress: Reporter = QUIET,
 ) -> Iterator[Path]:  # fmt: skip
     """A remote backup (`latest` of `dbname`, or a name) as a verified private local file."""
     store = RemoteStore(configured(offsite), progress=progress)

@@ -64,11 +64,6 @@ def age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def progress_line(plain: int, compressed: int, seconds: float) -> str:
-    rate = plain / seconds if seconds else 0
-    return f"dumped {size(plain)} → {size(compressed)} gz, {size(rate)}/s, {seconds:.0f} s"
-
-
 _MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "-   "}
 
 

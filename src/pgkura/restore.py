@@ -25,6 +25,7 @@ from pgkura.config import Settings
 from pgkura.dump_stream import Transactions
 from pgkura.errors import PgkuraError
 from pgkura.pg_tools import Tool, choose, container_tool, could_not_connect
+from pgkura.progress import QUIET, Reporter
 
 Log = Callable[[str], None]
 _PSQL_LINE = re.compile(r"^psql:<stdin>:(\d+):", re.MULTILINE)
@@ -54,6 +55,7 @@ def restore(
     create: bool = False,
     safety_backup: bool = True,
     log: Log,
+    progress: Reporter = QUIET,
 ) -> Restored:
     """Restore `path` into the target database (or `dbname`). Nothing is touched (no safety
     backup either) unless the file starts like a gzip'd SQL dump."""
@@ -77,16 +79,20 @@ def restore(
         quick = container_tool(settings, "psql", settings.target.for_database(name), stdin=True)
         if quick is not None:
             with contextlib.suppress(_NotConnected):
-                return Restored(name, _restore_with(settings, quick, path, name, log), None)
+                done = _restore_with(settings, quick, path, name, log, progress)
+                return Restored(name, done, None)
     from pgkura.restore_prep import prepare  # connects: imports psycopg
 
     server, safety, copy = prepare(settings, path, name, create=create,
-                                   safety_backup=safety_backup, log=log)  # fmt: skip
+                                   safety_backup=safety_backup, log=log,
+                                   progress=progress)  # fmt: skip
     tool = choose(settings, "psql", server, stdin=True, warn=log, dbname=name)
-    return Restored(name, _restore_with(settings, tool, path, name, log), safety, copy)
+    return Restored(name, _restore_with(settings, tool, path, name, log, progress), safety, copy)
 
 
-def _restore_with(settings: Settings, tool: Tool, path: Path, name: str, log: Log) -> ArchiveCheck:
+def _restore_with(
+    settings: Settings, tool: Tool, path: Path, name: str, log: Log, progress: Reporter
+) -> ArchiveCheck:
     log(f"restoring {path.name} into {name} with {tool.source}")
     try:
         # -f - (not plain stdin): psql then names the failing line in its errors
@@ -94,6 +100,7 @@ def _restore_with(settings: Settings, tool: Tool, path: Path, name: str, log: Lo
             tool.command("-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"),
             tool.environment(),
             path,
+            progress,
         )
     except KeyboardInterrupt:
         from pgkura.databases import end_sessions  # connects: only when interrupted
@@ -103,40 +110,44 @@ def _restore_with(settings: Settings, tool: Tool, path: Path, name: str, log: Lo
         raise
 
 
-def _stream_into(argv: list[str], env: dict[str, str], path: Path) -> ArchiveCheck:
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env
-        )
-        assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE) guarantees it
-        stdin = proc.stdin
-        check: ArchiveCheck | None = None
-        try:
-            stdin.write(b"BEGIN;\n")
-            writer = _BackgroundWriter(stdin)
-            check = stream_archive(path, writer.put, Transactions.CALLER)
-            if writer.finish() and check.ok:
-                stdin.write(b"COMMIT;\n")  # the only COMMIT: the whole archive went through
-        except BrokenPipeError:
-            pass  # psql stopped on an error; its message says which
-        finally:
-            with contextlib.suppress(BrokenPipeError):
-                stdin.close()  # without COMMIT, the end of input rolls everything back
-            code = proc.wait()
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace").strip()
-    if check is not None and not check.ok:
-        raise RestoreError(
-            f"{path.name} is not a whole backup, so nothing was committed and the database is "
-            "unchanged:\n" + "\n".join(f"  - {p}" for p in check.problems)
-        )
-    if code != 0 or check is None:
-        failed = _NotConnected if could_not_connect(stderr) else RestoreError
-        raise failed(
-            f"psql stopped with status {code}; the transaction was rolled back and the database "
-            f"is unchanged.\n{_dump_lines(stderr) or 'no message from psql'}"
-        )
-    return check
+def _stream_into(
+    argv: list[str], env: dict[str, str], path: Path, progress: Reporter
+) -> ArchiveCheck:
+    # the meter closes after the checks below: a failed restore ends without a summary
+    with progress.meter("restore", path.stat().st_size) as meter:
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env
+            )
+            assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE) guarantees it
+            stdin = proc.stdin
+            check: ArchiveCheck | None = None
+            try:
+                stdin.write(b"BEGIN;\n")
+                writer = _BackgroundWriter(stdin)
+                check = stream_archive(path, writer.put, Transactions.CALLER, meter)
+                if writer.finish() and check.ok:
+                    stdin.write(b"COMMIT;\n")  # the only COMMIT: the whole archive went through
+            except BrokenPipeError:
+                pass  # psql stopped on an error; its message says which
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    stdin.close()  # without COMMIT, the end of input rolls everything back
+                code = proc.wait()
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace").strip()
+        if check is not None and not check.ok:
+            raise RestoreError(
+                f"{path.name} is not a whole backup, so nothing was committed and the database is "
+                "unchanged:\n" + "\n".join(f"  - {p}" for p in check.problems)
+            )
+        if code != 0 or check is None:
+            failed = _NotConnected if could_not_connect(stderr) else RestoreError
+            raise failed(
+                f"psql stopped with status {code}; the transaction was rolled back and the "
+                f"database is unchanged.\n{_dump_lines(stderr) or 'no message from psql'}"
+            )
+        return check
 
 
 class _BackgroundWriter:

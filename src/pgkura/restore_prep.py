@@ -12,13 +12,21 @@ from pgkura.backup import take_backup
 from pgkura.backup_store import SAFETY, Backup
 from pgkura.config import Settings
 from pgkura.databases import create_database, database_exists
+from pgkura.progress import QUIET, Reporter
 from pgkura.readiness import ready
 
 Log = Callable[[str], None]
 
 
 def prepare(
-    settings: Settings, path: Path, name: str, *, create: bool, safety_backup: bool, log: Log
+    settings: Settings,
+    path: Path,
+    name: str,
+    *,
+    create: bool,
+    safety_backup: bool,
+    log: Log,
+    progress: Reporter = QUIET,
 ) -> tuple[int, Backup | None, str | None]:
     """(server version, safety backup file, safety copy database); RestoreError when `name`
     does not exist and `create` is off."""
@@ -29,9 +37,12 @@ def prepare(
     if database_exists(settings, name):
         if safety_backup:
             why = f"before restoring {path.name}"
-            copy = safety_copies.take(settings, name, why, log)
+            # CREATE DATABASE … TEMPLATE reports nothing while it copies: the time ticks
+            with progress.meter(f"safety copy of {name}"):
+                copy = safety_copies.take(settings, name, why, log)
             if copy is None:
-                safety = take_backup(settings, dbname=name, reason=why, purpose=SAFETY, log=log)
+                safety = take_backup(settings, dbname=name, reason=why, purpose=SAFETY, log=log,
+                                     progress=progress)  # fmt: skip
                 log(f"safety backup of the current {name}: {safety.path}")
             else:
                 log(f"safety copy of the current {name}: database {copy}")

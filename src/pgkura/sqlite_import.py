@@ -29,9 +29,8 @@ from psycopg import sql
 from pgkura.connection import connect
 from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
+from pgkura.progress import QUIET, Meter, Reporter
 from pgkura.sqlite_schema import Column, Table, open_readonly, read_tables
-
-Progress = Callable[[str, int, int], None]  # table, rows copied, rows in all
 
 
 class SqliteImportError(PgkuraError):
@@ -123,7 +122,7 @@ def import_sqlite(
     target: Target,
     *,
     schema: str = "public",
-    progress: Progress | None = None,
+    progress: Reporter = QUIET,
     log: Callable[[str], None],
 ) -> Imported:
     """Import everything in one transaction, verified before the commit."""
@@ -143,7 +142,11 @@ def import_sqlite(
                     )
                     for statement in statements[: len(tables)]:
                         conn.execute(statement)
-                    rows = sum(_copy(source, conn, t, schema, progress) for t in tables)
+                    with progress.meter("import", sum(t.rows for t in tables),
+                                        unit="rows") as meter:  # fmt: skip
+                        rows = 0
+                        for t in tables:
+                            rows += _copy(source, conn, t, schema, meter, rows)
                     for statement in statements[len(tables) :]:
                         conn.execute(statement)
                     _advance_identities(conn, tables, schema)
@@ -190,19 +193,16 @@ def _rows(source: sqlite3.Connection, t: Table) -> Iterator[list[Any]]:
 
 
 def _copy(source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table, schema: str,
-          progress: Progress | None) -> int:  # fmt: skip
+          meter: Meter, before: int) -> int:  # fmt: skip
+    """Copy one table; the meter hears the rows of all tables so far (`before` this one)."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(schema, t.name), _idents([c.name for c in t.columns]))  # fmt: skip
-    done, last = 0, time.monotonic()
+    done = 0
     with conn.cursor().copy(statement) as copy:
         for row in _rows(source, t):
             copy.write_row(row)
             done += 1
-            if progress and time.monotonic() - last >= 0.5:
-                progress(t.name, done, t.rows)
-                last = time.monotonic()
-    if progress:
-        progress(t.name, done, t.rows)
+            meter.update(before + done, t.name)
     return done
 
 

@@ -47,6 +47,7 @@ from pgkura.config import Settings
 from pgkura.data_in_use import containers, lock_problem, mounters, volume_path
 from pgkura.dump_stream import Transactions
 from pgkura.errors import PgkuraError
+from pgkura.progress import QUIET, Reporter
 from pgkura.volume_check import SERVER_MAJOR, Cluster, Survey, strangers, survey, survey_dir
 
 Log = Callable[[str], None]
@@ -323,7 +324,9 @@ def _host_path(plan: Plan) -> str:
     return os.path.realpath(plan.source) if plan.is_dir else volume_path(plan.source)
 
 
-def upgrade(settings: Settings, plan: Plan, log: Log) -> tuple[Path, list[str]]:
+def upgrade(
+    settings: Settings, plan: Plan, log: Log, progress: Reporter = QUIET
+) -> tuple[Path, list[str]]:
     """Carry it out (see the module's steps); the backup taken and what was updated. Refused
     before anything starts while something else uses the old data."""
     project = settings.compose_project
@@ -333,7 +336,7 @@ def upgrade(settings: Settings, plan: Plan, log: Log) -> tuple[Path, list[str]]:
     _refuse_a_lock(settings, plan)
     done = False
     try:
-        result = _upgrade(settings, plan, names, log)
+        result = _upgrade(settings, plan, names, log, progress)
         done = True
         return result
     finally:
@@ -409,7 +412,9 @@ def _old_mount(plan: Plan) -> tuple[str, str]:
     return "/pgkura-old", f"/pgkura-old/{plan.cluster.path}"
 
 
-def _upgrade(settings: Settings, plan: Plan, names: _Names, log: Log) -> tuple[Path, list[str]]:
+def _upgrade(
+    settings: Settings, plan: Plan, names: _Names, log: Log, progress: Reporter
+) -> tuple[Path, list[str]]:
     label = ["--label", f"{_LABEL}={names.project}"]
     run(["docker", "volume", "create", *label, names.socket], what="docker volume create")
     mount, pgdata = _old_mount(plan)
@@ -421,7 +426,7 @@ def _upgrade(settings: Settings, plan: Plan, names: _Names, log: Log) -> tuple[P
     old = _Server(names.old)
     old.wait()
     old.superuser = _bootstrap_superuser(old, settings)
-    backup = _dump(settings, plan, names, old.superuser, log)
+    backup = _dump(settings, plan, names, old.superuser, log, progress)
     log("recording every table's rows, the sequences, extensions and roles of the old cluster")
     before = old.facts()
     subprocess.run(["docker", "stop", "-t", "60", names.old], capture_output=True, check=False)
@@ -436,7 +441,7 @@ def _upgrade(settings: Settings, plan: Plan, names: _Names, log: Log) -> tuple[P
         what="starting the new server", env=secret)  # fmt: skip
     new = _Server(names.new, old.superuser)
     new.wait(fresh=True)
-    _load(new, backup, log)
+    _load(new, backup, log, progress)
     updated = _update_extensions(new)
     after = new.facts()
     wrong = before.differences(after)
@@ -463,7 +468,9 @@ def _bootstrap_superuser(server: _Server, settings: Settings) -> str:
                        "postgres over its socket")  # fmt: skip
 
 
-def _dump(settings: Settings, plan: Plan, names: _Names, superuser: str, log: Log) -> Path:
+def _dump(
+    settings: Settings, plan: Plan, names: _Names, superuser: str, log: Log, progress: Reporter
+) -> Path:
     """The whole old cluster through PostgreSQL 18's pg_dumpall into a checked backup file."""
     store = BackupStore(settings.backup_dir)
     final = store.new_path(f"{Path(plan.source).name}_pg{plan.cluster.major}", "cluster")
@@ -477,30 +484,33 @@ def _dump(settings: Settings, plan: Plan, names: _Names, superuser: str, log: Lo
         subprocess.run(["docker", "rm", "-f", names.dump], capture_output=True, check=False)
 
     writer = writer_for("gzip", settings.backup_level)
-    dumped = dump_into(final, argv, dict(os.environ), writer, None, "pg_dumpall", stop_dump)
+    # the dump's text against the old data directory's size: an estimate
+    with progress.meter("dump", plan.cluster.size_kib * 1024, approx=True) as meter:
+        dumped = dump_into(final, argv, dict(os.environ), writer, meter, "pg_dumpall", stop_dump)
     record(final, dumped, database="(cluster)", mode="cluster",
            server_version=str(plan.cluster.major), dump_tool=f"pg_dumpall {SERVER_MAJOR}",
            source=f"upgrade of {plan.source}", compression=f"gzip level {settings.backup_level}",
            duration_s=round(time.monotonic() - started, 3), reason="before upgrading",
            purpose="upgrade")  # fmt: skip
-    check = verify(final)
+    check = verify(final, progress)
     if not check.ok:
         raise UpgradeError(f"the backup {final} does not verify: {'; '.join(check.problems)}")
     return final
 
 
-def _load(server: _Server, backup: Path, log: Log) -> None:
+def _load(server: _Server, backup: Path, log: Log, progress: Reporter) -> None:
     """Restore the whole-cluster dump (CREATE DATABASE cannot run in a transaction: the fresh
     volume is what makes this all or nothing; pg_dump's own transactions around large objects
     stay)."""
     log(f"restoring {backup.name} into the new cluster")
     argv = ["docker", "exec", "-i", server.name, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
             "-h", SOCKET, "-U", server.superuser, "-d", "postgres", "-f", "-"]  # fmt: skip
-    with tempfile.TemporaryFile() as errors, _process(argv, errors) as proc:
+    meter = progress.meter("restore", backup.stat().st_size)
+    with tempfile.TemporaryFile() as errors, _process(argv, errors) as proc, meter as read:
         assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE)
         sink = _SkipOwnRole(server.superuser, proc.stdin.write)
         try:
-            check = stream_archive(backup, sink, Transactions.DUMP)
+            check = stream_archive(backup, sink, Transactions.DUMP, read)
             proc.stdin.close()
         except BrokenPipeError:
             check = None

@@ -69,6 +69,7 @@ def test_the_quick_paths_record_versions_and_fall_back_when_they_cannot_connect(
     version = shown[1]  # 18.6 of "18.6 (Debian 18.6-3)"
     assert manifest["server_version"] == version
     assert manifest["dump_tool"] == f"pg_dump {version}"
+    assert manifest["database_size"] > 0  # asked through the container's psql: progress's total
     missing = running.invoke("db.backup", POSTGRES_DB="no_such_db")
     assert missing.returncode == 1
     assert 'database "no_such_db" does not exist' in missing.stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -22,6 +24,8 @@ from pgkura.backup_store import BackupStore, read_manifest
 from pgkura.config import load_settings
 from pgkura.drills import restore_test
 from pgkura.errors import PgkuraError
+from pgkura.progress import Reporter
+from pgkura.report import size
 from pgkura.restore import RestoreError, restore
 from pgkura.retention import Policy
 from pgkura.throwaway import bin_dir
@@ -389,12 +393,53 @@ def test_pg_dump_killed_mid_stream_leaves_no_file(app_settings, pg_server, datab
 
     killer = threading.Thread(target=kill_pg_dump)
     killer.start()
-    slow = lambda *_: time.sleep(0.05)  # noqa: E731 - a slow terminal: the dump stays mid-stream
     with pytest.raises(BackupError, match="pg_dump was killed by signal 9"):
-        take_backup(app_settings, log=QUIET, progress=slow, compression=compression)
+        take_backup(app_settings, log=QUIET, progress=SLOW_TERMINAL, compression=compression)
     killer.join()
     assert killed
     assert sorted(p.name for p in directory.iterdir()) == [BACKUP_LOCK]  # no partial file
+
+
+class _Slow(io.StringIO):
+    def write(self, text: str) -> int:
+        time.sleep(0.05)
+        return super().write(text)
+
+
+# a slow terminal drawing every block: the dump stays mid-stream
+SLOW_TERMINAL = Reporter(_Slow(), tty=True, settle=0, redraw=0, heartbeat=None)
+
+
+def every_block() -> tuple[Reporter, io.StringIO]:
+    """A log that hears every block (intervals of 0, no background tick): progress shows on
+    a small database without a timing assumption."""
+    out = io.StringIO()
+    return Reporter(out, settle=0, every=0, heartbeat=None), out
+
+
+def test_backup_and_restore_report_progress_with_a_percentage(app_settings, pg_server, database):
+    with psycopg.connect(pg_server.url(database), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE bulk AS SELECT g, md5(g::text) AS t FROM generate_series(1, 200000) g"
+        )
+    progress, out = every_block()
+    done = take_backup(app_settings, log=QUIET, progress=progress)
+    assert done.manifest["database_size"] > done.manifest["plain_size"] / 2  # the estimate
+    lines = out.getvalue().splitlines()
+    assert len(lines) > 2
+    # the estimate is the database's size on disk: marked as one
+    assert all(re.match(r"backup: [\d.]+ \w+ of ~[\d.]+ MiB, ~\d+%, ", ln) for ln in lines[:-1])
+    assert lines[-1].startswith(f"backup: {size(done.manifest['plain_size'])} in ")
+
+    progress, out = every_block()
+    restore(app_settings, done.path, log=QUIET, progress=progress)
+    total = size(done.path.stat().st_size)
+    reading = out.getvalue().splitlines()
+    assert len(reading) > 2
+    assert all(f" of {total}, " in ln and re.search(r", \d+%, ", ln) for ln in reading[:-1])
+    assert reading[-1].startswith(f"restore: {total} in ")
+    assert verify(done.path, progress).ok
+    assert out.getvalue().splitlines()[-1].startswith(f"verify {done.path.name}: {total} in ")
 
 
 def test_unwritable_target_fails_before_dumping(app_settings, tmp_path):

@@ -4,6 +4,7 @@ table and column, existing tables refused, and a failure half-way leaving the ta
 
 from __future__ import annotations
 
+import io
 import itertools
 import sqlite3
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgkura.config import load_settings
+from pgkura.progress import Reporter
 from pgkura.sqlite_import import SqliteImportError, import_sqlite
 from pgkura.throwaway import bin_dir
 from tests.conftest import run_invoke
@@ -207,3 +209,16 @@ def test_the_import_check_notices_a_difference(pg_server, database, tmp_path, mo
         import_sqlite(path, target, log=lambda _m: None)
     with psycopg.connect(pg_server.url(database)) as conn:
         assert conn.execute("SELECT to_regclass('public.posts')").fetchone() == (None,)
+
+
+def test_progress_counts_the_rows_of_all_tables(pg_server, database, tmp_path):
+    out = io.StringIO()
+    every_row = Reporter(out, settle=0, every=0, heartbeat=None)  # no timing assumption
+    source = make_sqlite(tmp_path / "app.db")
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    import_sqlite(source, target, progress=every_row, log=lambda _m: None)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("import: 1 rows of 9 rows, 11%, ")
+    assert lines[0].endswith(", Order Items")  # the table being copied
+    assert lines[-2].startswith("import: 9 rows of 9 rows, 99%, ")  # done only once committed
+    assert lines[-1].startswith("import: 9 rows in ")

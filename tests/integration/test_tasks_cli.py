@@ -119,3 +119,37 @@ def test_restore_then_undo_through_invoke(pg_server, database, tmp_path):
     with psycopg.connect(pg_server.url(), autocommit=True) as conn:
         for (name,) in leftovers:
             conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+
+
+def test_backups_list_from_the_manifests_and_read_the_files_on_request(
+    pg_server, database, tmp_path
+):
+    """The listing trusts what each manifest recorded (a changed size shows at once); only
+    --verify reads the files."""
+    backups = tmp_path / "b"
+    env = {
+        "DATABASE_URL": pg_server.url(database),
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": str(backups),
+    }
+    for _ in range(2):
+        assert invoke("db.backup", env=env, cwd=tmp_path).returncode == 0
+    flipped, cut = sorted(backups.glob("*.sql.gz"))
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the same size: only reading the file finds it
+    flipped.write_bytes(bytes(data))
+    cut.write_bytes(cut.read_bytes()[:-10])
+
+    listed = invoke("db.backups", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()}
+    assert rows[flipped.name].endswith("complete when taken")
+    assert f"CHECK: {cut.stat().st_size} bytes on disk, the manifest recorded" in rows[cut.name]
+    assert "`invoke db.backups --verify` reads every file" in listed.stdout
+
+    verified = invoke("db.backups", "--verify", env=env, cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    rows = {line.split()[0]: line for line in verified.stdout.splitlines()}
+    assert "FAILED: " in rows[flipped.name]
+    assert "FAILED: " in rows[cut.name]
+    assert "Traceback" not in verified.stderr

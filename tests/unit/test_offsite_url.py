@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.offsite import parse_s3_url, transfer_line
+from pgkura.offsite import parse_s3_url
 
 BUCKETS = st.from_regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", fullmatch=True)
 PARTS = st.lists(st.from_regex(r"[A-Za-z0-9_=-]{1,12}", fullmatch=True), max_size=4)
@@ -41,9 +41,3 @@ def test_anything_else_is_a_clear_value_error_never_a_crash(text):
 def test_near_misses_are_refused(text):
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
         parse_s3_url(text)
-
-
-def test_transfer_progress_reads_as_bytes_of_bytes_share_and_rate():
-    line = transfer_line("uploaded", 12 * 2**20, 48 * 2**20, 2.0)
-    assert line == "uploaded 12.0 MiB of 48.0 MiB (25%), 6.0 MiB/s"
-    assert transfer_line("downloaded", 0, 0, 0) == "downloaded 0 B of 0 B (100%), 0 B/s"

@@ -1,4 +1,4 @@
-from pgkura.report import age, progress_line, size, table
+from pgkura.report import age, size, table
 
 
 def test_sizes_and_ages_read_naturally():
@@ -6,12 +6,6 @@ def test_sizes_and_ages_read_naturally():
         "512 B", "2.0 KiB", "5.0 MiB", "3.0 GiB",
     ]  # fmt: skip
     assert [age(s) for s in (120, 7200, 3 * 86400)] == ["2 min", "2.0 h", "3.0 d"]
-
-
-def test_progress_line_shows_bytes_rate_and_elapsed():
-    assert progress_line(100 * 2**20, 20 * 2**20, 10) == (
-        "dumped 100.0 MiB → 20.0 MiB gz, 10.0 MiB/s, 10 s"
-    )
 
 
 def test_table_pads_columns():
