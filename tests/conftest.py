@@ -14,6 +14,8 @@ from typing import ClassVar
 
 import pytest
 
+from pgkura.local_cluster import root_home
+
 pytest_plugins = ["tests.scheduling"]  # the `runners` fixture, for both tiers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +92,11 @@ def _state_snapshot() -> dict[str, object]:
     for path in [p for name in USER_SERVERS for p in below(name)]:
         if path.is_socket() or path.name == "postmaster.pid":
             found[str(path.relative_to(ROOT))] = path.name == "postmaster.pid" and _read(path)
+    for path in [*(ROOT / ".pgkura").glob("*"), *(ROOT / ".pgkura").glob("*/*")]:
+        found.setdefault(str(path.relative_to(ROOT)), "exists")  # a cluster made or removed
+    # the checkout's embedded cluster where it lives when run as root (outside the checkout)
+    home = root_home(ROOT / ".pgkura" / "embedded")
+    found["root-run embedded cluster"] = home.exists() and _read(home / "data" / "postmaster.pid")
     return found
 
 

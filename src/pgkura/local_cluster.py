@@ -77,6 +77,12 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:16]
 
 
+def root_home(base: Path) -> Path:
+    """Where the cluster of `base` lives when pgkura runs as root: a private directory of the
+    service user's, named by a digest of `base`."""
+    return PRIVATE_ROOT / _digest(base)
+
+
 class LocalCluster:
     """The cluster of `base`; `user` is its bootstrap superuser."""
 
@@ -89,7 +95,7 @@ class LocalCluster:
             self.run_as = _service_user()
         # under root the service user must reach the files: a private directory of its own
         # instead of opening every parent of `base` to all local accounts
-        self.home = PRIVATE_ROOT / _digest(base) if self.run_as else base
+        self.home = root_home(base) if self.run_as else base
         self.data = self.home / "data"
         self.log = self.home / "server.log"
 

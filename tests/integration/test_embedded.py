@@ -137,9 +137,11 @@ def test_the_tasks_on_the_embedded_engine(project):
 
 
 def test_without_docker_db_up_names_the_embedded_engine(tmp_path):
-    """A machine with no docker binary: the error says how to try pgkura now."""
+    """A production machine with no docker binary (development would choose the embedded
+    engine by itself): the error says what is missing and how to try pgkura now."""
     env = {"PATH": str(tmp_path), "PGKURA_ENV_FILE": str(tmp_path / ".env"),
-           "POSTGRES_PASSWORD": "x", "PGKURA_BACKUP_DIR": str(tmp_path / "b")}  # fmt: skip
+           "PGKURA_ENV": "production", "POSTGRES_PASSWORD": "x",
+           "PGKURA_BACKUP_DIR": str(tmp_path / "b")}  # fmt: skip
     result = run_invoke("db.up", env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "docker is not installed" in result.stderr
