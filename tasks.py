@@ -588,26 +588,41 @@ def backup(
         "no-safety-backup": "skip the safety copy of the current database taken first",
         "safety": "with `latest`: undo the last restore (put its safety copy back)",
         "remote": "FILE (or `latest`) is in PGKURA_OFFSITE_URL: download and verify it first",
+        "to-time": "PGKURA_PITR: the whole cluster as it was then, with its UTC offset, e.g. "
+        '"2026-11-30 16:59:00+09:00", into a new volume the project then switches to',
+        "to-volume": "with --to-time: the new volume's name (default <project>_pgdata_pitr_<now>)",
         "yes": "do not ask for confirmation",
     },
     positional=["file"],
 )
 def restore(
     c: Context,
-    file: str,
+    file: str = "",
     database: str = "",
     create: bool = False,
     no_safety_backup: bool = False,
     safety: bool = False,
     remote: bool = False,
+    to_time: str = "",
+    to_volume: str = "",
     yes: bool = False,
 ) -> None:
-    """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
+    """Restore a backup (FILE or `latest`) in one transaction, or the cluster to a moment."""
     from pgkura import validation as v
 
     with _errors():
         name = v.DATABASE.flag(database or None, "--database") or ""
         settings = _settings()
+        if to_time or to_volume:
+            if file or name or create or no_safety_backup or safety or remote or not to_time:
+                raise Exit(
+                    "error: --to-time restores the whole cluster from pgBackRest's "
+                    "archive; give it alone (--to-volume and --yes may go with it)"
+                )
+            _restore_to_time(settings, to_time, to_volume, yes)
+            return
+        if not file:
+            raise Exit("error: name a backup FILE (or `latest`), or a moment with --to-time")
         if remote and safety:
             raise Exit(
                 "error: --safety undoes a local restore; it cannot be combined with --remote"
@@ -671,6 +686,8 @@ def list_backups(c: Context, remote: bool = False) -> None:
             _list_remote(settings)
             return
         entries = BackupStore(settings.backup_dir).entries()
+        if settings.pitr.enabled and not settings.is_embedded:
+            _list_base_backups(settings)
         if not entries:
             print(f"no backups in {settings.backup_dir}")
             return
@@ -711,6 +728,57 @@ def _list_remote(settings: Settings) -> None:
              e.manifest.get("sha256", "?")[:16] + "…"] for e in entries]  # fmt: skip
     print(f"off-site: {offsite.url}")
     print(table(["file", "database", "mode", "purpose", "created", "size", "sha256"], rows))
+
+
+# -- point-in-time recovery (PGKURA_PITR) ----------------------------------------------------
+
+
+@task(help={"type": "full (default), diff (changes since the last full) or incr (since any)"})
+def basebackup(c: Context, type: str = "full") -> None:
+    """Take a verified pgBackRest base backup: the start of the point-in-time window."""
+    from pgkura.pitr import base_backup, local
+    from pgkura.report import size
+
+    with _errors():
+        done = base_backup(_settings(), type)
+        print(f"base backup {done.label} ({done.kind}): {size(done.size)} of data, "
+              f"{size(done.stored)} stored, ended {local(done.stopped)}, verified")  # fmt: skip
+
+
+def _list_base_backups(settings: Settings) -> None:
+    """The pgBackRest base backups and the window they give (with the live archiver's time)."""
+    from pgkura.compose import container_state
+    from pgkura.connection import connect
+    from pgkura.pitr import archiver, backups, local, window_line
+    from pgkura.report import size, table
+
+    found, status = backups(settings)
+    state = container_state(settings)
+    archived_at = None
+    if state is not None and state.running:
+        with connect(settings.target, purpose="backups") as conn:
+            archived_at = archiver(conn).archived_at
+    rows = [[b.label, b.kind, local(b.started), local(b.stopped), size(b.size), size(b.stored)]
+            for b in found]  # fmt: skip
+    if rows:
+        print(table(["base backup", "type", "started", "ended", "data", "stored"], rows))
+    print(window_line(found, archived_at) + ("" if status == "ok" else f" (stanza: {status})"))
+    print()
+
+
+def _restore_to_time(settings: Settings, to_time: str, to_volume: str, yes: bool) -> None:
+    from pgkura.pitr_restore import make_plan, parse_moment, restore
+
+    plan = make_plan(settings, parse_moment(to_time), to_volume)
+    for line in plan.lines():
+        print(line)
+    _consent(yes).require(settings, f"restore the cluster as it was at {to_time} into "
+                          f"{plan.target} and switch the project to it")  # fmt: skip
+    done = restore(settings, plan, _say)
+    print(f"restored: the project runs on {plan.target} (timeline {done.timeline}); fresh full "
+          f"base backup {done.backup.label}")  # fmt: skip
+    print(f"undo: set PGKURA_VOLUME={plan.source} and `invoke db.up` ({plan.source} is as it "
+          "was before the restore)")  # fmt: skip
 
 
 @task(
@@ -988,6 +1056,6 @@ db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, prune, verify, schedule, upgrade,
-    import_sqlite, inspect,
+    import_sqlite, inspect, basebackup,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import psutil
 
-from pgkura import embedded
+from pgkura import embedded, pitr
 from pgkura.compose import (
     ContainerState,
     DockerError,
@@ -131,6 +131,9 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     """Start the container (or the embedded engine's server) and wait until the server answers
     a query; its version number."""
     if settings.is_embedded:
+        problem = pitr.embedded_problem(settings)
+        if problem:
+            raise problem
         if build_first:
             log("the embedded engine has no image to build: starting its server")
         return embedded.up(settings, log)
@@ -151,6 +154,10 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     except ConnectError as exc:
         raise DockerError(f"{exc}\n{_logs(settings)}") from None
     watch()  # the first start may have failed and the restart policy brought up the rest
+    if settings.pitr.enabled:
+        log(f"point-in-time recovery: checking pgBackRest's stanza {settings.pitr.stanza} and "
+            "that WAL reaches its repository")  # fmt: skip
+        pitr.ensure_stanza(settings)
     return version
 
 
