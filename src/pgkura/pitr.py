@@ -33,15 +33,24 @@ KINDS = ("full", "diff", "incr")
 NEWEST_BACKUP_WARN_H = 48
 WAITING_SEGMENTS_WARN = 8  # completed WAL segments not archived yet (16 MiB each by default)
 
-# pgBackRest's own error codes (its errors are numbered, stable across releases)
-_REMEDIES = {
-    28: "the repository holds another cluster's backups (a re-initialised database, or "
+_NO_PGBACKREST = (
+    "the container's image has no pgBackRest (built before PITR) → `invoke db.up --build`"
+)
+_OTHER_CLUSTER = (
+    "the repository holds another cluster's backups (a re-initialised database, or "
     "PGKURA_PITR_VOLUME shared with another project) → point PGKURA_PITR_VOLUME at a new "
-    "volume, or `docker volume rm` the old repository once its backups are not needed",
+    "volume, or `docker volume rm` the old repository once its backups are not needed"
+)
+# pgBackRest's own error codes (numbered in its error.yaml, stable across releases)
+_REMEDIES = {
+    28: _OTHER_CLUSTER,  # stanza-create: info files that do not match the database
+    44: _OTHER_CLUSTER,  # archive-push / check: WAL of another system identifier
     82: "WAL did not reach the repository in time: the server's archive_command fails → "
     "`invoke db.logs` shows archive-push's messages",
     87: "the server runs without WAL archiving → `invoke db.up` recreates it with the "
     "archive settings",
+    126: _NO_PGBACKREST,  # docker exec: the command cannot be run
+    127: _NO_PGBACKREST,  # docker run: the command is not found
 }
 _GENERIC = "see pgBackRest's message above; `invoke db.logs` shows the server's side"
 _EMBEDDED = (
@@ -115,7 +124,7 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
         raise DockerError("docker is not installed (no `docker` on PATH)") from None
 
 
-def _failure(what: str, result: subprocess.CompletedProcess[str]) -> PitrError:
+def failure(what: str, result: subprocess.CompletedProcess[str]) -> PitrError:
     said = (result.stderr or result.stdout).strip()
     remedy = _REMEDIES.get(result.returncode, _GENERIC)
     return PitrError(f"{what} failed (pgBackRest exit {result.returncode}):\n{said}\n→ {remedy}")
@@ -127,7 +136,7 @@ def in_server(settings: Settings, *args: str, what: str) -> str:
     argv = ["docker", "exec", "--user", "postgres", settings.container_name, "pgbackrest", *args]
     result = _run(argv)
     if result.returncode != 0:
-        raise _failure(what, result)
+        raise failure(what, result)
     return result.stdout
 
 
@@ -153,7 +162,7 @@ def in_repository(settings: Settings, *args: str, what: str, mounts: tuple[str, 
             settings.image, "pgbackrest", *args]  # fmt: skip
     result = _run(argv, {**os.environ, **env})
     if result.returncode != 0:
-        raise _failure(what, result)
+        raise failure(what, result)
     return result.stdout
 
 
@@ -169,6 +178,9 @@ def ensure_stanza(settings: Settings) -> None:
 
 def backups(settings: Settings) -> tuple[list[BaseBackup], str]:
     """The base backups in the repository, oldest first, and the stanza's status."""
+    volume = ["docker", "volume", "inspect", settings.pitr.volume]
+    if _run(volume).returncode != 0:  # never made by a mount here: Compose owns it
+        return [], f"no repository volume {settings.pitr.volume} yet: `invoke db.up` makes it"
     return parse_info(in_repository(settings, "info", "--output=json", what="pgbackrest info"))
 
 

@@ -112,7 +112,11 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     state = container_state(settings)
     if state is not None and state.running:
         log("handing the newest WAL to the archive (pgbackrest check)")
-        pitr.in_server(settings, "check", what="pgBackRest's check before the restore")
+        try:
+            pitr.in_server(settings, "check", what="pgBackRest's check before the restore")
+        except pitr.PitrError as exc:  # an earlier moment may still be in the archive
+            log(f"going on without the newest WAL, so a moment after the last archived WAL "
+                f"cannot be reached: {exc}")  # fmt: skip
     done = False
     try:
         timeline = _restore_into(settings, plan, helper, log)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -21,6 +22,7 @@ from pgkura.pitr import (
     archiving_finding,
     base_backup_finding,
     embedded_problem,
+    failure,
     parse_info,
     require,
     window_line,
@@ -164,3 +166,15 @@ def test_newest_base_backup_age():
     assert base_backup_finding([fresh], now)[0] == "ok"
     assert base_backup_finding([stale], now)[0] == "warn"
     assert base_backup_finding([], now)[0] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("code", "remedy"),
+    [(28, "another cluster's backups"), (87, "db.up` recreates"), (127, "no pgBackRest"),
+     (99, "see pgBackRest's message")],
+)  # fmt: skip
+def test_pgbackrest_failures_are_named_by_their_code_with_a_remedy(code, remedy):
+    said = "ERROR: [028]: backup and archive info files exist but do not match the database"
+    error = failure("creating the stanza", subprocess.CompletedProcess([], code, "", said))
+    assert said in str(error)
+    assert remedy in str(error)
