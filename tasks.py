@@ -733,7 +733,12 @@ def _list_remote(settings: Settings) -> None:
 # -- point-in-time recovery (PGKURA_PITR) ----------------------------------------------------
 
 
-@task(help={"type": "full (default), diff (changes since the last full) or incr (since any)"})
+@task(
+    help={
+        "type": "full (default), diff (changes since the last full), incr (since any), or auto "
+        "(full when none is under 7 days old, else diff: what PGKURA_PITR_SCHEDULE runs)"
+    }
+)
 def basebackup(c: Context, type: str = "full") -> None:
     """Take a verified pgBackRest base backup: the start of the point-in-time window."""
     from pgkura.pitr import base_backup, local

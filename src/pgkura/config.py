@@ -46,6 +46,7 @@ class Pitr:
     stanza: str  # pgBackRest's name for this cluster in its repositories
     keep_full: int  # full base backups kept (differentials and incrementals go with theirs)
     queue_max: str  # WAL waiting to be archived beyond this is dropped, not left to fill pg_wal
+    schedule: Schedule | None  # when the runner takes base backups (`db.basebackup --type auto`)
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ def _pitr(values: _Values, project: str) -> Pitr:
         stanza=project,
         keep_full=values.parsed("PGKURA_PITR_KEEP_FULL", "2", KEEP_FULL),
         queue_max=values.parsed("PGKURA_PITR_QUEUE_MAX", "4GiB", SIZE),
+        schedule=values.parsed("PGKURA_PITR_SCHEDULE", "off", SCHEDULE),
     )
 
 

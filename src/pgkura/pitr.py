@@ -29,7 +29,8 @@ from pgkura.errors import PgkuraError
 
 PGDATA = "/var/lib/postgresql/18/docker"
 REPO = "/var/lib/pgbackrest"
-KINDS = ("full", "diff", "incr")
+KINDS = ("full", "diff", "incr", "auto")
+FULL_EVERY = timedelta(days=7)  # `auto`: a full backup when the newest is older, else a diff
 NEWEST_BACKUP_WARN_H = 48
 WAITING_SEGMENTS_WARN = 8  # completed WAL segments not archived yet (16 MiB each by default)
 
@@ -185,12 +186,14 @@ def backups(settings: Settings) -> tuple[list[BaseBackup], str]:
 
 
 def base_backup(settings: Settings, kind: str) -> BaseBackup:
-    """A base backup of the running server (`kind` full, diff or incr; pgBackRest makes the
-    first one full whatever is asked), verified in the repository; expiry by
-    PGKURA_PITR_KEEP_FULL follows each backup."""
+    """A base backup of the running server (`kind` full, diff, incr, or auto: see
+    `auto_kind`; pgBackRest makes the first one full whatever is asked), verified in the
+    repository; expiry by PGKURA_PITR_KEEP_FULL follows each backup."""
     if kind not in KINDS:
         raise PitrError(f"--type {kind!r} is not a base backup type: choose {', '.join(KINDS)}")
     require(settings)
+    if kind == "auto":
+        kind = auto_kind(backups(settings)[0], datetime.now(UTC))
     in_server(settings, "backup", f"--type={kind}", what=f"the {kind} base backup")
     found, _ = parse_info(in_server(settings, "info", "--output=json", what="pgbackrest info"))
     if not found:
@@ -198,6 +201,13 @@ def base_backup(settings: Settings, kind: str) -> BaseBackup:
     newest = found[-1]
     in_server(settings, "verify", f"--set={newest.label}", what=f"verifying {newest.label}")
     return newest
+
+
+def auto_kind(found: list[BaseBackup], now: datetime) -> str:
+    """Full when there is none from the last FULL_EVERY, else differential (changes since that
+    full): a restore then needs at most two backups and a week's WAL."""
+    fulls = [b for b in found if b.kind == "full"]
+    return "full" if not fulls or now - fulls[-1].stopped > FULL_EVERY else "diff"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pgkura.pitr import (
     BaseBackup,
     PitrError,
     archiving_finding,
+    auto_kind,
     base_backup_finding,
     embedded_problem,
     failure,
@@ -28,6 +29,7 @@ from pgkura.pitr import (
     window_line,
 )
 from pgkura.pitr_restore import parse_moment
+from pgkura.scheduler import jobs
 from tests.conftest import ROOT
 
 JST = timezone(timedelta(hours=9))
@@ -178,3 +180,22 @@ def test_pgbackrest_failures_are_named_by_their_code_with_a_remedy(code, remedy)
     error = failure("creating the stanza", subprocess.CompletedProcess([], code, "", said))
     assert said in str(error)
     assert remedy in str(error)
+
+
+def test_auto_takes_a_full_weekly_and_differentials_between():
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def backup(kind, days):
+        return BaseBackup("L", kind, now - timedelta(days=days), now - timedelta(days=days), 1, 1)
+
+    assert auto_kind([], now) == "full"
+    assert auto_kind([backup("full", 2), backup("diff", 1)], now) == "diff"
+    assert auto_kind([backup("full", 8), backup("diff", 1)], now) == "full"
+
+
+def test_the_scheduler_runs_base_backups_on_their_own_schedule(tmp_path):
+    scheduled = jobs(settings_with(tmp_path, PGKURA_PITR="on", PGKURA_PITR_SCHEDULE="daily 02:30"))
+    assert [(j.name, j.argv) for j in scheduled] == [
+        ("base backup", ["db.basebackup", "--type", "auto"])
+    ]
+    assert jobs(settings_with(tmp_path, PGKURA_PITR="on")) == []
