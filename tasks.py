@@ -754,10 +754,15 @@ def _list_base_backups(settings: Settings) -> None:
     """The pgBackRest base backups and the window they give (with the live archiver's time)."""
     from pgkura.compose import container_state
     from pgkura.connection import connect
+    from pgkura.errors import PgkuraError
     from pgkura.pitr import archiver, backups, local, window_line
     from pgkura.report import size, table
 
-    found, status = backups(settings)
+    try:
+        found, status = backups(settings)
+    except PgkuraError as exc:  # the dumps below are listed all the same
+        print(f"point-in-time recovery: cannot read pgBackRest's repository: {exc}\n")
+        return
     state = container_state(settings)
     archived_at = None
     if state is not None and state.running:

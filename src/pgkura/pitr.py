@@ -222,6 +222,7 @@ class Archiver:
     current_wal: str
     segment_bytes: int
     now: datetime
+    mode: str = "on"  # archive_mode
 
     @property
     def failing(self) -> bool:
@@ -252,7 +253,8 @@ def _is_segment(name: str) -> bool:
 ARCHIVER_SQL = """
 SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time,
        pg_walfile_name(pg_current_wal_lsn()),
-       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), now()
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), now(),
+       current_setting('archive_mode')
   FROM pg_stat_archiver
 """
 
@@ -260,11 +262,17 @@ SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, las
 def archiver(conn: psycopg.Connection) -> Archiver:
     row = conn.execute(ARCHIVER_SQL).fetchone()
     assert row is not None  # noqa: S101 - pg_stat_archiver has one row
-    return Archiver(row[0], row[1], int(row[2]), row[3], row[4], row[5], int(row[6]), row[7])
+    wal, at, failed, failed_wal, failed_at, current, segment, now, mode = row
+    return Archiver(wal, at, int(failed), failed_wal, failed_at, current, int(segment), now, mode)
 
 
 def archiving_finding(state: Archiver) -> tuple[str, str]:
     """(level, detail) for `db.doctor`."""
+    if state.mode == "off":
+        return "fail", (
+            "PGKURA_PITR=on but the server runs without WAL archiving (started before it was "
+            "turned on) → `invoke db.up` recreates it with the archive settings"
+        )
     if state.failing:
         return "fail", (
             f"archiving fails: {state.failed_wal} since {local(state.failed_at)} "

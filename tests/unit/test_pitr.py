@@ -141,6 +141,12 @@ def test_archiving_that_works_is_ok():
     assert "0 completed segment(s) waiting" in detail
 
 
+def test_a_server_started_before_pitr_was_turned_on_fails():
+    level, detail = archiving_finding(archiver(mode="off"))
+    assert level == "fail"
+    assert "invoke db.up" in detail
+
+
 def test_archiving_failing_since_the_last_success_fails():
     after = datetime(2026, 11, 30, 8, 1, tzinfo=UTC)
     level, detail = archiving_finding(archiver(failed_count=3, failed_wal="000000020000000000000011", failed_at=after))  # fmt: skip
