@@ -588,41 +588,26 @@ def backup(
         "no-safety-backup": "skip the safety copy of the current database taken first",
         "safety": "with `latest`: undo the last restore (put its safety copy back)",
         "remote": "FILE (or `latest`) is in PGKURA_OFFSITE_URL: download and verify it first",
-        "to-time": "PGKURA_PITR: the whole cluster as it was then, with its UTC offset, e.g. "
-        '"2026-11-30 16:59:00+09:00", into a new volume the project then switches to',
-        "to-volume": "with --to-time: the new volume's name (default <project>_pgdata_pitr_<now>)",
         "yes": "do not ask for confirmation",
     },
     positional=["file"],
 )
 def restore(
     c: Context,
-    file: str = "",
+    file: str,
     database: str = "",
     create: bool = False,
     no_safety_backup: bool = False,
     safety: bool = False,
     remote: bool = False,
-    to_time: str = "",
-    to_volume: str = "",
     yes: bool = False,
 ) -> None:
-    """Restore a backup (FILE or `latest`) in one transaction, or the cluster to a moment."""
+    """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
     from pgkura import validation as v
 
     with _errors():
         name = v.DATABASE.flag(database or None, "--database") or ""
         settings = _settings()
-        if to_time or to_volume:
-            if file or name or create or no_safety_backup or safety or remote or not to_time:
-                raise Exit(
-                    "error: --to-time restores the whole cluster from pgBackRest's "
-                    "archive; give it alone (--to-volume and --yes may go with it)"
-                )
-            _restore_to_time(settings, to_time, to_volume, yes)
-            return
-        if not file:
-            raise Exit("error: name a backup FILE (or `latest`), or a moment with --to-time")
         if remote and safety:
             raise Exit(
                 "error: --safety undoes a local restore; it cannot be combined with --remote"
@@ -776,19 +761,31 @@ def _list_base_backups(settings: Settings) -> None:
     print()
 
 
-def _restore_to_time(settings: Settings, to_time: str, to_volume: str, yes: bool) -> None:
+@task(
+    name="restore-to",
+    help={
+        "moment": 'with its UTC offset, e.g. "2026-11-30 16:59:00+09:00" (JST) or '
+        '"2026-11-30 07:59:00Z"',
+        "to-volume": "the new volume's name (default <project>_pgdata_pitr_<now>)",
+        "yes": "do not ask for confirmation",
+    },
+)
+def restore_to(c: Context, moment: str, to_volume: str = "", yes: bool = False) -> None:
+    """PGKURA_PITR: the cluster as it was at MOMENT, in a new volume the project then uses."""
     from pgkura.pitr_restore import make_plan, parse_moment, restore
 
-    plan = make_plan(settings, parse_moment(to_time), to_volume)
-    for line in plan.lines():
-        print(line)
-    _consent(yes).require(settings, f"restore the cluster as it was at {to_time} into "
-                          f"{plan.target} and switch the project to it")  # fmt: skip
-    done = restore(settings, plan, _say)
-    print(f"restored: the project runs on {plan.target} (timeline {done.timeline}); fresh full "
-          f"base backup {done.backup.label}")  # fmt: skip
-    print(f"undo: set PGKURA_VOLUME={plan.source} and `invoke db.up` ({plan.source} is as it "
-          "was before the restore)")  # fmt: skip
+    with _errors():
+        settings = _settings()
+        plan = make_plan(settings, parse_moment(moment), to_volume)
+        for line in plan.lines():
+            print(line)
+        _consent(yes).require(settings, f"restore the cluster as it was at {moment} into "
+                              f"{plan.target} and switch the project to it")  # fmt: skip
+        done = restore(settings, plan, _say)
+        print(f"restored: the project runs on {plan.target} (timeline {done.timeline}); fresh "
+              f"full base backup {done.backup.label}")  # fmt: skip
+        print(f"undo: set PGKURA_VOLUME={plan.source} and `invoke db.up` ({plan.source} is as "
+              "it was before the restore)")  # fmt: skip
 
 
 @task(
@@ -1066,6 +1063,6 @@ db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, prune, verify, schedule, upgrade,
-    import_sqlite, inspect, basebackup,
+    import_sqlite, inspect, basebackup, restore_to,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

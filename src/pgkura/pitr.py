@@ -315,7 +315,7 @@ def window_line(found: list[BaseBackup], archived_at: datetime | None) -> str:
 
 
 def local(moment: datetime | None) -> str:
-    """A moment in this machine's time zone, with its offset (what --to-time takes back)."""
+    """A moment in this machine's time zone, with its offset (what db.restore-to takes back)."""
     return moment.astimezone().isoformat(sep=" ", timespec="seconds") if moment else "-"
 
 

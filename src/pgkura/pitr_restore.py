@@ -1,4 +1,4 @@
-"""`db.restore --to-time`: the cluster as it was at a moment, from a base backup and the WAL
+"""`db.restore-to MOMENT`: the cluster as it was at a moment, from a base backup and the WAL
 archive, into a NEW volume; the live volume is never written to and stays as the undo.
 
 The steps, each refusing to go on if the one before did not succeed:
@@ -38,17 +38,15 @@ _EXAMPLE = '"2026-11-30 16:59:00+09:00"'
 
 
 def parse_moment(text: str) -> datetime:
-    """--to-time: an ISO date and time with an explicit UTC offset (the container runs in UTC;
-    a time without an offset would be read as UTC, nine hours off in Japan)."""
+    """The moment to restore to: an ISO date and time with an explicit UTC offset (the
+    container runs in UTC; a time without an offset would be nine hours off in Japan)."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise pitr.PitrError(
-            f"--to-time {text!r} is not a date and time → e.g. {_EXAMPLE}"
-        ) from None
+        raise pitr.PitrError(f"{text!r} is not a date and time → e.g. {_EXAMPLE}") from None
     if moment.tzinfo is None:
         raise pitr.PitrError(
-            f"--to-time {text!r} has no UTC offset: the server runs in UTC, so the moment "
+            f"{text!r} has no UTC offset: the server runs in UTC, so the moment "
             f"would be ambiguous → add the offset, e.g. {_EXAMPLE} (JST) or Z for UTC"
         )
     return moment
@@ -128,7 +126,7 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
             subprocess.run(
                 ["docker", "volume", "rm", "-f", plan.target], capture_output=True, check=False
             )
-    switched = point_project_at(settings, plan.target, "invoke db.restore --to-time")
+    switched = point_project_at(settings, plan.target, "invoke db.restore-to")
     log(f"{switched}; starting the server on it")
     moved = replace(settings, volume=plan.target)
     up(moved, log=log)

@@ -1,5 +1,5 @@
 """Point-in-time recovery on the real image: WAL archived by pgBackRest, a base backup, writes
-after it, a noted moment, every row deleted, `db.restore --to-time` back to that moment in a
+after it, a noted moment, every row deleted, `db.restore-to` back to that moment in a
 new volume, and archiving going on on the new timeline."""
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ def archiving(project: Project) -> Iterator[Project]:
 
 
 def test_refused_before_anything_changes(archiving: Project):
-    no_offset = archiving.invoke("db.restore", "--to-time", "2026-11-30 16:59:00", "--yes")
+    no_offset = archiving.invoke("db.restore-to", "2026-11-30 16:59:00", "--yes")
     assert no_offset.returncode != 0
     assert "no UTC offset" in no_offset.stderr
     assert "Traceback" not in no_offset.stderr
-    nothing = archiving.invoke("db.restore", "--to-time", "2001-01-01 00:00:00+09:00", "--yes")
+    nothing = archiving.invoke("db.restore-to", "2001-01-01 00:00:00+09:00", "--yes")
     assert nothing.returncode != 0
     assert "no base backup ended before" in nothing.stderr, nothing.stderr
 
@@ -79,7 +79,7 @@ def test_restore_to_a_moment_into_a_new_volume(archiving: Project):
     assert "can restore to any moment from" in listed.stdout
 
     old = f"{p.container}_pgdata"
-    restored = p.invoke("db.restore", "--to-time", moment, "--yes")
+    restored = p.invoke("db.restore-to", moment, "--yes")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert value(p, FINGERPRINT) == then
     assert then.startswith("1500 ")

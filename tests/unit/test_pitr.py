@@ -1,4 +1,4 @@
-"""Point-in-time recovery's pure parts: the settings, the compose file, --to-time, what
+"""Point-in-time recovery's pure parts: the settings, the compose file, the moment to restore to, what
 `pgbackrest info` and pg_stat_archiver say and how doctor and db.backups word it."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pgkura.pitr import (
 )
 from pgkura.pitr_restore import parse_moment
 from pgkura.scheduler import jobs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_invoke
 
 JST = timezone(timedelta(hours=9))
 # `pgbackrest info --output=json` of pgBackRest 2.60 (one full backup; one that failed)
@@ -205,3 +205,15 @@ def test_the_scheduler_runs_base_backups_on_their_own_schedule(tmp_path):
         ("base backup", ["db.basebackup", "--type", "auto"])
     ]
     assert jobs(settings_with(tmp_path, PGKURA_PITR="on")) == []
+
+
+def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):
+    """invoke cannot leave a positional argument out, so the moment is restore-to's own and
+    `db.restore latest` stays as it was."""
+    env = {"PGKURA_ENV_FILE": str(tmp_path / ".env"), "PGKURA_BACKUP_DIR": str(tmp_path)}
+    latest = run_invoke("db.restore", "latest", "--yes", env=env, cwd=tmp_path)
+    assert "No idea what" not in latest.stderr
+    assert "no backups" in latest.stderr
+    off = run_invoke("db.restore-to", "2026-11-30 16:59:00+09:00", "--yes", env=env, cwd=tmp_path)
+    assert off.returncode == 1
+    assert "point-in-time recovery is off" in off.stderr
