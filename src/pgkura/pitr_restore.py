@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pgkura import pitr
 from pgkura.compose import container_state, run
 from pgkura.config import VOLUME, Settings
+from pgkura.errors import PgkuraError
 from pgkura.lifecycle import up
 from pgkura.upgrade import HelperServer, point_project_at
 
@@ -129,9 +130,16 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     switched = point_project_at(settings, plan.target, "invoke db.restore-to")
     log(f"{switched}; starting the server on it")
     moved = replace(settings, volume=plan.target)
-    up(moved, log=log)
-    log("taking a full base backup of the new timeline")
-    return Restored(timeline, switched, pitr.base_backup(moved, "full"))
+    try:
+        up(moved, log=log)
+        log("taking a full base backup of the new timeline")
+        return Restored(timeline, switched, pitr.base_backup(moved, "full"))
+    except PgkuraError as exc:
+        raise pitr.PitrError(
+            f"{exc}\nThe project now uses {plan.target}, restored to the moment; starting it or "
+            "its first base backup failed.\n→ fix the above, then `invoke db.up` and `invoke "
+            f"db.basebackup`; to go back instead: PGKURA_VOLUME={plan.source}"
+        ) from None
 
 
 def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
@@ -166,8 +174,10 @@ def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
 
 
 # pg_file_settings reads the files afresh: what the next start would apply
-_LEFT_SQL = """SELECT name FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf'
-  AND name IN ('restore_command', 'recovery_target_time', 'recovery_target_action')"""
+_LEFT_SQL = (
+    "SELECT name FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf' "  # noqa: S608 - constant names
+    "AND name IN (" + ", ".join(f"'{name}'" for name in _RECOVERY) + ")"
+)
 
 
 def _until_promoted(server: HelperServer) -> None:
