@@ -682,6 +682,8 @@ def list_backups(c: Context, remote: bool = False, verify: bool = False) -> None
             _list_remote(settings)
             return
         entries = BackupStore(settings.backup_dir).entries()
+        if settings.pitr.enabled and not settings.is_embedded:
+            _list_base_backups(settings)
         if not entries:
             print(f"no backups in {settings.backup_dir}")
             return
@@ -732,6 +734,79 @@ def _list_remote(settings: Settings) -> None:
              e.manifest.get("sha256", "?")[:16] + "…"] for e in entries]  # fmt: skip
     print(f"off-site: {offsite.url}")
     print(table(["file", "database", "mode", "purpose", "created", "size", "sha256"], rows))
+
+
+# -- point-in-time recovery (PGKURA_PITR) ----------------------------------------------------
+
+
+@task(
+    help={
+        "type": "full (default), diff (changes since the last full), incr (since any), or auto "
+        "(full when none is under 7 days old, else diff: what PGKURA_PITR_SCHEDULE runs)"
+    }
+)
+def basebackup(c: Context, type: str = "full") -> None:
+    """Take a verified pgBackRest base backup: the start of the point-in-time window."""
+    from pgkura.pitr import base_backup, local
+    from pgkura.report import size
+
+    with _errors():
+        done = base_backup(_settings(), type)
+        print(f"base backup {done.label} ({done.kind}): {size(done.size)} of data, "
+              f"{size(done.stored)} stored, ended {local(done.stopped)}, verified")  # fmt: skip
+
+
+def _list_base_backups(settings: Settings) -> None:
+    """The pgBackRest base backups and the window they give (with the live archiver's time)."""
+    from pgkura.compose import container_state
+    from pgkura.connection import connect
+    from pgkura.errors import PgkuraError
+    from pgkura.pitr import archiver, backups, local, window_line
+    from pgkura.report import size, table
+
+    try:
+        found, status = backups(settings)
+    except PgkuraError as exc:  # the dumps below are listed all the same
+        print(f"point-in-time recovery: cannot read pgBackRest's repository: {exc}\n")
+        return
+    state = container_state(settings)
+    archived_at = None
+    if state is not None and state.running:
+        with connect(settings.target, purpose="backups") as conn:
+            archived_at = archiver(conn).archived_at
+    rows = [[b.label, b.kind, local(b.started), local(b.stopped), size(b.size), size(b.stored)]
+            for b in found]  # fmt: skip
+    if rows:
+        print(table(["base backup", "type", "started", "ended", "data", "stored"], rows))
+    print(window_line(found, archived_at) + ("" if status == "ok" else f" (stanza: {status})"))
+    print()
+
+
+@task(
+    name="restore-to",
+    help={
+        "moment": 'with its UTC offset, e.g. "2026-11-30 16:59:00+09:00" (JST) or '
+        '"2026-11-30 07:59:00Z"',
+        "to-volume": "the new volume's name (default <project>_pgdata_pitr_<now>)",
+        "yes": "do not ask for confirmation",
+    },
+)
+def restore_to(c: Context, moment: str, to_volume: str = "", yes: bool = False) -> None:
+    """PGKURA_PITR: the cluster as it was at MOMENT, in a new volume the project then uses."""
+    from pgkura.pitr_restore import make_plan, parse_moment, restore
+
+    with _errors():
+        settings = _settings()
+        plan = make_plan(settings, parse_moment(moment), to_volume)
+        for line in plan.lines():
+            print(line)
+        _consent(yes).require(settings, f"restore the cluster as it was at {moment} into "
+                              f"{plan.target} and switch the project to it")  # fmt: skip
+        done = restore(settings, plan, _say)
+        print(f"restored: the project runs on {plan.target} (timeline {done.timeline}); fresh "
+              f"full base backup {done.backup.label}")  # fmt: skip
+        print(f"undo: set PGKURA_VOLUME={plan.source} and `invoke db.up` ({plan.source} is as "
+              "it was before the restore)")  # fmt: skip
 
 
 @task(
@@ -1001,6 +1076,6 @@ db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, prune, verify, schedule, upgrade,
-    import_sqlite, inspect,
+    import_sqlite, inspect, basebackup, restore_to,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

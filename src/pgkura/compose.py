@@ -21,6 +21,7 @@ COMPOSE_FILES = {
     "development": ("docker-compose.yml", "docker-compose.override.yml"),
     "production": ("docker-compose.yml", "docker-compose.prod.yml"),
 }
+PITR_FILE = "docker-compose.pitr.yml"  # added when PGKURA_PITR=on
 SERVICE = "postgres"
 
 
@@ -46,7 +47,8 @@ class ContainerState:
 
 
 def compose_files(settings: Settings) -> list[Path]:
-    return [settings.root / name for name in COMPOSE_FILES[settings.environment]]
+    extra = (PITR_FILE,) if settings.pitr.enabled else ()
+    return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
 
 
 def compose_argv(settings: Settings, *args: str) -> list[str]:
@@ -78,6 +80,10 @@ def compose_env(settings: Settings) -> dict[str, str]:
         # the path the user gave, not the file name the build is given
         "PGKURA_PG_BIGM_ARG": settings.pg_bigm.build_arg,
         "PG_BIGM_SHA256": settings.pg_bigm.sha256 or "",
+        "PGKURA_PITR_STANZA": settings.pitr.stanza,
+        "PGKURA_PITR_VOLUME": settings.pitr.volume,
+        "PGKURA_PITR_KEEP_FULL": str(settings.pitr.keep_full),
+        "PGKURA_PITR_QUEUE_MAX": settings.pitr.queue_max,
     }
 
 

@@ -38,6 +38,19 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Pitr:
+    """Point-in-time recovery with pgBackRest (PGKURA_PITR): off unless asked for, since an
+    archive that fails keeps WAL on the server's disk."""
+
+    enabled: bool
+    volume: str  # the local repository's Docker volume
+    stanza: str  # pgBackRest's name for this cluster in its repositories
+    keep_full: int  # full base backups kept (differentials and incrementals go with theirs)
+    queue_max: str  # WAL waiting to be archived beyond this is dropped, not left to fill pg_wal
+    schedule: Schedule | None  # when the runner takes base backups (`db.basebackup --type auto`)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a task needs to know about the project and the server it works on."""
 
@@ -80,6 +93,7 @@ class Settings:
     build_target: str
     pg_bigm: BigmSource
     build_network: str | None
+    pitr: Pitr
     engine_chosen: bool = False  # PGKURA_ENGINE unset: pgkura chose (engine_choice)
     engine_note: str | None = None  # what to tell the user about that choice
 
@@ -211,6 +225,25 @@ BUILD_NETWORK = Rule(
     lambda t: _container(t) if t else "", "a Docker network for build steps: host, none or a name"
 )
 PG_BIGM_SHA256 = Rule(parse_sha256, "the archive's SHA-256")
+_SIZE = re.compile(r"^[1-9][0-9]*(?:[KMGT]i?B)?$")
+
+
+def _size(text: str) -> str:
+    """A size as pgBackRest reads it (KB and KiB alike are powers of 1024)."""
+    if not _SIZE.match(text):
+        raise ValueError("")
+    return text
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text.strip())
+    if value < 1:
+        raise ValueError("")
+    return value
+
+
+SIZE = Rule(_size, "a size such as 512MiB or 4GiB")
+KEEP_FULL = Rule(_at_least_one, "a whole number of full backups, 1 or more")
 
 
 def _http_url(text: str) -> str:
@@ -252,6 +285,17 @@ def _offsite(values: _Values) -> Offsite | None:
         return None
     bucket, prefix = location
     return Offsite(bucket, prefix, endpoint=endpoint, sse=sse, aws=aws_settings(values.raw))
+
+
+def _pitr(values: _Values, project: str) -> Pitr:
+    return Pitr(
+        enabled=values.parsed("PGKURA_PITR", "off", v.BOOLEAN),
+        volume=values.parsed("PGKURA_PITR_VOLUME", f"{project}_pgbackrest", VOLUME),
+        stanza=project,
+        keep_full=values.parsed("PGKURA_PITR_KEEP_FULL", "2", KEEP_FULL),
+        queue_max=values.parsed("PGKURA_PITR_QUEUE_MAX", "4GiB", SIZE),
+        schedule=values.parsed("PGKURA_PITR_SCHEDULE", "off", SCHEDULE),
+    )
 
 
 def _wheel_tools() -> Path | None:
@@ -343,4 +387,5 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
             sha256=values.parsed("PG_BIGM_SHA256", "", PG_BIGM_SHA256),
         ),
         build_network=values.parsed("PGKURA_BUILD_NETWORK", "", BUILD_NETWORK) or None,
+        pitr=_pitr(values, project),
     )

@@ -6,9 +6,11 @@ import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
+from pgkura import pitr
 from pgkura.backup_store import BackupStore
 from pgkura.compose import container_state, require_docker
 from pgkura.config import Settings
@@ -53,6 +55,9 @@ def _checks(settings: Settings) -> Iterator[Finding]:
         except PgkuraError as exc:
             yield Finding("docker", "fail", str(exc))
     yield _env_file(settings)
+    unable = pitr.embedded_problem(settings)
+    if unable:
+        yield Finding("pitr", "fail", str(unable))
     if local and docker_ok:
         yield from _container(settings)
     yield from _server(settings)
@@ -150,7 +155,12 @@ def _server(settings: Settings) -> Iterator[Finding]:
         yield Finding("server", level, detail)
         yield from _extensions(settings, conn)
         yield _migrations(settings, conn)
+        pitr_on = settings.pitr.enabled and target.is_container
+        if pitr_on:
+            yield Finding("archiving", *pitr.archiving_finding(pitr.archiver(conn)))
     yield _backups(settings)
+    if pitr_on:
+        yield _base_backups(settings)
     if settings.offsite is not None:
         yield _offsite(settings)
     yield from _schedule(settings)
@@ -253,6 +263,15 @@ def _schedule(settings: Settings) -> Iterator[Finding]:
             "no runner is active: scheduled jobs will not run → `invoke db.schedule --install` "
             "(systemd) or keep `invoke db.schedule --run` running",
         )  # fmt: skip
+
+
+def _base_backups(settings: Settings) -> Finding:
+    """pgBackRest's newest base backup: how much WAL a point-in-time restore replays."""
+    try:
+        found, _ = pitr.backups(settings)
+    except PgkuraError as exc:
+        return Finding("base backups", "fail", str(exc))
+    return Finding("base backups", *pitr.base_backup_finding(found, datetime.now(UTC)))
 
 
 def _backups(settings: Settings) -> Finding:

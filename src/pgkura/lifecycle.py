@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import psutil
 
-from pgkura import embedded
+from pgkura import embedded, pitr
 from pgkura.compose import (
     ContainerState,
     DockerError,
@@ -135,6 +135,9 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     if settings.engine_note:
         log(settings.engine_note)
     if settings.is_embedded:
+        problem = pitr.embedded_problem(settings)
+        if problem:
+            raise problem
         if build_first:
             log("the embedded engine has no image to build: starting its server")
         version = embedded.up(settings, log)
@@ -159,6 +162,10 @@ def up(settings: Settings, *, build_first: bool = False, log: Log) -> int:
     except ConnectError as exc:
         raise DockerError(f"{exc}\n{_logs(settings)}") from None
     watch()  # the first start may have failed and the restart policy brought up the rest
+    if settings.pitr.enabled:
+        log(f"point-in-time recovery: checking pgBackRest's stanza {settings.pitr.stanza} and "
+            "that WAL reaches its repository")  # fmt: skip
+        pitr.ensure_stanza(settings)
     _remember_engine(settings)
     return version
 

@@ -1,5 +1,6 @@
-"""The scheduled-jobs runner (`invoke db.schedule --run`): backups on PGKURA_BACKUP_SCHEDULE and
-restore drills on PGKURA_DRILL_SCHEDULE, one job at a time, for as long as it runs.
+"""The scheduled-jobs runner (`invoke db.schedule --run`): backups on PGKURA_BACKUP_SCHEDULE,
+restore drills on PGKURA_DRILL_SCHEDULE and pgBackRest base backups on PGKURA_PITR_SCHEDULE,
+one job at a time, for as long as it runs.
 
 Each job is the very command a person would type (`invoke db.backup`, `invoke db.verify latest
 --restore-test [--remote]`), run as a child process: the same guarantees, alerts and messages,
@@ -74,6 +75,9 @@ def jobs(settings: Settings) -> list[Job]:
         remote = ["--remote"] if settings.offsite is not None else []
         argv = ["db.verify", "latest", "--restore-test", *remote]
         found.append(Job("drill", settings.drill_schedule, argv, alerts_itself=False))
+    if settings.pitr.schedule is not None:
+        argv = ["db.basebackup", "--type", "auto"]
+        found.append(Job("base backup", settings.pitr.schedule, argv, alerts_itself=False))
     return found
 
 

@@ -217,8 +217,9 @@ SELECT 'large-objects' || E'\t' || '(all)' || E'\t' || count(*) || ' ' ||
 """
 
 
-class _Server:
-    """A helper PostgreSQL container with no network, reached through its socket."""
+class HelperServer:
+    """A helper PostgreSQL container with no network, reached through its socket (also the
+    trial start of a point-in-time restore)."""
 
     def __init__(self, name: str, superuser: str = "") -> None:
         self.name = name
@@ -423,7 +424,7 @@ def _upgrade(
          "-v", f"{plan.source}:{mount}", "-v", f"{names.socket}:{SOCKET}", "-e", f"PGDATA={pgdata}",
          plan.old_image, "postgres", "-c", "listen_addresses="],
         what=f"starting {plan.old_image}")  # fmt: skip
-    old = _Server(names.old)
+    old = HelperServer(names.old)
     old.wait()
     old.superuser = _bootstrap_superuser(old, settings)
     backup = _dump(settings, plan, names, old.superuser, log, progress)
@@ -439,7 +440,7 @@ def _upgrade(
          "-v", f"{plan.target}:/var/lib/postgresql", "-e", f"POSTGRES_USER={old.superuser}",
          "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=postgres", settings.image],
         what="starting the new server", env=secret)  # fmt: skip
-    new = _Server(names.new, old.superuser)
+    new = HelperServer(names.new, old.superuser)
     new.wait(fresh=True)
     _load(new, backup, log, progress)
     updated = _update_extensions(new)
@@ -455,7 +456,7 @@ def _upgrade(
     return backup, updated
 
 
-def _bootstrap_superuser(server: _Server, settings: Settings) -> str:
+def _bootstrap_superuser(server: HelperServer, settings: Settings) -> str:
     """The cluster's first superuser (the one initdb made), found by trying the usual names
     over the socket (local connections are trusted in these images)."""
     for candidate in dict.fromkeys([settings.postgres_user, "postgres"]):
@@ -498,7 +499,7 @@ def _dump(
     return final
 
 
-def _load(server: _Server, backup: Path, log: Log, progress: Reporter) -> None:
+def _load(server: HelperServer, backup: Path, log: Log, progress: Reporter) -> None:
     """Restore the whole-cluster dump (CREATE DATABASE cannot run in a transaction: the fresh
     volume is what makes this all or nothing; pg_dump's own transactions around large objects
     stay)."""
@@ -556,7 +557,7 @@ def _process(argv: list[str], errors: IO[bytes]) -> Iterator[subprocess.Popen[by
             proc.wait()
 
 
-def _update_extensions(server: _Server) -> list[str]:
+def _update_extensions(server: HelperServer) -> list[str]:
     """ALTER EXTENSION ... UPDATE everywhere; "db: name from → to" for each that moved."""
     moved = []
     query = "SELECT extname || ' ' || extversion FROM pg_extension ORDER BY 1"
@@ -572,7 +573,7 @@ def _update_extensions(server: _Server) -> list[str]:
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?PGKURA_VOLUME\s*=.*$", re.MULTILINE)
 
 
-def point_project_at(settings: Settings, volume: str) -> str:
+def point_project_at(settings: Settings, volume: str, made_by: str = "invoke db.upgrade") -> str:
     """Set PGKURA_VOLUME in the settings file (keeping its mode); what to say about it."""
     if "PGKURA_VOLUME" in os.environ:
         return (f"PGKURA_VOLUME is set in the environment: set it to {volume} there (the "
@@ -583,7 +584,7 @@ def point_project_at(settings: Settings, volume: str) -> str:
     if _ENV_LINE.search(text):
         text = _ENV_LINE.sub(line, text, count=1)
     else:
-        note = f"# the PostgreSQL {SERVER_MAJOR} volume made by `invoke db.upgrade`"
+        note = f"# the PostgreSQL {SERVER_MAJOR} volume made by `{made_by}`"
         text = text + ("" if not text or text.endswith("\n") else "\n") + f"{note}\n{line}\n"
     mode = path.stat().st_mode & 0o777 if path.is_file() else 0o600
     tmp = path.with_name(path.name + ".pgkura-tmp")

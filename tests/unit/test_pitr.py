@@ -1,0 +1,219 @@
+"""Point-in-time recovery's pure parts: the settings, the compose file, the moment to restore to, what
+`pgbackrest info` and pg_stat_archiver say and how doctor and db.backups word it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pgkura.compose import PITR_FILE, compose_files
+from pgkura.config import load_settings
+from pgkura.errors import ConfigError
+from pgkura.lifecycle import up
+from pgkura.pitr import (
+    Archiver,
+    BaseBackup,
+    PitrError,
+    archiving_finding,
+    auto_kind,
+    base_backup_finding,
+    embedded_problem,
+    failure,
+    parse_info,
+    require,
+    window_line,
+)
+from pgkura.pitr_restore import parse_moment
+from pgkura.scheduler import jobs
+from tests.conftest import ROOT, run_invoke
+
+JST = timezone(timedelta(hours=9))
+# `pgbackrest info --output=json` of pgBackRest 2.60 (one full backup; one that failed)
+INFO = [{
+    "archive": [{"id": "18-1", "max": "000000010000000000000003",
+                 "min": "000000010000000000000001"}],
+    "backup": [
+        {"label": "20261130-200137F", "type": "full", "error": False,
+         "info": {"size": 23702099, "repository": {"size": 3081320}},
+         "timestamp": {"start": 1796068897, "stop": 1796068906}},
+        {"label": "20261130-210000F_20261130-210500I", "type": "incr", "error": True,
+         "info": {"size": 1, "repository": {"size": 1}},
+         "timestamp": {"start": 1796072700, "stop": 1796072710}},
+    ],
+    "name": "pgkura", "status": {"code": 0, "message": "ok"},
+}]  # fmt: skip
+
+
+def settings_with(tmp_path, **env):
+    return load_settings(tmp_path, {"POSTGRES_PASSWORD": "pw", **env})
+
+
+def test_pitr_is_off_by_default_and_its_file_added_only_when_on(tmp_path):
+    off = settings_with(tmp_path)
+    assert not off.pitr.enabled
+    assert all(p.name != PITR_FILE for p in compose_files(off))
+    on = settings_with(tmp_path, PGKURA_PITR="on", PGKURA_COMPOSE_PROJECT="shop")
+    assert compose_files(on)[-1] == tmp_path / PITR_FILE
+    assert (on.pitr.volume, on.pitr.stanza, on.pitr.keep_full) == ("shop_pgbackrest", "shop", 2)
+    with pytest.raises(PitrError, match="point-in-time recovery is off"):
+        require(off)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("PGKURA_PITR_QUEUE_MAX", "4G"), ("PGKURA_PITR_QUEUE_MAX", "0GiB"),
+     ("PGKURA_PITR_KEEP_FULL", "0"), ("PGKURA_PITR_VOLUME", "a b"), ("PGKURA_PITR", "maybe")],
+)  # fmt: skip
+def test_bad_pitr_settings_fail_with_their_name(tmp_path, name, text):
+    with pytest.raises(ConfigError, match=name):
+        settings_with(tmp_path, **{name: text})
+
+
+def test_the_compose_file_archives_through_pgbackrest_into_its_own_volume():
+    text = (ROOT / PITR_FILE).read_text()
+    assert "archive_command=pgbackrest archive-push %p" in text
+    assert "PGBACKREST_ARCHIVE_PUSH_QUEUE_MAX: ${PGKURA_PITR_QUEUE_MAX" in text
+    assert "pgbackrest:/var/lib/pgbackrest" in text
+
+
+def test_the_embedded_engine_says_pitr_needs_the_image(tmp_path):
+    embedded = settings_with(tmp_path, PGKURA_ENGINE="embedded", PGKURA_PITR="on")
+    problem = embedded_problem(embedded)
+    assert problem is not None
+    assert "needs the Docker image" in str(problem)
+    with pytest.raises(PitrError, match="needs the Docker image"):
+        up(embedded, log=print)
+    assert embedded_problem(settings_with(tmp_path, PGKURA_ENGINE="embedded")) is None
+
+
+def test_to_time_needs_an_explicit_offset():
+    assert parse_moment("2026-11-30 16:59:00+09:00") == datetime(2026, 11, 30, 7, 59, tzinfo=UTC)
+    assert parse_moment("2026-11-30T07:59:00Z").tzinfo is not None
+    with pytest.raises(PitrError, match="no UTC offset"):
+        parse_moment("2026-11-30 16:59:00")
+    with pytest.raises(PitrError, match="not a date and time"):
+        parse_moment("yesterday at five")
+
+
+@given(st.text(max_size=40))
+def test_any_to_time_is_a_moment_with_an_offset_or_one_clear_error(text):
+    try:
+        moment = parse_moment(text)
+    except PitrError:
+        return
+    assert moment.tzinfo is not None
+
+
+def test_info_lists_usable_backups_oldest_first():
+    found, status = parse_info(json.dumps(INFO))
+    assert status == "ok"
+    assert [b.label for b in found] == ["20261130-200137F"]  # the failed one is no backup
+    assert found[0].stopped == datetime.fromtimestamp(1796068906, UTC)
+    assert found[0].stored == 3081320
+    assert parse_info("[]") == ([], "no stanza")
+
+
+def test_the_window_starts_where_the_oldest_backup_ended():
+    found, _ = parse_info(json.dumps(INFO))
+    line = window_line(found, datetime(2026, 11, 30, 21, 0, tzinfo=UTC))
+    assert line.startswith("point-in-time recovery: can restore to any moment from ")
+    assert found[0].stopped.astimezone().isoformat(sep=" ", timespec="seconds") in line
+    assert "db.basebackup" in window_line([], None)
+
+
+def archiver(**changes):
+    base = {"archived_wal": "000000020000000000000010", "archived_at": datetime(2026, 11, 30, 8, tzinfo=UTC),
+            "failed_count": 0, "failed_wal": None, "failed_at": None,
+            "current_wal": "000000020000000000000011", "segment_bytes": 16 * 2**20,
+            "now": datetime(2026, 11, 30, 8, 5, tzinfo=UTC)}  # fmt: skip
+    return Archiver(**{**base, **changes})
+
+
+def test_archiving_that_works_is_ok():
+    level, detail = archiving_finding(archiver())
+    assert level == "ok"
+    assert "5 min ago" in detail
+    assert "0 completed segment(s) waiting" in detail
+
+
+def test_a_server_started_before_pitr_was_turned_on_fails():
+    level, detail = archiving_finding(archiver(mode="off"))
+    assert level == "fail"
+    assert "invoke db.up" in detail
+
+
+def test_archiving_failing_since_the_last_success_fails():
+    after = datetime(2026, 11, 30, 8, 1, tzinfo=UTC)
+    level, detail = archiving_finding(archiver(failed_count=3, failed_wal="000000020000000000000011", failed_at=after))  # fmt: skip
+    assert level == "fail"
+    assert "000000020000000000000011" in detail
+    # an old failure, followed by successes, is history
+    earlier = datetime(2026, 11, 30, 7, tzinfo=UTC)
+    assert archiving_finding(archiver(failed_count=3, failed_at=earlier))[0] == "ok"
+
+
+def test_segments_waiting_are_counted_across_log_files():
+    lagging = archiver(
+        archived_wal="0000000200000000000000FD", current_wal="00000002000000010000000A"
+    )
+    assert lagging.waiting == 2 + 10  # FE, FF, then 00..09 of the next log file
+    assert archiving_finding(lagging)[0] == "warn"
+    assert archiver(archived_wal="00000002.history").waiting is None
+    assert archiver(archived_wal="000000010000000000000010").waiting is None  # other timeline
+
+
+def test_newest_base_backup_age():
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    fresh = BaseBackup("L", "incr", now - timedelta(hours=2), now - timedelta(hours=1), 1, 1)
+    stale = BaseBackup("L", "full", now - timedelta(days=4), now - timedelta(days=3), 1, 1)
+    assert base_backup_finding([fresh], now)[0] == "ok"
+    assert base_backup_finding([stale], now)[0] == "warn"
+    assert base_backup_finding([], now)[0] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("code", "remedy"),
+    [(28, "another cluster's backups"), (87, "db.up` recreates"), (127, "no pgBackRest"),
+     (99, "see pgBackRest's message")],
+)  # fmt: skip
+def test_pgbackrest_failures_are_named_by_their_code_with_a_remedy(code, remedy):
+    said = "ERROR: [028]: backup and archive info files exist but do not match the database"
+    error = failure("creating the stanza", subprocess.CompletedProcess([], code, "", said))
+    assert said in str(error)
+    assert remedy in str(error)
+
+
+def test_auto_takes_a_full_weekly_and_differentials_between():
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def backup(kind, days):
+        return BaseBackup("L", kind, now - timedelta(days=days), now - timedelta(days=days), 1, 1)
+
+    assert auto_kind([], now) == "full"
+    assert auto_kind([backup("full", 2), backup("diff", 1)], now) == "diff"
+    assert auto_kind([backup("full", 8), backup("diff", 1)], now) == "full"
+
+
+def test_the_scheduler_runs_base_backups_on_their_own_schedule(tmp_path):
+    scheduled = jobs(settings_with(tmp_path, PGKURA_PITR="on", PGKURA_PITR_SCHEDULE="daily 02:30"))
+    assert [(j.name, j.argv) for j in scheduled] == [
+        ("base backup", ["db.basebackup", "--type", "auto"])
+    ]
+    assert jobs(settings_with(tmp_path, PGKURA_PITR="on")) == []
+
+
+def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):
+    """invoke cannot leave a positional argument out, so the moment is restore-to's own and
+    `db.restore latest` stays as it was."""
+    env = {"PGKURA_ENV_FILE": str(tmp_path / ".env"), "PGKURA_BACKUP_DIR": str(tmp_path)}
+    latest = run_invoke("db.restore", "latest", "--yes", env=env, cwd=tmp_path)
+    assert "No idea what" not in latest.stderr
+    assert "no backups" in latest.stderr
+    off = run_invoke("db.restore-to", "2026-11-30 16:59:00+09:00", "--yes", env=env, cwd=tmp_path)
+    assert off.returncode == 1
+    assert "point-in-time recovery is off" in off.stderr
