@@ -168,8 +168,8 @@ def _crash_restart(conn: psycopg.Connection, target: Target) -> Finding:
     container's state do not show it afterwards, the server's processes do."""
     when = last_crash_restart(conn)
     if when is not None:
-        return Finding("crash restart", "warn", crash_note(when, target))
-    return Finding("crash restart", "ok", "none since the server started")
+        return Finding("restarts", "warn", crash_note(when, target))
+    return Finding("restarts", "ok", "no crash restart since the server started")
 
 
 def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Finding]:

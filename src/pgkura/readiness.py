@@ -66,7 +66,7 @@ def lost_server(settings: Settings | None, exc: psycopg.Error) -> str | None:
     why = session_lost(exc)
     if why is None:
         return None
-    primary = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
+    primary = " ".join((exc.diag.message_primary or str(exc)).split()) or type(exc).__name__
     now = "" if settings is None else _server_now(settings)
     return (
         f"the server ended this session mid-way: {why}. Its message: {primary}\n{now}"

@@ -66,8 +66,8 @@ def test_a_crash_restart_is_told_as_such_and_doctor_and_ps_report_it(server, tmp
     assert "db.up" not in message
     ready(settings, timeout_ms=60_000)  # it recovers by itself
     found = {f.check: f for f in diagnose(settings)}
-    assert found["crash restart"].level == "warn", found["crash restart"]
-    assert "log shows why" in found["crash restart"].detail
+    assert found["restarts"].level == "warn", found["restarts"]
+    assert "log shows why" in found["restarts"].detail
     note = condition(settings)
     assert note is not None
     assert "restarted after a crash" in note
@@ -82,7 +82,7 @@ def test_an_ordinary_database_error_is_not_a_lost_server(server, tmp_path):
     assert session_lost(failed.value) is None
     assert lost_server(settings_for(server, tmp_path), failed.value) is None
     found = {f.check: f for f in diagnose(settings_for(server, tmp_path))}
-    assert found["crash restart"].level == "ok"
+    assert found["restarts"].level == "ok"
 
 
 def test_a_server_that_refuses_connections_for_now_is_not_sent_to_db_up(tmp_path):
