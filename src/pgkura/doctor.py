@@ -166,7 +166,10 @@ def _server(settings: Settings) -> Iterator[Finding]:
 def _crash_restart(conn: psycopg.Connection, target: Target) -> Finding:
     """A crash restart drops every session and is over in seconds: the health check and the
     container's state do not show it afterwards, the server's processes do."""
-    when = last_crash_restart(conn)
+    try:
+        when = last_crash_restart(conn)
+    except PgkuraError as exc:
+        return Finding("restarts", "skip", str(exc))
     if when is not None:
         return Finding("restarts", "warn", crash_note(when, target))
     return Finding("restarts", "ok", "no crash restart since the server started")

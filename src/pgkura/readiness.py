@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -79,9 +79,11 @@ def lost_server(settings: Settings | None, exc: psycopg.Error) -> str | None:
 def _server_now(settings: Settings) -> str:
     """One line on where the server is now, from the engine (container or embedded)."""
     if settings.target.kind is TargetKind.EMBEDDED:
-        from pgkura.embedded import status
+        from pgkura.embedded import cluster
 
-        return status(settings) + "\n"
+        if cluster(settings).running:
+            return "The embedded server is still running: it restarted, or is shutting down.\n"
+        return "The embedded server is stopped (`invoke db.up` starts it).\n"
     if not settings.target.is_container or shutil.which("docker") is None:
         return ""
     state = container_state(settings)
@@ -101,20 +103,24 @@ def _server_now(settings: Settings) -> str:
 # The postmaster survives a crash restart and starts every other process again; a normal
 # start forks the checkpointer within moments of the postmaster (milliseconds; the margin is
 # for a busy machine). So a checkpointer younger than the postmaster by more than the margin
-# dates the last crash restart. (NULL for a role that may not see background processes: then
-# we cannot tell.)
-START_MARGIN = "10 seconds"
-_CRASH_RESTART = (
-    "SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'checkpointer' "
-    "AND backend_start > pg_postmaster_start_time() + %s::interval"
-)
+# dates the last crash restart.
+START_MARGIN = timedelta(seconds=10)
 
 
 def last_crash_restart(conn: psycopg.Connection) -> datetime | None:
     """When the server last restarted its processes after a crash (dropping every session),
-    or None when it has not since it started."""
-    row = conn.execute(_CRASH_RESTART, (START_MARGIN,)).fetchone()
-    return row[0] if row else None
+    or None when it has not since it started; PgkuraError when this role cannot tell."""
+    row = conn.execute(
+        "SELECT backend_start, pg_postmaster_start_time() FROM pg_stat_activity "
+        "WHERE backend_type = 'checkpointer'"
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise PgkuraError(
+            "cannot tell: this role may not see the server's background processes (a "
+            "superuser or a member of pg_read_all_stats can)"
+        )
+    forked, started = row
+    return forked if forked - started > START_MARGIN else None
 
 
 def crash_note(when: datetime, target: Target) -> str:

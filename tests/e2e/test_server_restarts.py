@@ -124,7 +124,7 @@ def test_the_health_check_answers_while_the_application_database_is_held(running
 def wait_for_old_enough_server(p: Project) -> None:
     """A crash restart is dated by a checkpointer younger than the postmaster by more than
     START_MARGIN (see pgkura.readiness): wait until the server is that old (its own clock)."""
-    old_enough = "SELECT now() > pg_postmaster_start_time() + %s::interval"
+    old_enough = "SELECT now() > pg_postmaster_start_time() + %s"
     with psycopg.connect(url(p, "postgres"), autocommit=True) as conn:
         wait_for(lambda: conn.execute(old_enough, (START_MARGIN,)).fetchone()[0],
                  "the server to be older than START_MARGIN")  # fmt: skip

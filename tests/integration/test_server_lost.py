@@ -35,7 +35,7 @@ def crash(server: ThrowawayServer) -> psycopg.Error:
     with psycopg.connect(server.url(), autocommit=True) as conn:
         # a normal start forks the checkpointer within the margin; wait it out (server clock)
         while not conn.execute(
-            "SELECT now() > pg_postmaster_start_time() + %s::interval", (START_MARGIN,)
+            "SELECT now() > pg_postmaster_start_time() + %s", (START_MARGIN,)
         ).fetchone()[0]:
             time.sleep(0.5)
         assert last_crash_restart(conn) is None
@@ -109,3 +109,12 @@ def test_a_server_that_refuses_connections_for_now_is_not_sent_to_db_up(tmp_path
         assert "accepts no connections now" in (condition(settings) or "")
     finally:
         own.stop()
+
+
+def test_a_role_that_cannot_see_background_processes_gets_no_verdict(server, tmp_path):
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute("CREATE ROLE plain LOGIN PASSWORD 'plain-pw'")
+    url = f"postgresql://plain:plain-pw@127.0.0.1:{server.port}/postgres"
+    found = {f.check: f for f in diagnose(load_settings(tmp_path, {"DATABASE_URL": url}))}
+    assert found["restarts"].level == "skip"
+    assert "pg_read_all_stats" in found["restarts"].detail
