@@ -18,6 +18,8 @@ from invoke.exceptions import Exit
 from invoke.tasks import task as _task
 
 if TYPE_CHECKING:
+    import psycopg
+
     from pgkura.backup_store import Backup
     from pgkura.config import Settings
     from pgkura.data_ops import Consent
@@ -43,6 +45,9 @@ def _errors() -> Iterator[None]:
             # `docker exec`) cannot have a database error and should not pay for the import
             psycopg = sys.modules.get("psycopg")
             if psycopg is not None and isinstance(exc, psycopg.Error):
+                lost = _lost_server(exc)
+                if lost is not None:
+                    raise Exit(f"error: {lost}", code=1) from None
                 # e.g. a role without CREATEDB; libpq never echoes passwords
                 raise Exit(f"error: the server refused: {str(exc).strip()}", code=1) from None
             raise
@@ -56,6 +61,19 @@ def _errors() -> Iterator[None]:
         run_result.record("failed", f"error: unexpected {type(exc).__name__}: {exc}")
         raise
     run_result.record("ok")
+
+
+def _lost_server(exc: psycopg.Error) -> str | None:
+    """The report for a session the server ended mid-way (None for other database errors),
+    with the engine's word when the settings load."""
+    from pgkura.errors import PgkuraError
+    from pgkura.readiness import lost_server
+
+    try:
+        settings = _settings()
+    except PgkuraError:
+        settings = None
+    return lost_server(settings, exc)
 
 
 def _settings() -> Settings:

@@ -53,6 +53,30 @@ _PING = {
 }
 
 
+# SQLSTATEs (class 57, operator intervention) with which the server ends an open session or
+# refuses a new one for now, and what each says about the server
+_GONE = {
+    "57P01": "the server is shutting down, or an administrator ended this session "
+    "(SQLSTATE 57P01 admin_shutdown)",
+    "57P02": "another server process crashed, so PostgreSQL ended every session and restarts "
+    "its processes (SQLSTATE 57P02 crash_shutdown)",
+    "57P03": "the server is starting up, shutting down or recovering after a crash "
+    "(SQLSTATE 57P03 cannot_connect_now)",
+}
+
+
+def session_lost(exc: psycopg.Error) -> str | None:
+    """Why the server ended an open session, from its SQLSTATE; None for an ordinary error.
+    A connection that broke without a SQLSTATE counts too: the server (or its container)
+    went away without a word. Failed connection attempts never get here (`connect` raises
+    ConnectionRefused for them)."""
+    if exc.sqlstate in _GONE:
+        return _GONE[exc.sqlstate]
+    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+        return "the connection broke without a word from the server (it stopped or crashed)"
+    return None
+
+
 def conninfo(target: Target) -> str:
     return make_conninfo("", **target.params)
 
@@ -77,10 +101,16 @@ def classify(target: Target, exc: psycopg.OperationalError) -> Refusal:
     pgconn = exc.pgconn
     if pgconn is not None and pgconn.needs_password and not target.password:
         return Refusal.NO_PASSWORD
+    return ping(target) or Refusal.REFUSED
+
+
+def ping(target: Target) -> Refusal | None:
+    """PQping: None when the server answers and takes connections (whether it would take ours
+    is not asked), else why not; cheap, no login."""
     # bounded: an unreachable host must not hang the check for the kernel's TCP timeout
     params = {**target.params, "connect_timeout": target.params.get("connect_timeout", "3")}
-    ping = pq.PGconn.ping(make_conninfo("", **params).encode())
-    return _PING.get(pq.Ping(ping), Refusal.REFUSED)
+    answer = pq.Ping(pq.PGconn.ping(make_conninfo("", **params).encode()))
+    return _PING.get(answer)
 
 
 def wait_until_ready(
@@ -135,7 +165,17 @@ def explain(target: Target, exc: psycopg.OperationalError, refusal: Refusal) -> 
     return f"cannot connect to {target.redacted()}: {detail}\n→ {_remedy(target, refusal)}"
 
 
+def where_logs(target: Target) -> str:
+    return "The server's log" if target.kind is TargetKind.URL else "`invoke db.logs`"
+
+
 def _remedy(target: Target, refusal: Refusal) -> str:
+    if refusal is Refusal.NOT_NOW:  # it answered: it runs, so `db.up` is not the cure
+        return (
+            f"{_GONE['57P03']}: it takes connections again by itself once that is over. "
+            f"{where_logs(target)} says which (a crash restart shows 'terminating any other "
+            "active server processes'); run this again then"
+        )
     if target.kind is TargetKind.EMBEDDED:
         if refusal.transient:
             return "start it with `invoke db.up` (PGKURA_ENGINE=embedded; check POSTGRES_PORT)"

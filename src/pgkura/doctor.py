@@ -15,11 +15,13 @@ from pgkura.backup_store import BackupStore
 from pgkura.compose import container_state, require_docker
 from pgkura.config import Settings
 from pgkura.connection import connect
+from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
 from pgkura.extensions import pgvector_warning, statuses, unavailable_message
 from pgkura.lifecycle import port_in_use
 from pgkura.migration_files import project_migrations
 from pgkura.migration_plan import Plan
+from pgkura.readiness import crash_note, last_crash_restart
 from pgkura.report import size
 from pgkura.safety_copies import copies
 from pgkura.version_table import VersionTable
@@ -153,6 +155,7 @@ def _server(settings: Settings) -> Iterator[Finding]:
         if level == "fail":
             detail += f" → pgkura's image and dumps expect PostgreSQL {SERVER_MAJOR}"
         yield Finding("server", level, detail)
+        yield _crash_restart(conn, target)
         yield from _extensions(settings, conn)
         yield _migrations(settings, conn)
         pitr_on = settings.pitr.enabled and target.is_container
@@ -167,6 +170,18 @@ def _server(settings: Settings) -> Iterator[Finding]:
     copies = _safety_copies(settings)
     if copies:
         yield copies
+
+
+def _crash_restart(conn: psycopg.Connection, target: Target) -> Finding:
+    """A crash restart drops every session and is over in seconds: the health check and the
+    container's state do not show it afterwards, the server's processes do."""
+    try:
+        when = last_crash_restart(conn)
+    except PgkuraError as exc:
+        return Finding("restarts", "skip", str(exc))
+    if when is not None:
+        return Finding("restarts", "warn", crash_note(when, target))
+    return Finding("restarts", "ok", "no crash restart since the server started")
 
 
 def _extensions(settings: Settings, conn: psycopg.Connection) -> Iterator[Finding]:

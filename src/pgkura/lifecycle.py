@@ -31,7 +31,7 @@ from pgkura.errors import ConfigError, ConnectError, PgkuraError
 from pgkura.pg_bigm_source import staged
 from pgkura.pg_tools import host_program
 from pgkura.publish import is_published, pull
-from pgkura.readiness import ready
+from pgkura.readiness import condition, ready
 from pgkura.volume_check import check as check_volume
 
 Log = Callable[[str], None]
@@ -234,11 +234,21 @@ def show_log(settings: Settings, lines: int, *, follow: bool) -> int:
 
 
 def show_state(settings: Settings) -> int:
-    """The container's state and health (the embedded server's state); an exit status."""
+    """The container's state and health (the embedded server's state), and a line on the
+    server when it runs but is not simply up (the health check does not see a crash restart
+    that is over); an exit status."""
     if settings.is_embedded:
         print(embedded.status(settings)[1])
-        return 0
-    return _passthrough(settings, "ps", "--all")
+        running = embedded.cluster(settings).running
+        code = 0
+    else:
+        code = _passthrough(settings, "ps", "--all")
+        state = container_state(settings)
+        running = settings.target.is_container and state is not None and state.running
+    note = condition(settings) if running else None
+    if note:
+        print(f"note: {note}")
+    return code
 
 
 def _passthrough(settings: Settings, *args: str) -> int:

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pgkura.config import Settings
+from pgkura.connection import session_lost
 from pgkura.databases import admin_connection, other_sessions
 from pgkura.errors import PgkuraError
 from pgkura.retention import Policy, reasons_to_keep
@@ -57,6 +58,8 @@ def take(settings: Settings, db: str, why: str, log: Log) -> str | None:
         with admin_connection(settings) as conn:
             _copy(conn, db, copy, COMMENT.format(db=db, why=why))
     except psycopg.Error as exc:
+        if session_lost(exc):
+            raise  # the server went away: no backup file can be taken either
         reason = (exc.diag.message_primary or str(exc)).strip()
         log(f"cannot copy {db} ({reason}); a safety backup file is taken instead")
         _drop_quietly(settings, copy)

@@ -420,7 +420,7 @@ def _upgrade(
     run(["docker", "volume", "create", *label, names.socket], what="docker volume create")
     mount, pgdata = _old_mount(plan)
     log(f"starting PostgreSQL {plan.cluster.major} ({plan.old_image}) on {plan.source}")
-    run(["docker", "run", "-d", "--name", names.old, *label, "--network", "none",
+    run(["docker", "run", "-d", "--init", "--name", names.old, *label, "--network", "none",
          "-v", f"{plan.source}:{mount}", "-v", f"{names.socket}:{SOCKET}", "-e", f"PGDATA={pgdata}",
          plan.old_image, "postgres", "-c", "listen_addresses="],
         what=f"starting {plan.old_image}")  # fmt: skip
@@ -436,7 +436,7 @@ def _upgrade(
         what="docker volume create")  # fmt: skip
     # a throwaway password, off argv: the dump's ALTER ROLE sets the real one
     secret = {**os.environ, "POSTGRES_PASSWORD": secrets.token_urlsafe(24)}
-    run(["docker", "run", "-d", "--name", names.new, *label, "--network", "none",
+    run(["docker", "run", "-d", "--init", "--name", names.new, *label, "--network", "none",
          "-v", f"{plan.target}:/var/lib/postgresql", "-e", f"POSTGRES_USER={old.superuser}",
          "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=postgres", settings.image],
         what="starting the new server", env=secret)  # fmt: skip
