@@ -39,10 +39,13 @@ class Load:
     done: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _busy: list[threading.Lock] = field(default_factory=list)  # one per worker, held per request
+    _connected: list[bool] = field(default_factory=list)
+    _away: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
         self._busy = [threading.Lock() for _ in range(self.workers)]
+        self._connected = [False] * self.workers
         for n in range(self.workers):
             thread = threading.Thread(target=self._work, args=(n,), daemon=True)
             thread.start()
@@ -62,6 +65,18 @@ class Load:
             yield
 
     @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The application stopped, as the README asks before a restore: every worker closes its
+        session and waits until the block ends."""
+        self._away.set()
+        try:
+            while any(self._connected):
+                time.sleep(0.1)
+            yield
+        finally:
+            self._away.clear()
+
+    @contextmanager
     def holding(self, table: str) -> Iterator[None]:
         """A session of the application in a long transaction that has read `table` (a report,
         say): it holds ACCESS SHARE on it until the block ends."""
@@ -74,12 +89,20 @@ class Load:
         rng = random.Random(n)  # noqa: S311 (test data, not secrets)
         conn: psycopg.Connection | None = None
         while not self._stop.is_set():
+            if self._away.is_set():
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                self._connected[n] = False
+                time.sleep(0.1)
+                continue
             operation = rng.choice(OPERATIONS)
             with self._busy[n]:
                 try:
                     if conn is None or conn.closed:
                         operation = connect
                         conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+                        self._connected[n] = True
                     else:
                         operation(conn, rng)
                     self.done[operation.__name__] += 1

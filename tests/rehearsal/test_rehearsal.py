@@ -103,6 +103,18 @@ def test_restore_without_safety_backup_brings_back_the_quiet_moment(rehearsal: R
     rehearsal.assert_server_unchanged()
 
 
+def test_restore_on_the_default_path_with_the_application_stopped(rehearsal: Rehearsal):
+    """With no session connected, the safety copy is a template copy of the database: the
+    health check (on the same database) meets it."""
+    with rehearsal.load.stopped():
+        ran = rehearsal.run("db.restore (default path, application stopped)", "db.restore",
+                            str(STATE["gzip"]), "--yes")  # fmt: skip
+    assert ran.returncode == 0, ran.output
+    assert "the previous contents are in database" in ran.output
+    assert fingerprint(rehearsal.project.container) == STATE["source"]
+    rehearsal.assert_server_unchanged()
+
+
 def test_backups_lists_and_verifies_them(rehearsal: Rehearsal):
     ran = rehearsal.run("db.backups", "db.backups")
     assert ran.returncode == 0, ran.output
