@@ -71,6 +71,14 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def rehearsal(session: nox.Session) -> None:
+    """A production rehearsal on a real Docker engine: GBs of application-shaped data, the real
+    tasks under a concurrent load (PGKURA_REHEARSAL_SIZE_MB scales it)."""
+    session.install("-e", DEV)
+    session.run("pytest", "tests/rehearsal", "-rs", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (the up benchmark needs a Docker engine); figures in README."""
     session.install("-e", DEV)
