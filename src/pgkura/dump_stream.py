@@ -5,12 +5,14 @@ pg_dump wraps large-object data in top-level `BEGIN;` / `COMMIT;` lines: `lo_ope
 differs by use, so each use states it (`Transactions`): inside a restore that commits all or
 nothing, such a COMMIT would commit everything before it, so those two lines (outside COPY
 data, where they can only be pg_dump's own) become comments; a load with no transaction of
-its own keeps them. The stream also remembers whether the dump's completion trailer went by:
-a dump cut off between statements is otherwise valid SQL.
+its own keeps them. A restore runs the dump over an existing database, so two of pg_dump's
+--clean drops are adapted there (see `_over_existing`). The stream also remembers whether the
+dump's completion trailer went by: a dump cut off between statements is otherwise valid SQL.
 """
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 TRAILERS = (
@@ -22,6 +24,16 @@ _NEUTRALISED = {
     b"COMMIT;\n": b"-- pgkura: COMMIT; (the restore commits once, at the end)\n",
 }
 _COPY_END = b"\\.\n"
+# pg_dump --clean's drops that cannot run as written over an existing database (found by the
+# production rehearsal): each partition's inherited constraint is dropped on its own, which the
+# server refuses; and every extension is dropped and created again, which ends the statements
+# the application's sessions prepared with its types ("cache lookup failed for type").
+_IDENT = rb'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*)'
+_DROP_CONSTRAINT = re.compile(
+    rb"ALTER TABLE IF EXISTS ONLY (?P<table>" + _IDENT + rb"\." + _IDENT + rb") "
+    rb"DROP CONSTRAINT IF EXISTS (?P<name>" + _IDENT + rb");\n"
+)
+_DROP_EXTENSION = re.compile(rb"DROP EXTENSION IF EXISTS " + _IDENT + rb";\n")
 
 
 class Transactions(Enum):
@@ -36,6 +48,7 @@ class DumpStream:
 
     def __init__(self, transactions: Transactions) -> None:
         self._neutralised = _NEUTRALISED if transactions is Transactions.CALLER else {}
+        self._over_existing = transactions is Transactions.CALLER  # a restore over a database
         self._pending = b""
         self._in_copy = False
         self.trailer_seen = False
@@ -78,6 +91,8 @@ class DumpStream:
     def _statement_line(self, line: bytes) -> bytes:
         if line in self._neutralised:
             return self._neutralised[line]
+        if self._over_existing and line.startswith((b"ALTER TABLE IF EXISTS ONLY ", b"DROP EXT")):
+            return _over_existing(line)
         if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
             self._in_copy = True
         elif line.startswith(TRAILERS):
@@ -90,3 +105,25 @@ class DumpStream:
         if rest.startswith(TRAILERS):
             self.trailer_seen = True
         return rest
+
+
+def _over_existing(line: bytes) -> bytes:
+    """A clean-section drop as it must run over an existing database: an inherited constraint
+    is left to its parent's drop (which takes the partitions' with it), and an installed
+    extension is kept (the dump's CREATE EXTENSION IF NOT EXISTS then does nothing)."""
+    if _DROP_EXTENSION.fullmatch(line):
+        return b"-- pgkura: kept installed: " + line
+    found = _DROP_CONSTRAINT.fullmatch(line)
+    if found is None or b"$pgkura$" in line:
+        return line
+    table = found["table"].replace(b"'", b"''")
+    name = found["name"].replace(b"'", b"''")
+    return (
+        b"DO $pgkura$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint"
+        b" WHERE conrelid = pg_catalog.to_regclass('" + table + b"')"
+        b" AND pg_catalog.quote_ident(conname) = '"
+        + name
+        + b"' AND coninhcount > 0) THEN "
+        + line.rstrip(b"\n")
+        + b" END IF; END $pgkura$;\n"
+    )

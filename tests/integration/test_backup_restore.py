@@ -572,3 +572,53 @@ def test_restore_cli_refuses_without_confirmation(app_settings, tmp_path):
     result = run_invoke("db.restore", str(done.path), env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "non-interactive run; pass --yes" in result.stderr
+
+
+PARTITIONED = """
+CREATE TABLE events (id bigint, at date NOT NULL, what text, PRIMARY KEY (id, at))
+  PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE "出来事 2026" PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX events_what ON events (what);
+INSERT INTO events SELECT g, date '2025-06-01' + g, '出来事 ' || g FROM generate_series(1, 400) g;
+"""
+
+
+@pytest.mark.parametrize("safety_backup", [True, False])
+def test_a_restore_over_a_partitioned_table_with_a_primary_key(
+    app_settings, pg_server, database, safety_backup
+):
+    """pg_dump --clean drops each partition's inherited primary key on its own, which the
+    server refuses ("cannot drop inherited constraint"): found by the production rehearsal."""
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PARTITIONED)
+    done = take_backup(app_settings, log=QUIET)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM events WHERE id > 100")
+    restore(app_settings, done.path, safety_backup=safety_backup, log=QUIET)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (400,)
+        keys = conn.execute(
+            "SELECT conrelid::regclass::text, coninhcount FROM pg_constraint WHERE contype = 'p'"
+            " AND conrelid::regclass::text ~ '^(events|\"出来事)' ORDER BY 1"
+        ).fetchall()
+    assert keys == [('"出来事 2026"', 1), ("events", 0), ("events_2025", 1)]
+
+
+def test_an_applications_prepared_statements_on_extension_types_survive_a_restore(
+    app_settings, pg_server, database
+):
+    """The dump drops and recreates its extensions; the application's sessions then hold
+    statements prepared with the old `vector` type and fail ("cache lookup failed for type")
+    until they reconnect: found by the production rehearsal. The restore keeps an extension
+    that is already installed."""
+    url = pg_server.url(database)
+    done = take_backup(app_settings, log=QUIET)
+    with psycopg.connect(url, autocommit=True) as app:
+        query = "SELECT id FROM docs ORDER BY emb <-> %s::vector LIMIT 1"
+        for _ in range(6):  # psycopg prepares a statement on its fifth use
+            assert app.execute(query, ("[1,0.5,1]",)).fetchone() == (1,)
+        restore(app_settings, done.path, safety_backup=False, log=QUIET)
+        assert app.execute(query, ("[1,0.5,1]",)).fetchone() == (1,)
+        app.execute("SELECT NULL::vector")

@@ -84,3 +84,37 @@ def test_damaged_archives_are_refused(damage, message):
     good = gzip.compress(b"x" * 100_000 + bytes(range(256)) * 1000)
     with pytest.raises(CorruptArchive, match=message):
         b"".join(gunzip(iter([damage(good)])))
+
+
+def _restored(text: str) -> bytes:
+    stream = DumpStream(Transactions.CALLER)
+    return stream.feed(text.encode()) + stream.finish()
+
+
+def test_over_an_existing_database_installed_extensions_are_kept():
+    out = _restored("DROP EXTENSION IF EXISTS vector;\nCREATE EXTENSION IF NOT EXISTS vector;\n")
+    assert out == (b"-- pgkura: kept installed: DROP EXTENSION IF EXISTS vector;\n"
+                   b"CREATE EXTENSION IF NOT EXISTS vector;\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("table", "name"),
+    [
+        ("public.events_2025", "events_2025_pkey"),
+        ('"営業"."受注 2025"', '"受注 2025_pkey"'),
+        ('public."its"', '"a ""quoted"" one"'),
+    ],
+)
+def test_an_inherited_constraint_is_left_to_its_parents_drop(table, name):
+    line = f"ALTER TABLE IF EXISTS ONLY {table} DROP CONSTRAINT IF EXISTS {name};"
+    out = _restored(line + "\n").decode()
+    assert out.startswith("DO $pgkura$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint")
+    assert f"to_regclass('{table.replace(chr(39), chr(39) * 2)}')" in out
+    assert f"quote_ident(conname) = '{name.replace(chr(39), chr(39) * 2)}'" in out
+    assert f"THEN {line} END IF; END $pgkura$;\n" in out
+
+
+def test_a_load_without_a_transaction_of_its_own_changes_no_drop():
+    text = b"DROP EXTENSION IF EXISTS vector;\nALTER TABLE IF EXISTS ONLY a.b DROP CONSTRAINT IF EXISTS c;\n"
+    stream = DumpStream(Transactions.DUMP)
+    assert stream.feed(text) + stream.finish() == text
