@@ -136,7 +136,8 @@ def migrate(
                                             no_backup=no_backup, no_schema=no_schema)  # fmt: skip
         settings = _settings()
         _say(f"target: {settings.target.redacted()}")
-        done = run_migrate(settings, options, _say, take=_backup_now, progress=_report)
+        done = run_migrate(settings, options, _say, take=_backup_now, progress=_report,
+                           reporter=_progress())  # fmt: skip
         if options.dry_run:
             print("\n".join(f"would apply {s.migration.up.path.name}" for s in done.steps) or
                   "nothing to apply")  # fmt: skip

@@ -17,6 +17,7 @@ from pgkura.config import Settings
 from pgkura.errors import PendingMigrationsError, PgkuraError
 from pgkura.migration_plan import StatusEntry
 from pgkura.migrations import Migrator, Step
+from pgkura.progress import QUIET, Reporter
 
 if TYPE_CHECKING:
     from pgkura.backup_store import Backup
@@ -73,11 +74,12 @@ def migrate(
     *,
     take: Callable[..., Backup] | None = None,
     progress: Log = lambda _: None,
+    reporter: Reporter = QUIET,
 ) -> MigrateOutcome:
     """Apply pending migrations, with the backup before and the snapshot after as configured.
     `take` is how a backup is taken (the tasks pass one that shows progress); `progress` hears
-    of each file as it commits."""
-    migrator = Migrator(settings, log, progress=progress)
+    of each file as it commits; `reporter` shows a long-running file's time."""
+    migrator = Migrator(settings, log, progress=progress, reporter=reporter)
     outcome = MigrateOutcome()
     wanted = settings.is_production if options.backup is None else options.backup
     if wanted and not options.dry_run and migrator.plan().pending:

@@ -22,6 +22,7 @@ from pgkura.dsn import Target
 from pgkura.errors import MigrationError
 from pgkura.migration_files import Migration, SqlFile, project_migrations
 from pgkura.migration_plan import Plan
+from pgkura.progress import QUIET, Reporter
 from pgkura.readiness import ready
 from pgkura.runner_lock import runner_lock
 from pgkura.sql_errors import describe
@@ -66,14 +67,17 @@ class Migrator:
         target: Target | None = None,
         *,
         progress: Log = _quiet,
+        reporter: Reporter = QUIET,
     ) -> None:
         """`log` says what is about to happen; `progress` what has been committed, the moment
-        it is, so a failure leaves an accurate account above its error."""
+        it is, so a failure leaves an accurate account above its error; `reporter` shows how
+        long a file has been running (a long index build, or a wait for a lock)."""
         self.settings = settings
         self.target = target or settings.target
         self.table = VersionTable(settings.migrations_schema, settings.migrations_table)
         self.log = log
         self.progress = progress
+        self.reporter = reporter
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -132,7 +136,8 @@ class Migrator:
             for m in plan.to_apply(to):
                 mode = " (no transaction)" if m.up.no_transaction else ""
                 self.log(f"applying {m.up.path.name}{mode}")
-                steps.append(Step(m, self._run(conn, m.up, self._recorder(m))))
+                with self.reporter.meter(f"applying {m.up.path.name}"):
+                    steps.append(Step(m, self._run(conn, m.up, self._recorder(m))))
                 self.progress(f"applied {m.up.path.name} ({steps[-1].duration_ms} ms)")
             return steps
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import threading
 
 import psycopg
@@ -11,6 +12,7 @@ import pytest
 from pgkura.errors import LockTimeoutError, MigrationError
 from pgkura.migration_files import read_sql_file
 from pgkura.migrations import Migrator
+from pgkura.progress import Reporter
 from pgkura.runner_lock import lock_key
 from pgkura.sql_errors import describe
 
@@ -152,6 +154,21 @@ def test_lock_timeout_stops_a_migration_queued_behind_traffic(settings, write_mi
             Migrator(fast).migrate()
     cols = db.execute("SELECT column_name FROM information_schema.columns WHERE table_name='busy'")
     assert cols.fetchall() == [("id",)]
+
+
+def test_a_file_waiting_for_a_lock_says_how_long_it_has_run(settings, write_migration, db):
+    """Waiting up to PGKURA_LOCK_TIMEOUT behind the application's lock is not silence."""
+    write_migration("001_t.sql", "CREATE TABLE busy (id int);")
+    Migrator(settings).migrate()
+    write_migration("002_alter.sql", "ALTER TABLE busy ADD COLUMN note text;")
+    shown = io.StringIO()
+    reporter = Reporter(shown, settle=0, every=0, heartbeat=0.05)  # plain lines, as in a log
+    waiting = dataclasses.replace(settings, lock_timeout_ms=600)
+    with db.transaction():
+        db.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        with pytest.raises(MigrationError, match="55P03"):
+            Migrator(waiting, reporter=reporter).migrate()
+    assert "applying 002_alter.sql: " in shown.getvalue()
 
 
 def test_statement_timeout_is_explained(settings, write_migration):
