@@ -9,6 +9,7 @@ verify the file later without the server.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -345,9 +346,19 @@ def dump_into(
             # pg_dump goes on inside the container: its server session is ended either way
             if alive or isinstance(exc, KeyboardInterrupt):
                 on_abort()
+            if isinstance(exc, OSError) and exc.errno in _FULL_OR_BROKEN:
+                raise BackupError(
+                    f"writing {final} failed: {os.strerror(exc.errno or 0)}; the partial file was "
+                    f"removed, so no backup was kept → free space in {final.parent}, or write "
+                    "elsewhere (PGKURA_BACKUP_DIR, or --output)"
+                ) from None
             raise
         finally:
             tmp.unlink(missing_ok=True)
+
+
+# the disk is full or will not take the file: the user's to fix, not a traceback's
+_FULL_OR_BROKEN = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
 
 def _stop(target: Target, tool: Tool, log: Log) -> None:
