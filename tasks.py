@@ -1005,9 +1005,9 @@ def inspect(c: Context, json: bool = False, snapshot: bool = False) -> None:
 def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool = False) -> None:
     """Move a SQLite database's tables and data in, in one verified transaction."""
     from pgkura import validation as v
-    from pgkura.sqlite_import import column_line, ddl, notes_for
+    from pgkura.sqlite_import import dry_run as plan_lines
     from pgkura.sqlite_import import import_sqlite as run_import
-    from pgkura.sqlite_schema import NotSqlite, open_readonly, read_tables
+    from pgkura.sqlite_schema import NotSqlite
 
     with _errors():
         settings = _settings()
@@ -1015,20 +1015,7 @@ def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool =
         name = v.SCHEMA.check(schema, name="--schema", where="the command line")
         try:
             if dry_run:
-                source = open_readonly(path)
-                tables = read_tables(source)
-                source.close()
-                for t in tables:
-                    print(
-                        f"{t.name} ({t.rows} rows): "
-                        + "; ".join(column_line(col) for col in t.columns)
-                    )
-                for note in notes_for(tables):
-                    print(f"note: {note}")
-                print("-- the DDL (data is loaded between the tables and the constraints):")
-                for statement in ddl(tables, name):
-                    print(statement.as_string(None) + ";")
-                print("dry run: nothing was changed")
+                print("\n".join(plan_lines(path, name)))
                 return
             done = run_import(path, settings.target, schema=name, progress=_progress(),
                               log=_say)  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,17 @@ from pgkura.connection import connect
 from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
 from pgkura.progress import QUIET, Meter, Reporter
-from pgkura.sqlite_schema import Column, Table, open_readonly, read_tables
+from pgkura.sqlite_schema import (
+    Column,
+    Source,
+    Table,
+    Token,
+    damaged,
+    joined,
+    open_readonly,
+    read_source,
+    tokenize,
+)
 
 
 class SqliteImportError(PgkuraError):
@@ -46,18 +57,66 @@ class Imported:
     notes: list[str] = field(default_factory=list)  # lossy or skipped things, by table/column
 
 
-def notes_for(tables: list[Table]) -> list[str]:
+@dataclass(frozen=True)
+class Step:
+    statement: sql.Composed
+    carries: str = ""  # what it carries over, when tried in a savepoint and reported if refused
+
+
+@dataclass
+class Plan:
+    """The statements in order: before the data, after it, and views last."""
+
+    before: list[Step]
+    after: list[Step]
+    views: list[Step]
+
+    def all(self) -> list[Step]:
+        return self.before + self.after + self.views
+
+
+def notes_for(source: Source) -> list[str]:
     """Everything that is not carried over exactly as declared, table by table."""
     out = []
-    for t in tables:
+    for t in source.tables:
         out += [f"{t.name}.{c.name}: {c.note}" for c in t.columns if c.note]
         out += [f"{t.name}: {s}" for s in t.skipped]
-    return out
+        if t.fts:
+            text = next((c.name for c in t.columns if c.pg_type == "text"), "COLUMN")
+            out.append(f"{t.name}: an {t.fts} full-text table, imported as a plain table; search "
+                       f"it with pg_bigm: CREATE INDEX ON {_show(t.name)} USING gin "
+                       f"({_show(text)} gin_bigm_ops)")  # fmt: skip
+    return out + source.left_out
 
 
-def ddl(tables: list[Table], schema: str) -> list[sql.Composed]:
-    """The statements, in order: tables, then (after the data) keys, indexes, foreign keys."""
-    return _create(tables, schema) + _constraints(tables, schema)
+def _show(name: str) -> str:
+    return sql.Identifier(name).as_string(None)
+
+
+def plan(source: Source, schema: str) -> Plan:
+    """Tables and their defaults, then (after the data) keys, indexes, foreign keys, checks,
+    then the views."""
+    tables = source.tables
+    before = [Step(s) for s in _create(tables, schema)] + _defaults(tables, schema)
+    after = [Step(s) for s in _constraints(tables, schema)] + _checks(tables, schema)
+    return Plan(before, after, _views(source, schema))
+
+
+def dry_run(path: Path, schema: str) -> list[str]:
+    """What an import would do: each table's types, the notes, the DDL."""
+    conn = open_readonly(path)
+    try:
+        source = read_source(conn)
+    finally:
+        conn.close()
+    out = [f"{t.name} ({t.rows} rows): " + "; ".join(column_line(c) for c in t.columns)
+           for t in source.tables]  # fmt: skip
+    out += ["-- the DDL (data is loaded after the tables; -- tried: kept only if PostgreSQL "
+            "accepts it):"]  # fmt: skip
+    out += [("-- tried: " if s.carries else "") + s.statement.as_string(None) + ";"
+            for s in plan(source, schema).all()]  # fmt: skip
+    out += [f"note: {n}" for n in notes_for(source)]
+    return [*out, "dry run: nothing was changed"]
 
 
 def _create(tables: list[Table], schema: str) -> list[sql.Composed]:
@@ -98,8 +157,9 @@ def _constraints(tables: list[Table], schema: str) -> list[sql.Composed]:
                 t.skipped.append(f"foreign key to {fk.table}: no such table in the file")
                 continue
             to = fk.to if all(fk.to) else parent.primary_key
+            deferred = " DEFERRABLE INITIALLY DEFERRED" if fk.deferred else ""
             actions = sql.SQL(
-                f" ON DELETE {_action(fk.on_delete)} ON UPDATE {_action(fk.on_update)}"
+                f" ON DELETE {_action(fk.on_delete)} ON UPDATE {_action(fk.on_update)}{deferred}"
             )
             statement = sql.SQL("ALTER TABLE {} ADD FOREIGN KEY ({}) REFERENCES {} ({})")
             parent_name = sql.Identifier(schema, fk.table)
@@ -117,6 +177,130 @@ def _action(text: str) -> str:
     return text.upper() if text.upper() in known else "NO ACTION"
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NOW = {  # SQLite's clock defaults write UTC text in these forms
+    "CURRENT_TIMESTAMP": ("timestamp with time zone", "YYYY-MM-DD HH24:MI:SS"),
+    "CURRENT_DATE": ("date", "YYYY-MM-DD"),
+    "CURRENT_TIME": ("", "HH24:MI:SS"),
+}
+
+
+def default_sql(c: Column) -> sql.Composable | None:
+    """The column's DEFAULT in PostgreSQL, where it has the same meaning; None otherwise."""
+    raw = (c.default or "").strip()
+    while raw.startswith("(") and raw.endswith(")"):
+        raw = raw[1:-1].strip()
+    word = raw.upper()
+    numeric = {"bigint", "numeric", "double precision"}
+    if word in ("TRUE", "FALSE") or (_NUMBER.match(raw) and c.pg_type == "boolean"):
+        truth = word == "TRUE" or (word != "FALSE" and Decimal(raw) == 1)
+        if c.pg_type == "boolean" and (word in ("TRUE", "FALSE") or Decimal(raw) in (0, 1)):
+            return sql.SQL("TRUE" if truth else "FALSE")
+        return sql.SQL("1" if truth else "0") if c.pg_type in numeric else None
+    if _NUMBER.match(raw):
+        if c.pg_type in numeric:
+            return sql.SQL(raw)
+        return sql.Literal(raw) if c.pg_type == "text" else None
+    if [t.kind for t in tokenize(raw)] == ["string"]:  # PostgreSQL checks it against the type
+        return sql.Literal(raw[1:-1].replace("''", "'"))
+    if word in _NOW:
+        native, shown = _NOW[word]
+        if c.pg_type == native:
+            return sql.SQL(word)
+        if c.pg_type == "text":
+            return sql.SQL("to_char(CURRENT_TIMESTAMP AT TIME ZONE 'UTC', {})").format(
+                sql.Literal(shown))  # fmt: skip
+    return None
+
+
+def _defaults(tables: list[Table], schema: str) -> list[Step]:
+    out = []
+    for t in tables:
+        for c in t.columns:
+            if c.default is None or c.default.strip().upper() in ("NULL", "(NULL)"):
+                continue
+            expression = default_sql(c)
+            if expression is None:
+                t.skipped.append(f"{c.name}: DEFAULT {c.default} has no PostgreSQL equivalent "
+                                 f"for {c.pg_type}; set it by hand")  # fmt: skip
+                continue
+            out.append(Step(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                sql.Identifier(schema, t.name), sql.Identifier(c.name), expression),
+                f"{t.name}.{c.name}: DEFAULT {c.default}"))  # fmt: skip
+    return out
+
+
+_CHECK_WORDS = {"AND", "OR", "NOT", "IN", "IS", "NULL", "BETWEEN", "TRUE", "FALSE"}
+_CHECK_FUNCS = {"length", "lower", "upper", "abs", "trim"}
+_CHECK_OPS = {"=", "!=", "<>", "<", "<=", ">", ">=", "+", "-", "*", "/", "(", ")", ",", "||"}
+
+
+def check_sql(tokens: list[Token], columns: dict[str, str]) -> str | None:
+    """A CHECK expression in PostgreSQL when it uses only portable parts (comparisons, IN,
+    IS [NOT] NULL, BETWEEN, AND/OR/NOT, a few functions); None for anything else."""
+    out = []
+    for i, t in enumerate(tokens):
+        following = " ".join(n.upper() for n in tokens[i + 1 : i + 3])
+        call = i + 1 < len(tokens) and tokens[i + 1].text == "("
+        if t.kind in ("string", "number") and not t.text.lower().startswith("0x"):
+            out.append(t.text)
+        elif t.kind == "op" and t.text in _CHECK_OPS | {"=="}:
+            out.append("=" if t.text == "==" else t.text)
+        elif t.upper() == "IS" and not (following.startswith("NULL") or following == "NOT NULL"):
+            return None  # SQLite's IS compares any two values; PostgreSQL's only NULL
+        elif t.upper() in _CHECK_WORDS:
+            out.append(t.upper())
+        elif t.kind == "word" and t.text.lower() in _CHECK_FUNCS and call:
+            out.append(t.text.lower())
+        elif t.kind in ("word", "ident") and t.name.lower() in columns:
+            out.append(_show(columns[t.name.lower()]))
+        else:
+            return None
+    return joined(out)
+
+
+def _checks(tables: list[Table], schema: str) -> list[Step]:
+    out = []
+    for t in tables:
+        columns = {c.name.lower(): c.name for c in t.columns}
+        for check in t.checks:
+            expression = check_sql(check.tokens, columns)
+            if expression is None:
+                t.skipped.append(f"CHECK ({check.text}): not portable to PostgreSQL; "
+                                 "rewrite it by hand")  # fmt: skip
+                continue
+            named = sql.SQL("CONSTRAINT {} ").format(sql.Identifier(check.name)) if check.name \
+                else sql.SQL("")  # fmt: skip
+            out.append(Step(sql.SQL("ALTER TABLE {} ADD {}CHECK ({})").format(
+                sql.Identifier(schema, t.name), named, sql.SQL(expression)),
+                f"{t.name}: CHECK ({check.text})"))  # fmt: skip
+    return out
+
+
+def _views(source: Source, schema: str) -> list[Step]:
+    """Each view with identifiers quoted as PostgreSQL needs (SQLite's are case-insensitive,
+    PostgreSQL folds unquoted names to lower case); PostgreSQL decides if the rest fits."""
+    names = {v.name.lower(): v.name for v in source.views}
+    for t in source.tables:
+        names |= {c.name.lower(): c.name for c in t.columns} | {t.name.lower(): t.name}
+    out = []
+    for v in source.views:
+        if any(t.kind == "op" and t.text in (";", "$") for t in v.tokens):
+            source.left_out.append(f"view {v.name}: not carried over (more than one statement)")
+            continue  # never run what follows a semicolon in someone's file
+        body = []
+        for i, tok in enumerate(v.tokens):
+            call = i + 1 < len(v.tokens) and v.tokens[i + 1].text == "("
+            if tok.kind == "ident" or (tok.kind == "word" and tok.name.lower() in names
+                                       and not call):  # fmt: skip
+                body.append(_show(names.get(tok.name.lower(), tok.name)))
+            else:
+                body.append("=" if tok.text == "==" else tok.text)
+        out.append(Step(sql.SQL("CREATE VIEW {} {}").format(
+            sql.Identifier(schema, v.name), sql.SQL(joined(body))), f"view {v.name}"))  # fmt: skip
+    return out
+
+
 def import_sqlite(
     path: Path,
     target: Target,
@@ -129,10 +313,11 @@ def import_sqlite(
     started = time.monotonic()
     source = open_readonly(path)
     try:
-        tables = read_tables(source)
+        found = read_source(source)
+        tables = found.tables
         if not tables:
             raise SqliteImportError(f"{path} holds no tables")
-        statements = ddl(tables, schema)
+        steps = plan(found, schema)
         with connect(target, purpose="SQLite import") as conn:
             _refuse_existing(conn, tables, schema)
             try:
@@ -140,16 +325,17 @@ def import_sqlite(
                     conn.execute(
                         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
                     )
-                    for statement in statements[: len(tables)]:
-                        conn.execute(statement)
+                    refused = _run(conn, steps.before)
                     with progress.meter("import", sum(t.rows for t in tables),
                                         unit="rows") as meter:  # fmt: skip
                         rows = 0
                         for t in tables:
                             rows += _copy(source, conn, t, schema, meter, rows)
-                    for statement in statements[len(tables) :]:
-                        conn.execute(statement)
+                    refused += _run(conn, steps.after)
                     _advance_identities(conn, tables, schema)
+                    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(
+                        sql.Identifier(schema)))  # fmt: skip  # views name tables unqualified
+                    refused += _run(conn, steps.views)
                     log("comparing every table with the SQLite file")
                     wrong = [p for t in tables for p in _compare(source, conn, t, schema)]
                     if wrong:
@@ -157,12 +343,42 @@ def import_sqlite(
                                            + "\n".join(f"  - {w}" for w in wrong))  # fmt: skip
             except psycopg.Error as exc:
                 raise SqliteImportError(
-                    f"PostgreSQL refused the import, so nothing was committed and the database "
-                    f"is as it was: {str(exc).strip()}"
+                    f"PostgreSQL refused the import ({_one_line(exc)}), so nothing was committed "
+                    "and the database is as it was.\n→ correct that in the SQLite file (SQLite "
+                    "does not enforce foreign keys by default) and import again"
                 ) from None
+    except sqlite3.DatabaseError as exc:  # damage the quick check did not reach
+        raise damaged(path, exc) from None
     finally:
         source.close()
-    return Imported(schema, tables, rows, time.monotonic() - started, notes_for(tables))
+    return Imported(schema, tables, rows, time.monotonic() - started, notes_for(found) + refused)
+
+
+def _one_line(exc: psycopg.Error) -> str:
+    """PostgreSQL's message and detail on one line, without its multi-line context."""
+    diag = exc.diag
+    text = diag.message_primary or str(exc).strip().splitlines()[0]
+    if diag.message_detail:
+        text += ": " + diag.message_detail
+    return " ".join(text.split())
+
+
+def _run(conn: psycopg.Connection[Any], steps: list[Step]) -> list[str]:
+    """Run the steps; one that only carries something over is tried in a savepoint, and if
+    PostgreSQL refuses it, it is reported (by table and column) instead of failing the import."""
+    refused = []
+    for step in steps:
+        if not step.carries:
+            conn.execute(step.statement)
+            continue
+        try:
+            with conn.transaction():
+                conn.execute(step.statement)
+        except psycopg.Error as exc:
+            why = ("not every row satisfies it" if isinstance(exc, psycopg.errors.CheckViolation)
+                   else f"PostgreSQL: {_one_line(exc)}")  # fmt: skip
+            refused.append(f"{step.carries}: not carried over ({why})")
+    return refused
 
 
 def _refuse_existing(conn: psycopg.Connection[Any], tables: list[Table], schema: str) -> None:

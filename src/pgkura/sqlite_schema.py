@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from pgkura.errors import PgkuraError
+
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_TIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -29,8 +31,17 @@ _BOOL_TEXT = {"true": True, "false": False, "t": True, "f": False}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-class NotSqlite(ValueError):
-    """The file is not a SQLite database."""
+class NotSqlite(PgkuraError, ValueError):
+    """The file is not a SQLite database, or not a whole one."""
+
+
+def damaged(path: Path, exc: sqlite3.Error | str) -> NotSqlite:
+    """One refusal for a file SQLite cannot read through, whichever step found it."""
+    return NotSqlite(
+        f"{path} is damaged or cut off (SQLite says: {exc}); nothing was imported.\n"
+        f"→ use a whole copy, or save what SQLite can read: sqlite3 {path.name} .recover "
+        "| sqlite3 recovered.db, then import recovered.db"
+    )
 
 
 @dataclass
@@ -39,6 +50,7 @@ class Column:
     declared: str
     notnull: bool
     pk: int  # position in the primary key, 0 when not part of it
+    default: str | None = None  # the DEFAULT expression as SQLite keeps it
     pg_type: str = "text"
     identity: bool = False
     convert: Callable[[Any], Any] = field(default=lambda v: v, repr=False)
@@ -60,6 +72,32 @@ class ForeignKey:
     to: list[str]
     on_delete: str
     on_update: str
+    deferred: bool = False  # DEFERRABLE INITIALLY DEFERRED
+
+
+@dataclass
+class Check:
+    name: str | None
+    tokens: list[Token]
+
+    @property
+    def text(self) -> str:
+        return joined(t.text for t in self.tokens)
+
+
+@dataclass
+class View:
+    name: str
+    tokens: list[Token]  # what follows the name: optional column list, AS, the query
+
+
+@dataclass
+class Source:
+    """Everything in the file: tables to import, views to try, and what is left out."""
+
+    tables: list[Table]
+    views: list[View]
+    left_out: list[str]  # by name, with why
 
 
 @dataclass
@@ -69,7 +107,9 @@ class Table:
     rows: int
     indexes: list[Index] = field(default_factory=list)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # what could not be carried over, and why
+    fts: str = ""  # the full-text module (fts5, fts4, fts3) when this was a full-text table
 
     @property
     def primary_key(self) -> list[str]:
@@ -87,6 +127,14 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         raise NotSqlite(f"{path} is not a SQLite database (its first bytes are not SQLite's)")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     conn.text_factory = _text
+    try:  # the header alone proves little: a cut-off or damaged file fails here, not half-way
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise damaged(path, exc) from None
+    if problems != ["ok"]:
+        conn.close()
+        raise damaged(path, "; ".join(problems))
     return conn
 
 
@@ -98,32 +146,105 @@ def _text(raw: bytes) -> str | bytes:
         return raw
 
 
-def read_tables(conn: sqlite3.Connection) -> list[Table]:
-    """Every user table (not SQLite's own, not virtual tables), with its types decided."""
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
-        "ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name"
-    )]  # fmt: skip
-    return [_table(conn, name) for name in names]
+_FTS_SHADOWS = {
+    "fts5": ("content", "data", "idx", "docsize", "config"),
+    "fts4": ("content", "segments", "segdir", "docsize", "stat"),
+    "fts3": ("content", "segments", "segdir", "docsize", "stat"),
+    "rtree": ("node", "rowid", "parent"),
+}
+_USING = re.compile(r"\bUSING\s+(\w+)\s*(?:\((.*)\))?\s*$", re.I | re.S)
+
+
+def read_source(conn: sqlite3.Connection) -> Source:
+    """Every user table (full-text tables as plain tables of their columns, never their
+    shadow tables), the views in creation order, and what is left out."""
+    master = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+        "ORDER BY rowid"
+    ).fetchall()
+    shadows = _shadows(conn, master)
+    tables, views, left_out = [], [], []
+    for kind, name, text in master:
+        if kind == "table" and name not in shadows:
+            using = (
+                _USING.search(text or "")
+                if (text or "").upper().startswith("CREATE VIRTUAL")
+                else None
+            )
+            module = using.group(1).lower() if using else ""
+            if not using:
+                tables.append(_table(conn, name, parse_create(text or "")))
+            elif module in ("fts3", "fts4", "fts5") and _fts_copyable(using.group(2) or ""):
+                tables.append(_table(conn, name, ([], {}), fts=module))
+            elif module in ("fts3", "fts4", "fts5"):
+                left_out.append(f"{name}: an {module} index over another table's text "
+                                "(content=); not carried over: index that table in PostgreSQL "
+                                "instead")  # fmt: skip
+            else:
+                left_out.append(f"{name}: a virtual table ({module}); not carried over")
+        elif kind == "view":
+            views.append(View(name, _view_body(tokenize(text or ""))))
+        elif kind == "trigger":
+            left_out.append(f"trigger {name}: not carried over; rewrite it as a PostgreSQL "
+                            "trigger function")  # fmt: skip
+    tables.sort(key=lambda t: t.name)
+    return Source(tables, views, left_out)
+
+
+def _virtual(text: str | None) -> re.Match[str] | None:
+    """`USING module(args)` of a CREATE VIRTUAL TABLE; None for an ordinary table."""
+    text = text or ""
+    return _USING.search(text) if text.upper().startswith("CREATE VIRTUAL") else None
+
+
+def _shadows(conn: sqlite3.Connection, master: list[tuple[str, str, str]]) -> set[str]:
+    """The tables a virtual table keeps its index in: never the user's data."""
+    found = set()
+    for _kind, name, text in master:
+        using = (
+            _USING.search(text or "") if (text or "").upper().startswith("CREATE VIRTUAL") else None
+        )
+        if using:
+            found |= {f"{name}_{s}" for s in _FTS_SHADOWS.get(using.group(1).lower(), ())}
+    found |= {r[1] for r in conn.execute("PRAGMA table_list") if r[2] == "shadow"}
+    return found
+
+
+def _fts_copyable(args: str) -> bool:
+    """A contentless (content='') or external-content table holds no data of its own."""
+    for token in tokenize(args):
+        if token.kind == "word" and token.text.lower() == "content":
+            return False
+    return True
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _table(conn: sqlite3.Connection, name: str) -> Table:
+Parsed = tuple[list["Check"], dict[tuple[str, ...], bool]]  # CHECKs; deferred foreign keys
+
+
+def _table(conn: sqlite3.Connection, name: str, parsed: Parsed, fts: str = "") -> Table:
     info = conn.execute(f"PRAGMA table_xinfo({_q(name)})").fetchall()
     columns, skipped = [], []
-    for _cid, col, declared, notnull, _default, pk, hidden in info:
+    for _cid, col, declared, notnull, default, pk, hidden in info:
+        if hidden == 1:  # a virtual table's own hidden columns (fts5: the table name, rank)
+            continue
         if hidden:  # generated columns: PostgreSQL would need the expression; values are copied
             skipped.append(f"{col}: a generated column; its values are copied as plain data")
-        columns.append(Column(col, declared or "", bool(notnull), pk))
+        columns.append(Column(col, declared or ("TEXT" if fts else ""), bool(notnull), pk,
+                              default))  # fmt: skip
+    if fts and "rowid" not in {c.name.lower() for c in columns}:
+        columns.insert(0, Column("rowid", "INTEGER", True, 1))  # what joins to other tables
     rows = conn.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]  # noqa: S608 - quoted
-    table = Table(name, columns, rows, skipped=skipped)
+    table = Table(name, columns, rows, checks=parsed[0], skipped=skipped, fts=fts)
     for column in columns:
         _decide(conn, table, column)
     table.indexes = _indexes(conn, table)
     table.foreign_keys = _foreign_keys(conn, name)
+    for fk in table.foreign_keys:
+        fk.deferred = parsed[1].get((fk.table.lower(), *(c.lower() for c in fk.columns)), False)
     return table
 
 
@@ -185,7 +306,11 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column) -> None:
         column.note = "text with NUL characters, which PostgreSQL text cannot hold: bytea (UTF-8)"
     elif kinds <= {str}:
         column.pg_type = "text"
-        if affinity not in ("text", "blob") or (affinity == "blob" and column.declared):
+        unfit = [t for t, _f in candidates if t != "numeric"]
+        if unfit:
+            column.note = (f"declared {column.declared}, but not every value is a valid "
+                           f"{unfit[0]} (e.g. NaN in JSON): kept as text")  # fmt: skip
+        elif affinity not in ("text", "blob") or (affinity == "blob" and column.declared):
             column.note = f"declared {column.declared or 'without a type'}, holds text: text"
     else:
         shown = ", ".join(sorted(k.__name__ for k in kinds))
@@ -227,10 +352,15 @@ def _date(value: Any) -> date:
 
 
 def _json(value: Any) -> str:
+    """JSON PostgreSQL accepts: Python's parser also takes NaN and Infinity, jsonb does not."""
     if not isinstance(value, str):
         raise ValueError("not JSON text")
-    json.loads(value)
+    json.loads(value, parse_constant=_no_constant)
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -297,3 +427,112 @@ def _foreign_keys(conn: sqlite3.Connection, table: str) -> list[ForeignKey]:
         key.columns.append(source)
         key.to.append(target)
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # word, ident (quoted), string, number, op
+    text: str  # as written
+
+    @property
+    def name(self) -> str:
+        """An identifier's name, unquoted."""
+        if self.kind != "ident":
+            return self.text
+        inner = self.text[1:-1]
+        return inner if self.text[0] == "[" else inner.replace(self.text[0] * 2, self.text[0])
+
+    def upper(self) -> str:
+        return self.text.upper() if self.kind == "word" else ""
+
+
+_TOKEN = re.compile(
+    r"""(?P<space>\s+|--[^\n]*|/\*.*?(?:\*/|$))
+    |(?P<string>'(?:[^']|'')*')
+    |(?P<ident>"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`)
+    |(?P<number>0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+    |(?P<word>[^\W\d]\w*)
+    |(?P<op>==|!=|<>|<=|>=|\|\||<<|>>|.)""",
+    re.X | re.S,
+)
+
+
+def tokenize(text: str) -> list[Token]:
+    """SQLite's SQL as tokens (comments and spaces dropped): enough to find clauses."""
+    found = (Token(str(m.lastgroup), m.group()) for m in _TOKEN.finditer(text))
+    return [t for t in found if t.kind != "space"]
+
+
+def joined(texts: Iterable[str]) -> str:
+    out = ""
+    for text in texts:
+        last = out.rsplit(" ", 1)[-1]  # a function's name, not a keyword such as IN
+        call = text == "(" and (last[-1:].isalnum() or last[-1:] == "_") and not last.isupper()
+        glue = "" if not out or call or text in (".", ")", ",") or out[-1] in ".(" else " "
+        out += glue + text
+    return out
+
+
+def _split(tokens: list[Token]) -> list[list[Token]]:
+    """The top-level, comma-separated parts of a parenthesised list."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for t in tokens:
+        depth += (t.text == "(") - (t.text == ")")
+        if depth == 0 and t.text == ",":
+            parts.append([])
+        else:
+            parts[-1].append(t)
+    return parts
+
+
+def _parens(tokens: list[Token], start: int) -> tuple[list[Token], int]:
+    """The tokens inside the parentheses opening at `start`, and the index after them."""
+    depth = 0
+    for i in range(start, len(tokens)):
+        depth += (tokens[i].text == "(") - (tokens[i].text == ")")
+        if depth == 0:
+            return tokens[start + 1 : i], i + 1
+    return tokens[start + 1 :], len(tokens)
+
+
+def parse_create(text: str) -> Parsed:
+    """From CREATE TABLE (SQLite keeps the text, not the parts): its CHECK constraints, and
+    for each foreign key (parent, columns...) whether it is DEFERRABLE INITIALLY DEFERRED."""
+    tokens = tokenize(text)
+    start = next((i for i, t in enumerate(tokens) if t.text == "("), None)
+    if start is None:
+        return [], {}
+    body, _end = _parens(tokens, start)
+    checks, deferred = [], {}
+    for part in _split(body):
+        name = None
+        if part and part[0].upper() == "CONSTRAINT" and len(part) > 1:
+            name, part = part[1].name, part[2:]
+        first = part[0].upper() if part else ""
+        columns = [] if first in ("PRIMARY", "UNIQUE", "CHECK", "FOREIGN") else part[:1]
+        for i, t in enumerate(part):
+            up = t.upper()
+            if up == "CHECK" and i + 1 < len(part) and part[i + 1].text == "(":
+                checks.append(Check(name, _parens(part, i + 1)[0]))
+            elif up == "FOREIGN" and i + 2 < len(part) and part[i + 2].text == "(":
+                columns = [c for c in _parens(part, i + 2)[0] if c.text != ","]
+            elif up == "REFERENCES" and i + 1 < len(part) and columns:
+                key = (part[i + 1].name.lower(), *(c.name.lower() for c in columns))
+                words = [w.upper() for w in part[i:]]
+                deferred[key] = any(
+                    words[j : j + 3] == ["DEFERRABLE", "INITIALLY", "DEFERRED"]
+                    and words[j - 1] != "NOT"
+                    for j in range(1, len(words))
+                )
+    return checks, deferred
+
+
+def _view_body(tokens: list[Token]) -> list[Token]:
+    """CREATE [TEMP] VIEW [IF NOT EXISTS] name ...: what follows the name."""
+    i = next((i for i, t in enumerate(tokens) if t.upper() == "VIEW"), len(tokens) - 1) + 1
+    if [t.upper() for t in tokens[i : i + 3]] == ["IF", "NOT", "EXISTS"]:
+        i += 3
+    if i + 1 < len(tokens) and tokens[i + 1].text == ".":
+        i += 2  # schema.name
+    return tokens[i + 1 :]

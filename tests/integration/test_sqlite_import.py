@@ -131,6 +131,8 @@ def test_a_failure_half_way_leaves_the_target_as_it_was(pg_server, database, tmp
     assert failed.returncode == 1
     assert "nothing was committed and the database is as it was" in failed.stderr
     assert "foreign key" in failed.stderr
+    assert "is not present in table" in failed.stderr  # PostgreSQL's detail, on the same line
+    assert len(failed.stderr.strip().splitlines()) == 2  # not PostgreSQL's multi-line report
     with psycopg.connect(url) as conn:
         left = conn.execute("SELECT count(*) FROM information_schema.tables "
                             "WHERE table_schema = 'public'").fetchone()  # fmt: skip
@@ -222,3 +224,159 @@ def test_progress_counts_the_rows_of_all_tables(pg_server, database, tmp_path):
     assert lines[0].endswith(", Order Items")  # the table being copied
     assert lines[-2].startswith("import: 9 rows of 9 rows, 99%, ")  # done only once committed
     assert lines[-1].startswith("import: 9 rows in ")
+
+
+def make_damaged(tmp_path: Path) -> dict[str, Path]:
+    """A real file of about 250 pages, cut off in three places, and one with a page flipped."""
+    good = tmp_path / "whole.db"
+    with sqlite3.connect(good) as conn:
+        conn.execute("CREATE TABLE memo (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.executemany("INSERT INTO memo (body) VALUES (?)",
+                         [(f"本文 {i} " * 20,) for i in range(2000)])  # fmt: skip
+        conn.execute("CREATE INDEX memo_body ON memo (body)")
+    conn.close()
+    raw = good.read_bytes()
+    page = 4096
+    flipped = bytearray(raw)
+    flipped[5 * page : 6 * page] = bytes(b ^ 0xFF for b in raw[5 * page : 6 * page])
+    variants = {"header.db": raw[:100], "half.db": raw[: len(raw) // 2],
+                "last-page.db": raw[:-page], "flipped.db": bytes(flipped)}  # fmt: skip
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+    return {name: tmp_path / name for name in variants}
+
+
+def test_a_damaged_or_cut_off_file_is_refused_in_two_lines(pg_server, database, tmp_path):
+    url = pg_server.url(database)
+    for name, path in make_damaged(tmp_path).items():
+        refused = cli(tmp_path, url, str(path))
+        assert refused.returncode == 1, name
+        assert "Traceback" not in refused.stderr, name
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) <= 2, refused.stderr
+        assert f"{path} is damaged or cut off" in lines[0]
+        assert "nothing was imported" in lines[0]
+        assert ".recover" in lines[-1]
+    with psycopg.connect(url) as conn:
+        made = conn.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_schema = 'public'").fetchone()  # fmt: skip
+    assert made == (0,)
+
+
+FIDELITY = """
+CREATE TABLE Categories (CategoryID INTEGER PRIMARY KEY, CategoryName TEXT NOT NULL);
+CREATE TABLE "Order Details" (
+  OrderID INTEGER NOT NULL, ProductID INTEGER NOT NULL,
+  UnitPrice NUMERIC NOT NULL DEFAULT 0, Quantity INTEGER NOT NULL DEFAULT 1,
+  Discount REAL NOT NULL DEFAULT (0),
+  CategoryID INTEGER REFERENCES Categories (CategoryID) DEFERRABLE INITIALLY DEFERRED,
+  Note TEXT DEFAULT 'なし', Added DATETIME DEFAULT CURRENT_TIMESTAMP,
+  Stamp TEXT DEFAULT CURRENT_TIMESTAMP, Active BOOLEAN DEFAULT TRUE, Odd TEXT DEFAULT (random()),
+  PRIMARY KEY (OrderID, ProductID),
+  CHECK (Discount >= 0 AND Discount <= 1),
+  CONSTRAINT qty_positive CHECK ([Quantity] > 0),
+  CHECK (UnitPrice >= 0), CHECK (length(Note) < 50 OR Note IS NULL),
+  CHECK (Note GLOB '*'),
+  CHECK (ProductID < 3)
+);
+CREATE TABLE plain (a INTEGER REFERENCES Categories (CategoryID));
+CREATE VIEW "Expensive" AS SELECT OrderID, [UnitPrice] FROM [Order Details] WHERE UnitPrice > 10;
+CREATE VIEW bad AS SELECT strftime('%Y', Added) AS y FROM "Order Details";
+CREATE VIRTUAL TABLE notes USING fts5(title, body);
+CREATE VIRTUAL TABLE shadowless USING fts5(body, content='');
+CREATE TRIGGER touch AFTER INSERT ON Categories BEGIN SELECT 1; END;
+"""
+
+
+def make_fidelity(path: Path) -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.executescript(FIDELITY)
+        conn.execute("PRAGMA ignore_check_constraints = ON")  # as a file written before the CHECK
+        conn.execute("INSERT INTO Categories VALUES (1, '飲料')")
+        conn.executemany(
+            'INSERT INTO "Order Details" (OrderID, ProductID, UnitPrice, Quantity, Discount, '
+            "CategoryID, Note, Added, Stamp, Active) VALUES (?, ?, ?, ?, ?, 1, ?, "
+            "'2024-01-02 03:04:05', 'x', 1)",
+            [(1, 1, 20, 5, 0.1, "a"), (1, 3, 5, 2, 0, None)],
+        )
+        conn.executemany("INSERT INTO notes (rowid, title, body) VALUES (?, ?, ?)",
+                         [(7, "会議", "来週の会議の議事録"), (9, "memo", "buy milk")])  # fmt: skip
+    conn.close()
+    return path
+
+
+def test_defaults_checks_views_and_full_text_tables_are_carried_or_named(
+    pg_server, database, tmp_path
+):
+    url = pg_server.url(database)
+    done = cli(tmp_path, url, str(make_fidelity(tmp_path / "northwind.db")))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    with psycopg.connect(url) as conn:
+        # defaults, as the application relied on them
+        row = conn.execute(
+            'INSERT INTO "Order Details" ("OrderID", "ProductID", "CategoryID") VALUES (9, 1, 1) '
+            'RETURNING "UnitPrice"::text, "Quantity", "Discount", "Note", "Added" IS NOT NULL, '
+            '"Stamp" ~ \'^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$\', "Active", "Odd"'
+        ).fetchone()
+        assert row == ("0", 1, 0.0, "なし", True, True, True, None)
+        conn.rollback()
+        # portable CHECKs, validated against the data
+        checks = {r[0] for r in conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c' "
+            "AND conrelid = '\"Order Details\"'::regclass")}  # fmt: skip
+        assert checks == {
+            'CHECK ((("Discount" >= (0)::double precision) AND ("Discount" <= (1)::double precision)))',
+            'CHECK (("Quantity" > 0))', 'CHECK (("UnitPrice" >= (0)::numeric))',
+            'CHECK (((length("Note") < 50) OR ("Note" IS NULL)))',
+        }  # fmt: skip
+        named = conn.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'qty_positive'")
+        assert named.fetchone() == (1,)
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute('UPDATE "Order Details" SET "Quantity" = 0')
+        conn.rollback()
+        # the deferrable foreign key stays deferrable, the plain one does not become so
+        deferral = dict(conn.execute(
+            "SELECT conrelid::regclass::text, condeferred FROM pg_constraint WHERE contype = 'f'"
+        ).fetchall())  # fmt: skip
+        assert deferral == {'"Order Details"': True, "plain": False}
+        # views: the portable one works, the other is named with PostgreSQL's reason
+        assert conn.execute('SELECT * FROM "Expensive"').fetchall() == [(1, 20)]
+        assert conn.execute("SELECT to_regclass('bad')").fetchone() == (None,)
+        # the full-text table as a plain table with its rowid, never its shadow tables
+        assert conn.execute("SELECT rowid, title, body FROM notes ORDER BY rowid").fetchall() == [
+            (7, "会議", "来週の会議の議事録"), (9, "memo", "buy milk")]  # fmt: skip
+        shadows = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'notes\\_%' "
+                               "OR tablename LIKE 'shadowless%'").fetchone()  # fmt: skip
+        assert shadows == (0,)
+    assert "note: Order Details: Odd: DEFAULT random() has no PostgreSQL equivalent" in out
+    assert "note: Order Details: CHECK (Note GLOB '*'): not portable to PostgreSQL" in out
+    assert ("note: Order Details: CHECK (ProductID < 3): not carried over (not every row "
+            "satisfies it)") in out  # fmt: skip
+    assert "note: view bad: not carried over (PostgreSQL: function strftime(" in out
+    assert "note: notes: an fts5 full-text table, imported as a plain table" in out
+    assert 'USING gin ("title" gin_bigm_ops)' in out
+    assert "note: shadowless: an fts5 index over another table's text" in out
+    assert "note: trigger touch: not carried over" in out
+    assert "imported 4 tables, 5 rows" in out
+
+
+def test_json_with_nan_stays_text_and_is_named(pg_server, database, tmp_path):
+    """Python's JSON parser takes NaN, PostgreSQL's does not: the column stays text."""
+    path = tmp_path / "nan.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE m (good JSON, odd JSON)")
+        conn.executemany("INSERT INTO m VALUES (?, ?)",
+                         [('{"a": 1}', '{"x": NaN}'), ("[]", '{"y": 2}')])  # fmt: skip
+    conn.close()
+    url = pg_server.url(database)
+    done = cli(tmp_path, url, str(path))
+    assert done.returncode == 0, done.stderr
+    assert "note: m.odd: declared JSON, but not every value is a valid jsonb" in done.stdout
+    with psycopg.connect(url) as conn:
+        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_name = 'm'").fetchall())  # fmt: skip
+        assert types == {"good": "jsonb", "odd": "text"}
+        assert conn.execute("SELECT odd FROM m WHERE good = '{\"a\": 1}'").fetchone() == (
+            '{"x": NaN}',
+        )
