@@ -289,14 +289,17 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column) -> None:
         column.pg_type, column.identity = "bigint", True  # the rowid: an identity column
         return
     chosen = [c for c, ok in zip(candidates, fitting, strict=True) if ok]
-    if kinds and chosen:
+    if chosen:  # an empty column takes its declared type (DATETIME: timestamptz, not numeric)
         column.pg_type, column.convert = chosen[0]
+        if column.pg_type == "date" and declared != "DATE":
+            column.note = f"declared {column.declared}, holds only dates: date"
     elif affinity == "integer" and kinds <= {int}:
         column.pg_type = "bigint"
+    elif not column.declared and kinds == {int}:
+        column.pg_type = "bigint"
+        column.note = "declared without a type, holds only integers: bigint"
     elif affinity == "real" and kinds <= {int, float}:
         column.pg_type, column.convert = "double precision", float
-    elif affinity == "numeric" and not kinds:
-        column.pg_type = "numeric"
     elif kinds == {bytes}:
         column.pg_type = "bytea"
         if affinity != "blob":
@@ -398,6 +401,7 @@ def _declares(*words: str) -> Callable[[str], bool]:
 _RECOGNISED: list[tuple[Callable[[str], bool], str, Callable[[Any], Any]]] = [
     (_declares("BOOL"), "boolean", _boolean),
     (_declares("TIMESTAMP", "DATETIME"), "timestamp with time zone", _timestamp),
+    (_declares("TIMESTAMP", "DATETIME"), "date", _date),  # date-only values
     (lambda d: d == "DATE", "date", _date),
     (_declares("JSON"), "jsonb", _json),
     (_declares("UUID", "GUID"), "uuid", _uuid),

@@ -380,3 +380,25 @@ def test_json_with_nan_stays_text_and_is_named(pg_server, database, tmp_path):
         assert conn.execute("SELECT odd FROM m WHERE good = '{\"a\": 1}'").fetchone() == (
             '{"x": NaN}',
         )
+
+
+def test_dates_untyped_integers_and_empty_columns_get_their_types(pg_server, database, tmp_path):
+    path = tmp_path / "types.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (day DATETIME, n)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [("2024-01-02", 1), ("1999-12-31", 2**40)])
+        conn.execute("CREATE TABLE empty (created DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+                     "flag BOOLEAN DEFAULT 0, doc JSON)")  # fmt: skip
+    conn.close()
+    url = pg_server.url(database)
+    done = cli(tmp_path, url, str(path))
+    assert done.returncode == 0, done.stderr
+    assert "note: t.day: declared DATETIME, holds only dates: date" in done.stdout
+    assert "note: t.n: declared without a type, holds only integers: bigint" in done.stdout
+    with psycopg.connect(url) as conn:
+        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_schema = 'public'").fetchall())  # fmt: skip
+        assert types == {"day": "date", "n": "bigint", "created": "timestamp with time zone",
+                         "flag": "boolean", "doc": "jsonb"}  # fmt: skip
+        conn.execute("INSERT INTO empty (doc) VALUES ('{}')")
+        assert conn.execute("SELECT flag FROM empty").fetchone() == (False,)
