@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pgkura.sqlite_schema import read_source
 from pgkura.throwaway import ThrowawayServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +71,8 @@ def digest(rows: Any) -> tuple[int, str]:
 def expected(path: Path) -> dict[str, tuple[list[str], tuple[int, str]]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     out = {}
-    listed = "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-    names = [r[0] for r in conn.execute(listed)]
+    # what pgkura carries as tables (never full-text indexes' shadow tables)
+    names = [t.name for t in read_source(conn).tables]
     for name in names:
         cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')]
         out[name] = (cols, digest(conn.execute(f'SELECT * FROM "{name}"')))  # noqa: S608

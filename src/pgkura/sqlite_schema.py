@@ -166,11 +166,7 @@ def read_source(conn: sqlite3.Connection) -> Source:
     tables, views, left_out = [], [], []
     for kind, name, text in master:
         if kind == "table" and name not in shadows:
-            using = (
-                _USING.search(text or "")
-                if (text or "").upper().startswith("CREATE VIRTUAL")
-                else None
-            )
+            using = _virtual(text)
             module = using.group(1).lower() if using else ""
             if not using:
                 tables.append(_table(conn, name, parse_create(text or "")))
@@ -201,9 +197,7 @@ def _shadows(conn: sqlite3.Connection, master: list[tuple[str, str, str]]) -> se
     """The tables a virtual table keeps its index in: never the user's data."""
     found = set()
     for _kind, name, text in master:
-        using = (
-            _USING.search(text or "") if (text or "").upper().startswith("CREATE VIRTUAL") else None
-        )
+        using = _virtual(text)
         if using:
             found |= {f"{name}_{s}" for s in _FTS_SHADOWS.get(using.group(1).lower(), ())}
     found |= {r[1] for r in conn.execute("PRAGMA table_list") if r[2] == "shadow"}
