@@ -425,12 +425,14 @@ def _upgrade(
          plan.old_image, "postgres", "-c", "listen_addresses="],
         what=f"starting {plan.old_image}")  # fmt: skip
     old = HelperServer(names.old)
-    old.wait()
+    with progress.meter(f"starting PostgreSQL {plan.cluster.major}"):
+        old.wait()
     old.superuser = _bootstrap_superuser(old, settings)
     backup = _dump(settings, plan, names, old.superuser, log, progress)
     log("recording every table's rows, the sequences, extensions and roles of the old cluster")
-    before = old.facts()
-    subprocess.run(["docker", "stop", "-t", "60", names.old], capture_output=True, check=False)
+    with progress.meter("recording the old cluster"):
+        before = old.facts()
+        subprocess.run(["docker", "stop", "-t", "60", names.old], capture_output=True, check=False)
     log(f"creating {plan.target} and starting PostgreSQL {SERVER_MAJOR} on it")
     run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
         what="docker volume create")  # fmt: skip
@@ -441,10 +443,12 @@ def _upgrade(
          "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=postgres", settings.image],
         what="starting the new server", env=secret)  # fmt: skip
     new = HelperServer(names.new, old.superuser)
-    new.wait(fresh=True)
+    with progress.meter(f"initialising PostgreSQL {SERVER_MAJOR}"):
+        new.wait(fresh=True)
     _load(new, backup, log, progress)
-    updated = _update_extensions(new)
-    after = new.facts()
+    with progress.meter("comparing the new cluster with the old"):
+        updated = _update_extensions(new)
+        after = new.facts()
     wrong = before.differences(after)
     if wrong:
         raise UpgradeError("the new cluster does not match the old one, so it is not used:\n"
@@ -452,7 +456,8 @@ def _upgrade(
     tables = sum(1 for db in after.databases.values() for k in db if k.startswith("table "))
     log(f"verified: {len(after.databases)} databases, {tables} tables (rows and checksums), "
         f"{len(after.roles)} roles, sequences and extensions as before")  # fmt: skip
-    subprocess.run(["docker", "stop", "-t", "60", names.new], capture_output=True, check=False)
+    with progress.meter(f"stopping PostgreSQL {SERVER_MAJOR}"):
+        subprocess.run(["docker", "stop", "-t", "60", names.new], capture_output=True, check=False)
     return backup, updated
 
 
