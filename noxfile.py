@@ -17,7 +17,9 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
-PYTHON = "3.11"
+# The interpreter nox itself runs on (scripts/test's .venv): any Python the package supports
+# (>= 3.11), not only the one a pin would name (a machine with only 3.12 could not run the tests).
+PYTHON = None
 DEV = ".[dev]"
 
 
