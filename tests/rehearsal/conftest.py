@@ -54,8 +54,10 @@ def on_pty(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     start = time.monotonic()
+    # a person at a terminal: not CI's environment, where pgkura writes plain log lines
+    person = {k: v for k, v in os.environ.items() if k != "CI"}
     proc = subprocess.Popen(
-        argv, env={**os.environ, "TERM": "xterm", **env}, cwd=cwd, stdin=slave, stdout=slave,
+        argv, env={**person, "TERM": "xterm", **env}, cwd=cwd, stdin=slave, stdout=slave,
         stderr=slave, start_new_session=True,
     )  # fmt: skip
     os.close(slave)
