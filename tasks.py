@@ -20,9 +20,9 @@ from invoke.tasks import task as _task
 if TYPE_CHECKING:
     import psycopg
 
-    from pgkura.backup_store import Backup
-    from pgkura.config import Settings
-    from pgkura.data_ops import Consent
+    from pgkura.backups.operations import Consent
+    from pgkura.backups.store import Backup
+    from pgkura.config.settings import Settings
     from pgkura.progress import Reporter
 
 ROOT = Path(__file__).resolve().parent
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent
 def _errors() -> Iterator[None]:
     """Expected failures end with one clear message and a non-zero exit, not a traceback;
     the outcome is also written for the scheduler (run_result) when it asks."""
-    from pgkura import run_result
     from pgkura.errors import PgkuraError
+    from pgkura.schedule import result as run_result
 
     try:
         try:
@@ -66,8 +66,8 @@ def _errors() -> Iterator[None]:
 def _lost_server(exc: psycopg.Error) -> str | None:
     """The report for a session the server ended mid-way (None for other database errors),
     with the engine's word when the settings load."""
+    from pgkura.engines.readiness import lost_server
     from pgkura.errors import PgkuraError
-    from pgkura.readiness import lost_server
 
     try:
         settings = _settings()
@@ -77,7 +77,7 @@ def _lost_server(exc: psycopg.Error) -> str | None:
 
 
 def _settings() -> Settings:
-    from pgkura.config import load_settings
+    from pgkura.config.settings import load_settings
 
     return load_settings(ROOT)
 
@@ -92,7 +92,7 @@ def _report(message: str) -> None:
 
 
 def _consent(yes: bool = False, force: bool = False) -> Consent:
-    from pgkura.data_ops import Consent
+    from pgkura.backups.operations import Consent
 
     return Consent(yes=yes, force=force, interactive=sys.stdin.isatty())
 
@@ -127,8 +127,8 @@ def migrate(
     no_schema: bool = False,
 ) -> None:
     """Apply pending migrations from db/migrations, each in its own transaction."""
-    from pgkura.migrate_ops import MigrateOptions
-    from pgkura.migrate_ops import migrate as run_migrate
+    from pgkura.migrations.operations import MigrateOptions
+    from pgkura.migrations.operations import migrate as run_migrate
 
     with _errors():
         options = MigrateOptions.from_flags(to=to, dry_run=dry_run, allow_missing=allow_missing,
@@ -153,9 +153,9 @@ def migrate(
 @task(help={"check": "exit non-zero (3) when anything is pending, changed or missing (CI gate)"})
 def status(c: Context, check: bool = False) -> None:
     """Show applied, pending, changed and missing migrations."""
-    from pgkura.migrate_ops import require_in_sync
-    from pgkura.migrate_ops import status as read_status
-    from pgkura.report import status_summary, status_table
+    from pgkura.cli.report import status_summary, status_table
+    from pgkura.migrations.operations import require_in_sync
+    from pgkura.migrations.operations import status as read_status
 
     with _errors():
         settings = _settings()
@@ -177,7 +177,7 @@ def status(c: Context, check: bool = False) -> None:
 )
 def new(c: Context, name: str, down: bool = False, no_transaction: bool = False) -> None:
     """Create the next numbered migration file."""
-    from pgkura.scaffold import new_migration
+    from pgkura.migrations.scaffold import new_migration
 
     with _errors():
         for path in new_migration(
@@ -203,7 +203,7 @@ def rollback(
 ) -> None:
     """Undo applied migrations with their .down.sql files (asks first)."""
     from pgkura import validation as v
-    from pgkura.migrations import Migrator
+    from pgkura.migrations.runner import Migrator
 
     with _errors():
         how_many, down_to = v.STEPS.flag(steps, "--steps"), v.VERSION.flag(to, "--to")
@@ -231,7 +231,7 @@ def rollback(
 def baseline(c: Context, version: str) -> None:
     """Mark migrations up to VERSION as applied without running them (existing databases)."""
     from pgkura import validation as v
-    from pgkura.migrations import Migrator
+    from pgkura.migrations.runner import Migrator
 
     with _errors():
         number = v.VERSION.check(version.strip(), name="VERSION", where="the command line")
@@ -252,8 +252,8 @@ def baseline(c: Context, version: str) -> None:
 )
 def adopt(c: Context, from_: str = "", source_table: str = "", yes: bool = False) -> None:
     """Take over another tool's history: convert its files, record what it applied."""
-    from pgkura import adopt as adoption
     from pgkura import validation as v
+    from pgkura.migrations import adopt as adoption
 
     with _errors():
         if not from_:
@@ -283,7 +283,7 @@ def adopt(c: Context, from_: str = "", source_table: str = "", yes: bool = False
 @task(help={"yes": "do not ask for confirmation"})
 def repair(c: Context, yes: bool = False) -> None:
     """Re-record checksums of applied files that were edited on purpose."""
-    from pgkura.migrations import Migrator
+    from pgkura.migrations.runner import Migrator
 
     with _errors():
         settings = _settings()
@@ -305,7 +305,7 @@ def repair(c: Context, yes: bool = False) -> None:
 def wait(c: Context, timeout: str = "") -> None:
     """Wait until the server accepts connections and answers a query."""
     from pgkura import validation as v
-    from pgkura.readiness import ready
+    from pgkura.engines.readiness import ready
 
     with _errors():
         timeout_ms = v.DURATION.flag(timeout or None, "--timeout")
@@ -333,7 +333,7 @@ def check_migrations(
     """Build a throwaway database from init.sql + every migration; check downs and schema.sql."""
     import dataclasses
 
-    from pgkura.migration_check import check_migrations as run_check
+    from pgkura.migrations.check import check_migrations as run_check
 
     with _errors():
         settings = _settings()
@@ -348,7 +348,7 @@ def check_migrations(
 @task(name="dump-schema")
 def dump_schema(c: Context) -> None:
     """Write db/schema.sql: init.sql + every migration, built and dumped on the server."""
-    from pgkura.schema_build import build_snapshot
+    from pgkura.migrations.schema_build import build_snapshot
 
     with _errors():
         settings = _settings()
@@ -359,8 +359,8 @@ def dump_schema(c: Context) -> None:
 @task
 def drift(c: Context) -> None:
     """Compare the live database with db/schema.sql; exit 1 on objects that differ."""
-    from pgkura import report
-    from pgkura.schema_build import drift as find_drift
+    from pgkura.cli import report
+    from pgkura.migrations.schema_build import drift as find_drift
 
     with _errors():
         settings = _settings()
@@ -382,7 +382,7 @@ def drift(c: Context) -> None:
 def docker_build(c: Context, no_cache: bool = False, pull: bool = False) -> None:
     """Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build); pg_bigm's
     source from PG_BIGM_SOURCE (a URL, or a local archive for hosts without access)."""
-    from pgkura.lifecycle import build
+    from pgkura.engines.lifecycle import build
 
     with _errors():
         build(_settings(), no_cache=no_cache, pull=pull)
@@ -391,7 +391,7 @@ def docker_build(c: Context, no_cache: bool = False, pull: bool = False) -> None
 @task(help={"build": "build the image first"})
 def up(c: Context, build: bool = False) -> None:
     """Start the database and wait until it accepts connections."""
-    from pgkura.lifecycle import up as start
+    from pgkura.engines.lifecycle import up as start
 
     with _errors():
         settings = _settings()
@@ -415,8 +415,8 @@ def down(
     no_backup: bool = False,
 ) -> None:
     """Stop and remove the container (the data volume stays unless --volumes)."""
-    from pgkura.data_ops import before_deleting_volume
-    from pgkura.lifecycle import down as stop
+    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.engines.lifecycle import down as stop
 
     with _errors():
         settings = _settings()
@@ -429,7 +429,7 @@ def down(
 @task
 def restart(c: Context) -> None:
     """Restart the container and wait until it accepts connections again."""
-    from pgkura.lifecycle import restart as again
+    from pgkura.engines.lifecycle import restart as again
 
     with _errors():
         settings = _settings()
@@ -440,7 +440,7 @@ def restart(c: Context) -> None:
 def logs(c: Context, follow: bool = False, tail: str = "100") -> None:
     """Show the server's log."""
     from pgkura import validation as v
-    from pgkura.lifecycle import show_log
+    from pgkura.engines.lifecycle import show_log
 
     with _errors():
         lines = v.LINES.flag(tail, "--tail")
@@ -450,7 +450,7 @@ def logs(c: Context, follow: bool = False, tail: str = "100") -> None:
 @task
 def ps(c: Context) -> None:
     """Show the container's state and health."""
-    from pgkura.lifecycle import show_state
+    from pgkura.engines.lifecycle import show_state
 
     with _errors():
         raise Exit(code=show_state(_settings()))
@@ -462,7 +462,7 @@ def psql(c: Context, command: str | None = None) -> None:
     import os
     import subprocess
 
-    from pgkura.lifecycle import psql_command
+    from pgkura.engines.lifecycle import psql_command
 
     with _errors():
         argv, env = psql_command(_settings(), command, tty=sys.stdin.isatty())
@@ -478,10 +478,10 @@ def psql(c: Context, command: str | None = None) -> None:
 )
 def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = False) -> None:
     """Delete the data volume, start fresh (init.sql) and apply every migration."""
-    from pgkura.data_ops import before_deleting_volume
-    from pgkura.lifecycle import down as stop
-    from pgkura.lifecycle import up as start
-    from pgkura.migrations import Migrator
+    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.engines.lifecycle import down as stop
+    from pgkura.engines.lifecycle import up as start
+    from pgkura.migrations.runner import Migrator
 
     with _errors():
         settings = _settings()
@@ -497,9 +497,9 @@ def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = 
 @task(help={"ensure": "CREATE EXTENSION IF NOT EXISTS each required extension, then verify"})
 def extensions(c: Context, ensure: bool = False) -> None:
     """Show the required extensions (PGKURA_EXTENSIONS), available and installed versions."""
-    from pgkura import extensions as ext
-    from pgkura.readiness import ready
-    from pgkura.report import table
+    from pgkura.cli.report import table
+    from pgkura.engines.readiness import ready
+    from pgkura.extensions import check as ext
 
     with _errors():
         settings = _settings()
@@ -520,8 +520,8 @@ def extensions(c: Context, ensure: bool = False) -> None:
 @task
 def doctor(c: Context) -> None:
     """Check Docker, .env, port, container, server, extensions, migrations and backups."""
-    from pgkura import report
-    from pgkura.doctor import diagnose
+    from pgkura.cli import report
+    from pgkura.inspection.doctor import diagnose
 
     with _errors():
         findings = diagnose(_settings())
@@ -542,9 +542,9 @@ def _progress() -> Reporter:
 
 
 def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
-    from pgkura.backup import take_backup
-    from pgkura.report import size
-    from pgkura.run_result import said
+    from pgkura.backups.take import take_backup
+    from pgkura.schedule.result import said
+    from pgkura.units import size
 
     done = take_backup(settings, log=log, progress=_progress(), **options)
     m = done.manifest
@@ -579,9 +579,9 @@ def backup(
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and
     off-site when PGKURA_OFFSITE_URL is set."""
-    from pgkura import run_result
-    from pgkura.alerts import alerting
-    from pgkura.backup import BackupOptions, retention
+    from pgkura.backups.take import BackupOptions, retention
+    from pgkura.schedule import result as run_result
+    from pgkura.schedule.alerts import alerting
 
     with _errors():
         settings = _settings()
@@ -596,7 +596,7 @@ def backup(
                                keep=options.keep, level=options.level,
                                compression=options.compression)  # fmt: skip
             if settings.offsite is not None and offsite:
-                from pgkura.offsite import ship
+                from pgkura.backups.offsite import ship
 
                 ship(settings.offsite, done, retention(settings, options.keep), _report,
                      _progress())  # fmt: skip
@@ -645,7 +645,7 @@ def _local_copy(settings: Settings, spec: str, name: str, remote: bool) -> Itera
     if not remote:
         yield spec
         return
-    from pgkura.offsite import fetch
+    from pgkura.backups.offsite import fetch
 
     dbname, progress = name or settings.target.dbname, _progress()
     with fetch(settings.offsite, spec, dbname, settings.backup_dir, progress) as path:
@@ -657,7 +657,7 @@ def _restore(
     settings: Settings, file: str, name: str, *, create: bool, safety_backup: bool,
     safety: bool, yes: bool,
 ) -> None:  # fmt: skip
-    from pgkura.data_ops import put_back_safety_copy, restore_backup
+    from pgkura.backups.operations import put_back_safety_copy, restore_backup
 
     undone = put_back_safety_copy(settings, file, _consent(yes), database=name) if safety else None
     if undone is not None:
@@ -691,9 +691,10 @@ def list_backups(c: Context, remote: bool = False, verify: bool = False) -> None
     """List the backups with database, time, size and age, at once from their manifests."""
     import time
 
-    from pgkura.archive import verify as check_file
-    from pgkura.backup_store import BackupStore
-    from pgkura.report import age, size, table
+    from pgkura.backups.archive import verify as check_file
+    from pgkura.backups.store import BackupStore
+    from pgkura.cli.report import table
+    from pgkura.units import age, size
 
     with _errors():
         settings = _settings()
@@ -730,7 +731,7 @@ def list_backups(c: Context, remote: bool = False, verify: bool = False) -> None
 
 def _last_drill(settings: Settings) -> None:
     """The newest restore drill the scheduler ran, if any: proof that the backups restore."""
-    from pgkura.scheduler import read_state
+    from pgkura.schedule.runner import read_state
 
     drill = read_state(settings).get("jobs", {}).get("drill")
     if drill:
@@ -740,8 +741,9 @@ def _last_drill(settings: Settings) -> None:
 
 def _list_remote(settings: Settings) -> None:
     """The complete off-site backups (data and manifest both there), from their manifests."""
-    from pgkura.offsite import RemoteStore, configured
-    from pgkura.report import size, table
+    from pgkura.backups.offsite import RemoteStore, configured
+    from pgkura.cli.report import table
+    from pgkura.units import size
 
     offsite = configured(settings.offsite)
     entries = RemoteStore(offsite).entries()
@@ -766,8 +768,8 @@ def _list_remote(settings: Settings) -> None:
 )
 def basebackup(c: Context, type: str = "full") -> None:
     """Take a verified pgBackRest base backup: the start of the point-in-time window."""
-    from pgkura.pitr import base_backup, local
-    from pgkura.report import size
+    from pgkura.pitr.archiving import base_backup, local
+    from pgkura.units import size
 
     with _errors():
         done = base_backup(_settings(), type)
@@ -777,11 +779,12 @@ def basebackup(c: Context, type: str = "full") -> None:
 
 def _list_base_backups(settings: Settings) -> None:
     """The pgBackRest base backups and the window they give (with the live archiver's time)."""
-    from pgkura.compose import container_state
-    from pgkura.connection import connect
+    from pgkura.cli.report import table
+    from pgkura.connect.connection import connect
+    from pgkura.engines.docker.compose import container_state
     from pgkura.errors import PgkuraError
-    from pgkura.pitr import archiver, backups, local, window_line
-    from pgkura.report import size, table
+    from pgkura.pitr.archiving import archiver, backups, local, window_line
+    from pgkura.units import size
 
     try:
         found, status = backups(settings)
@@ -812,7 +815,7 @@ def _list_base_backups(settings: Settings) -> None:
 )
 def restore_to(c: Context, moment: str, to_volume: str = "", yes: bool = False) -> None:
     """PGKURA_PITR: the cluster as it was at MOMENT, in a new volume the project then uses."""
-    from pgkura.pitr_restore import make_plan, parse_moment, restore
+    from pgkura.pitr.restore import make_plan, parse_moment, restore
 
     with _errors():
         settings = _settings()
@@ -835,8 +838,8 @@ def restore_to(c: Context, moment: str, to_volume: str = "", yes: bool = False) 
 )
 def prune(c: Context, yes: bool = False) -> None:
     """Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY)."""
-    from pgkura.backup_store import BackupStore
-    from pgkura.report import table
+    from pgkura.backups.store import BackupStore
+    from pgkura.cli.report import table
 
     with _errors():
         settings = _settings()
@@ -872,10 +875,10 @@ def verify(c: Context, file: str, restore_test: bool = False, remote: bool = Fal
 
 
 def _verify(settings: Settings, file: str, restore_test: bool) -> None:
-    from pgkura.archive import verify as check_file
-    from pgkura.data_ops import resolve_backup
-    from pgkura.drills import restore_test as try_restore
-    from pgkura.run_result import said
+    from pgkura.backups.archive import verify as check_file
+    from pgkura.backups.drills import restore_test as try_restore
+    from pgkura.backups.operations import resolve_backup
+    from pgkura.schedule.result import said
 
     path = resolve_backup(settings, file, settings.target.dbname)
     check = check_file(path, _progress())
@@ -903,12 +906,12 @@ def _version(number: int) -> str:
 )
 def docker_push(c: Context, registry: str, keep_login: bool = False) -> None:
     """Push the built image under its descriptive tag and sha-<commit> (token from env)."""
-    from pgkura.publish import push
+    from pgkura.engines.docker.publish import push
 
     with _errors():
         settings = _settings()
         if settings.is_embedded:
-            from pgkura.embedded import not_here
+            from pgkura.engines.embedded.server import not_here
 
             raise not_here("pushing an image")
         for ref in push(settings, registry, _say, keep_login=keep_login):
@@ -935,14 +938,14 @@ def upgrade(
     yes: bool = False,
 ) -> None:
     """Move the data of PostgreSQL 15/16/17 (or 18 in the old layout) into a new 18 volume."""
-    from pgkura.compose import require_docker
-    from pgkura.upgrade import in_use, make_plan, point_project_at, refuse_if_in_use
-    from pgkura.upgrade import upgrade as carry_out
+    from pgkura.engines.docker.compose import require_docker
+    from pgkura.upgrade.major import in_use, make_plan, point_project_at, refuse_if_in_use
+    from pgkura.upgrade.major import upgrade as carry_out
 
     with _errors():
         settings = _settings()
         if settings.is_embedded:
-            from pgkura.embedded import not_here
+            from pgkura.engines.embedded.server import not_here
 
             raise not_here("db.upgrade (volumes of older PostgreSQL images)")
         require_docker()
@@ -977,9 +980,9 @@ def upgrade(
 )
 def inspect(c: Context, json: bool = False, snapshot: bool = False) -> None:
     """Connections, slow statements, locks, errors, space, bloat and growth, with a verdict."""
-    from pgkura.compose import container_state
-    from pgkura.inspection import inspect as look
-    from pgkura.report import inspection
+    from pgkura.cli.report import inspection
+    from pgkura.engines.docker.compose import container_state
+    from pgkura.inspection.database import inspect as look
 
     with _errors():
         settings = _settings()
@@ -1005,9 +1008,9 @@ def inspect(c: Context, json: bool = False, snapshot: bool = False) -> None:
 def import_sqlite(c: Context, file: str, schema: str = "public", dry_run: bool = False) -> None:
     """Move a SQLite database's tables and data in, in one verified transaction."""
     from pgkura import validation as v
-    from pgkura.sqlite_import import dry_run as plan_lines
-    from pgkura.sqlite_import import import_sqlite as run_import
-    from pgkura.sqlite_schema import NotSqlite
+    from pgkura.sqlite.importer import dry_run as plan_lines
+    from pgkura.sqlite.importer import import_sqlite as run_import
+    from pgkura.sqlite.schema import NotSqlite
 
     with _errors():
         settings = _settings()
@@ -1047,7 +1050,7 @@ def schedule(
     unit_dir: str = "",
 ) -> None:
     """Scheduled backups and restore drills: their last and next runs (or run/install them)."""
-    from pgkura import scheduler
+    from pgkura.schedule import runner as scheduler
 
     with _errors():
         settings = _settings()
@@ -1058,9 +1061,9 @@ def schedule(
             return
         if install or remove:
             from pgkura import validation as v
-            from pgkura.systemd_unit import install as put
-            from pgkura.systemd_unit import remove as take
-            from pgkura.systemd_unit import unit
+            from pgkura.schedule.systemd_unit import install as put
+            from pgkura.schedule.systemd_unit import remove as take
+            from pgkura.schedule.systemd_unit import unit
 
             where = v.FILE_PATH.flag(unit_dir, "--unit-dir") if unit_dir else None
             service = unit(settings, user=user, unit_dir=where)

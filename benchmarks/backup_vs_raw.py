@@ -27,9 +27,9 @@ from pathlib import Path
 
 import psutil
 
-from pgkura.backup_store import BackupStore
-from pgkura.compose import compose_argv, compose_env
-from pgkura.config import load_settings
+from pgkura.backups.store import BackupStore
+from pgkura.config.settings import load_settings
+from pgkura.engines.docker.compose import compose_argv, compose_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = secrets.token_urlsafe(12)

@@ -19,9 +19,9 @@ import psycopg
 from isal import isal_zlib
 
 from benchmarks.backup_vs_raw import ROWS_SQL
-from pgkura.gzip_blocks import BLOCK, isal_level
-from pgkura.throwaway import ThrowawayServer, bin_dir
-from pgkura.zstd_stream import ZstdWriter, unzstd, zstd_level
+from pgkura.clusters.throwaway import ThrowawayServer, bin_dir
+from pgkura.compression.gzip_blocks import BLOCK, isal_level
+from pgkura.compression.zstd_stream import ZstdWriter, unzstd, zstd_level
 
 
 def dump(rows: int) -> bytes:

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.common import report, run_timed
-from pgkura.throwaway import ThrowawayServer
+from pgkura.clusters.throwaway import ThrowawayServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,8 +30,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pgkura.sqlite_schema import read_source
-from pgkura.throwaway import ThrowawayServer
+from pgkura.clusters.throwaway import ThrowawayServer
+from pgkura.sqlite.schema import read_source
 
 ROOT = Path(__file__).resolve().parent.parent
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]

@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.common import report, run_timed
-from pgkura.compose import compose_argv, compose_env
-from pgkura.config import load_settings
+from pgkura.config.settings import load_settings
+from pgkura.engines.docker.compose import compose_argv, compose_env
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = secrets.token_urlsafe(12)

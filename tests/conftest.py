@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import pytest
 
-from pgkura.local_cluster import root_home
+from pgkura.clusters.local import root_home
 
 pytest_plugins = ["tests.scheduling"]  # the `runners` fixture, for both tiers
 

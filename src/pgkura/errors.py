@@ -31,3 +31,7 @@ class PendingMigrationsError(MigrationError):
 
 class ConfirmationRequired(PgkuraError):
     """A destructive step was not confirmed."""
+
+
+class RestoreError(PgkuraError):
+    """The restore did not commit; the database is as it was."""

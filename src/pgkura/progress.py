@@ -20,24 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
-from pgkura.report import size
+from pgkura.units import amount, duration
 
 Clock = Callable[[], float]
 _BOLD, _RESET = "\x1b[1m", "\x1b[0m"
-
-
-def amount(n: float, unit: str) -> str:
-    """Bytes in the project's one bytes style; anything else counted, e.g. `12,345 rows`."""
-    return size(n) if unit == "B" else f"{n:,.0f} {unit}"
-
-
-def duration(seconds: float) -> str:
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pgkura.config import DEFAULT_BASE_IMAGE
+from pgkura.config.settings import DEFAULT_BASE_IMAGE
 from tests.conftest import ROOT, run_invoke
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgkura.backup import BACKUP_LOCK
+from pgkura.backups.take import BACKUP_LOCK
 from tests.conftest import INVOKE
 from tests.scheduling import state, stop, wait_for
 

@@ -9,8 +9,8 @@ import subprocess
 import psycopg
 import pytest
 
-from pgkura.compose import compose_argv
-from pgkura.config import load_settings
+from pgkura.config.settings import load_settings
+from pgkura.engines.docker.compose import compose_argv
 from tests.conftest import copy_tracked
 
 from .conftest import FIXTURES, Project, free_port

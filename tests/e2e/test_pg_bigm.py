@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from pgkura.config import load_settings
+from pgkura.config.settings import load_settings
 from tests.conftest import ROOT, copy_tracked
 from tests.japanese_search import CHECKS, check_like_uses_the_bigram_index, load
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from pgkura.readiness import START_MARGIN
+from pgkura.engines.readiness import START_MARGIN
 from tests.conftest import INVOKE
 
 from .conftest import Project
@@ -123,7 +123,7 @@ def test_the_health_check_answers_while_the_application_database_is_held(running
 
 def wait_for_old_enough_server(p: Project) -> None:
     """A crash restart is dated by a checkpointer younger than the postmaster by more than
-    START_MARGIN (see pgkura.readiness): wait until the server is that old (its own clock)."""
+    START_MARGIN (see pgkura.engines.readiness): wait until the server is that old (its own clock)."""
     old_enough = "SELECT now() > pg_postmaster_start_time() + %s"
     with psycopg.connect(url(p, "postgres"), autocommit=True) as conn:
         wait_for(lambda: conn.execute(old_enough, (START_MARGIN,)).fetchone()[0],

@@ -18,10 +18,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgkura.config import Settings, load_settings
+from pgkura.clusters.throwaway import ThrowawayServer
+from pgkura.config.settings import Settings, load_settings
 from pgkura.errors import PgkuraError
-from pgkura.pg_bigm_build import for_throwaway
-from pgkura.throwaway import ThrowawayServer
+from pgkura.extensions.bigm_build import for_throwaway
 from tests.conftest import ROOT
 
 _names = itertools.count(1)

@@ -12,11 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgkura import adopt
-from pgkura.config import Settings, load_settings
+from pgkura.config.settings import Settings, load_settings
 from pgkura.errors import ConfigError, MigrationError
-from pgkura.migration_files import MigrationProblems
-from pgkura.migrations import Migrator
+from pgkura.migrations import adopt
+from pgkura.migrations.files import MigrationProblems
+from pgkura.migrations.runner import Migrator
 from tests.conftest import run_invoke
 
 # golang-migrate's postgres driver creates its table so (database/postgres/postgres.go)

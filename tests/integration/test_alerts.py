@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgkura.throwaway import bin_dir
+from pgkura.clusters.throwaway import bin_dir
 from tests.conftest import TOKEN, run_invoke
 
 

@@ -17,19 +17,19 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgkura import safety_copies
-from pgkura.archive import verify
-from pgkura.backup import BACKUP_LOCK, BackupError, take_backup
-from pgkura.backup_store import BackupStore, read_manifest
-from pgkura.config import load_settings
-from pgkura.drills import restore_test
-from pgkura.errors import PgkuraError
+from pgkura.backups import safety_copies
+from pgkura.backups.archive import verify
+from pgkura.backups.drills import restore_test
+from pgkura.backups.restore import restore
+from pgkura.backups.store import BackupStore, read_manifest
+from pgkura.backups.take import BACKUP_LOCK, BackupError, take_backup
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.compression.zstd_stream import zstd
+from pgkura.config.settings import load_settings
+from pgkura.errors import PgkuraError, RestoreError
 from pgkura.progress import Reporter
-from pgkura.report import size
-from pgkura.restore import RestoreError, restore
 from pgkura.retention import Policy
-from pgkura.throwaway import bin_dir
-from pgkura.zstd_stream import zstd
+from pgkura.units import size
 
 from .conftest import admin
 

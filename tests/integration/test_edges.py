@@ -10,15 +10,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgkura.archive import verify
-from pgkura.backup import take_backup
-from pgkura.backup_store import SAFETY, BackupStore, read_manifest
-from pgkura.config import load_settings
-from pgkura.connection import ConnectionRefused, Refusal
-from pgkura.data_ops import Consent, newer_safety_copy, restore_backup
-from pgkura.readiness import ready
-from pgkura.restore import RestoreError, restore
-from pgkura.throwaway import bin_dir
+from pgkura.backups.archive import verify
+from pgkura.backups.operations import Consent, newer_safety_copy, restore_backup
+from pgkura.backups.restore import restore
+from pgkura.backups.store import SAFETY, BackupStore, read_manifest
+from pgkura.backups.take import take_backup
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.config.settings import load_settings
+from pgkura.connect.connection import ConnectionRefused, Refusal
+from pgkura.engines.readiness import ready
+from pgkura.errors import RestoreError
 from tests.conftest import run_invoke
 
 from .conftest import admin

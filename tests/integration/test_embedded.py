@@ -22,10 +22,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgkura.config import load_settings
-from pgkura.embedded import cluster
+from pgkura.clusters.local import LocalCluster, bin_dir
+from pgkura.config.settings import load_settings
+from pgkura.engines.embedded.server import cluster
 from pgkura.errors import PgkuraError
-from pgkura.local_cluster import LocalCluster, bin_dir
 from tests.conftest import ROOT, run_invoke
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"

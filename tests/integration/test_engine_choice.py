@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pgkura.config import load_settings
-from pgkura.embedded import cluster
-from pgkura.engine_choice import EMBEDDED_NOTE
+from pgkura.config.engine_choice import EMBEDDED_NOTE
+from pgkura.config.settings import load_settings
+from pgkura.engines.embedded.server import cluster
 from tests.conftest import ROOT, tracked_files
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"

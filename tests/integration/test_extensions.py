@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgkura import extensions
 from pgkura.errors import PgkuraError
+from pgkura.extensions import check as extensions
 
 
 def test_check_then_ensure_installs_and_verifies(pg_server, database):

@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgkura.backup import take_backup
-from pgkura.config import load_settings
-from pgkura.throwaway import bin_dir
+from pgkura.backups.take import take_backup
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.config.settings import load_settings
 from tests.conftest import INVOKE
 
 ROWS = "SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM docs"

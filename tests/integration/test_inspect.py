@@ -10,7 +10,7 @@ import time
 
 import psycopg
 
-from pgkura.throwaway import bin_dir
+from pgkura.clusters.throwaway import bin_dir
 from tests.conftest import run_invoke
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from pgkura.throwaway import bin_dir
+from pgkura.clusters.throwaway import bin_dir
 from tests.conftest import run_invoke
 
 DATABASE = "販売データ"

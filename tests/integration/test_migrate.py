@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from pgkura.errors import LockTimeoutError, MigrationError
-from pgkura.migration_files import read_sql_file
-from pgkura.migrations import Migrator
+from pgkura.migrations.files import read_sql_file
+from pgkura.migrations.lock import lock_key
+from pgkura.migrations.runner import Migrator
+from pgkura.migrations.sql_errors import describe
 from pgkura.progress import Reporter
-from pgkura.runner_lock import lock_key
-from pgkura.sql_errors import describe
 
 from .conftest import tables
 
@@ -133,7 +133,7 @@ def test_two_runners_at_once_apply_each_file_once(settings, write_migration, db)
 
 
 def test_runner_lock_timeout_says_who_holds_it(settings, write_migration, pg_server, database):
-    from pgkura.runner_lock import lock_key
+    from pgkura.migrations.lock import lock_key
 
     write_migration("001_a.sql", "SELECT 1;")
     with psycopg.connect(pg_server.url(database), application_name="other-deploy") as other:
@@ -281,7 +281,7 @@ def test_hostile_identifiers_are_quoted(pg_server, tmp_path, write_migration):
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
     try:
         write_migration("001_a.sql", "CREATE TABLE a (id int);")
-        from pgkura.config import load_settings
+        from pgkura.config.settings import load_settings
 
         settings = load_settings(
             tmp_path,

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from pgkura.config import load_settings
+from pgkura.config.settings import load_settings
 from pgkura.errors import MigrationError
-from pgkura.migration_check import check_migrations
+from pgkura.migrations.check import check_migrations
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"

@@ -16,10 +16,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgkura.backup_store import MANIFEST_FORMAT, Backup, manifest_path
-from pgkura.offsite import Offsite, RemoteStore
+from pgkura.backups.offsite import RemoteStore
+from pgkura.backups.store import MANIFEST_FORMAT, Backup, manifest_path
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.config.offsite import Offsite
 from pgkura.progress import Reporter
-from pgkura.throwaway import bin_dir
 from tests.conftest import TOKEN, run_invoke
 
 from .conftest import S3Server

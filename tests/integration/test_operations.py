@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from pgkura.backup_store import BackupStore
-from pgkura.data_ops import Consent, before_deleting_volume
+from pgkura.backups.operations import Consent, before_deleting_volume
+from pgkura.backups.store import BackupStore
+from pgkura.clusters.throwaway import bin_dir
 from pgkura.errors import ConfirmationRequired, PendingMigrationsError
-from pgkura.migrate_ops import MigrateOptions, migrate, require_in_sync, status
-from pgkura.throwaway import bin_dir
+from pgkura.migrations.operations import MigrateOptions, migrate, require_in_sync, status
 
 QUIET = lambda _msg: None  # noqa: E731
 

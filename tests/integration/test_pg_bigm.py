@@ -10,13 +10,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgkura import extensions, pg_bigm_build
-from pgkura.config import Settings, load_settings
+from pgkura.clusters.throwaway import ThrowawayServer, bin_dir
+from pgkura.config.bigm_source import BigmSource
+from pgkura.config.settings import Settings, load_settings
 from pgkura.errors import ConfigError
-from pgkura.migration_check import check_migrations
-from pgkura.migrations import Migrator
-from pgkura.pg_bigm_source import BigmSource
-from pgkura.throwaway import ThrowawayServer, bin_dir
+from pgkura.extensions import bigm_build as pg_bigm_build
+from pgkura.extensions import check as extensions
+from pgkura.migrations.check import check_migrations
+from pgkura.migrations.runner import Migrator
 from tests.conftest import ROOT
 from tests.japanese_search import CHECKS, load
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from pgkura.throwaway import bin_dir
+from pgkura.clusters.throwaway import bin_dir
 from tests.conftest import TOKEN, run_invoke
 from tests.scheduling import state, stop, wait_for
 

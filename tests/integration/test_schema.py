@@ -8,14 +8,14 @@ import shutil
 import psycopg
 import pytest
 
-from pgkura.config import load_settings
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.config.settings import load_settings
+from pgkura.engines.pg_tools import direct
 from pgkura.errors import MigrationError
-from pgkura.migration_check import check_migrations
-from pgkura.migrations import Migrator
-from pgkura.pg_tools import direct
-from pgkura.schema_build import drift
-from pgkura.schema_snapshot import run_sql_file
-from pgkura.throwaway import bin_dir
+from pgkura.migrations.check import check_migrations
+from pgkura.migrations.runner import Migrator
+from pgkura.migrations.schema_build import drift
+from pgkura.migrations.schema_snapshot import run_sql_file
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"

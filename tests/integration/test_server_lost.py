@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from pgkura.config import Settings, load_settings
-from pgkura.connection import ConnectionRefused, Refusal, connect, session_lost
-from pgkura.doctor import diagnose
-from pgkura.readiness import START_MARGIN, condition, last_crash_restart, lost_server, ready
-from pgkura.throwaway import ThrowawayServer
+from pgkura.clusters.throwaway import ThrowawayServer
+from pgkura.config.settings import Settings, load_settings
+from pgkura.connect.connection import ConnectionRefused, Refusal, connect, session_lost
+from pgkura.engines.readiness import START_MARGIN, condition, last_crash_restart, lost_server, ready
+from pgkura.inspection.doctor import diagnose
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgkura.config import load_settings
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.config.settings import load_settings
 from pgkura.progress import Reporter
-from pgkura.sqlite_import import SqliteImportError, import_sqlite
-from pgkura.throwaway import bin_dir
+from pgkura.sqlite.importer import SqliteImportError, import_sqlite
 from tests.conftest import run_invoke
 
 SCHEMA = """
@@ -186,7 +186,7 @@ def test_whatever_users_stored_comes_back_equal(pg_server, database, tmp_path_fa
 
 def test_the_import_check_notices_a_difference(pg_server, database, tmp_path, monkeypatch):
     """The verification is real: a value changed on its way in makes the import fail."""
-    from pgkura import sqlite_import
+    from pgkura.sqlite import importer as sqlite_import
 
     path = make_sqlite(tmp_path / "app.db")
     target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target

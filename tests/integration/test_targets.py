@@ -9,10 +9,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pgkura.config import load_settings
-from pgkura.connection import wait_until_ready
+from pgkura.config.settings import load_settings
+from pgkura.connect.connection import wait_until_ready
 from pgkura.errors import ConnectError
-from pgkura.migrations import Migrator
+from pgkura.migrations.runner import Migrator
 
 from .conftest import admin
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pgkura.throwaway import bin_dir
+from pgkura.clusters.throwaway import bin_dir
 from tests.conftest import run_invoke
 
 

@@ -9,8 +9,8 @@ import subprocess
 import psycopg
 import pytest
 
-from pgkura.throwaway import bin_dir
-from pgkura.upgrade import FACTS_SQL, Facts, database_facts
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.upgrade.major import FACTS_SQL, Facts, database_facts
 
 from .test_backup_restore import LARGE_OBJECTS
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.backup_store import (
+from pgkura.backups.store import (
     MANIFEST_FORMAT,
     SAFETY,
     BackupNotFound,

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from pgkura.compose import DockerError, compose_argv, exec_argv, require_docker
-from pgkura.config import load_settings
-from pgkura.lifecycle import psql_command
+from pgkura.config.settings import load_settings
+from pgkura.engines.docker.compose import DockerError, compose_argv, exec_argv, require_docker
+from pgkura.engines.lifecycle import psql_command
 
 
 @pytest.fixture

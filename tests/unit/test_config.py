@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pgkura.config import load_settings
+from pgkura.config.settings import load_settings
 from pgkura.dsn import parse_database_url, redact
 from pgkura.errors import ConfigError
 
@@ -13,7 +13,7 @@ def settings(tmp_path: Path, env: dict[str, str] | None = None, dotenv: str = ""
 
 
 def test_defaults_match_the_compose_file(tmp_path):
-    s = settings(tmp_path)
+    s = settings(tmp_path, {"PGKURA_ENGINE": "docker"})  # unrecorded, the choice probes Docker
     assert (s.postgres_user, s.postgres_db, s.postgres_host, s.postgres_port) == (
         "app",
         "app",

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pgkura.data_in_use import Lock, lock_problem, mounters
+from pgkura.engines.docker.data_in_use import Lock, lock_problem, mounters
 
 VOLUME_DIR = "/var/lib/docker/volumes/old/_data"
 

@@ -2,8 +2,8 @@
 
 import os
 
-from pgkura.config import load_settings
-from pgkura.doctor import diagnose
+from pgkura.config.settings import load_settings
+from pgkura.inspection.doctor import diagnose
 
 
 def findings(tmp_path, mode: int | None, environment: str):

@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from pgkura.dump_stream import DumpStream, Transactions
-from pgkura.gzip_blocks import CorruptArchive, ParallelGzipWriter, gunzip
+from pgkura.backups.dump_stream import DumpStream, Transactions
+from pgkura.compression.gzip_blocks import CorruptArchive, ParallelGzipWriter, gunzip
 
 DUMP = (
     b"SET client_encoding = 'UTF8';\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgkura.config import load_settings
-from pgkura.engine_choice import EMBEDDED_NOTE, choose, docker_reachable, remember
+from pgkura.config.engine_choice import EMBEDDED_NOTE, choose, docker_reachable, remember
+from pgkura.config.settings import load_settings
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # docker installed, not running
 

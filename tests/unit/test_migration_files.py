@@ -3,9 +3,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgkura.errors import MigrationError
-from pgkura.migration_files import FILE_PATTERN, MigrationProblems, checksum, discover
-from pgkura.sql_rules import no_transaction_reason
-from pgkura.version_table import VersionTableName
+from pgkura.migrations.files import FILE_PATTERN, MigrationProblems, checksum, discover
+from pgkura.migrations.sql_rules import no_transaction_reason
+from pgkura.migrations.version_table import VersionTableName
 
 
 def test_sorted_numerically_with_any_width(write_migration):

@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 import pytest
 
 from pgkura.errors import MigrationError
-from pgkura.migration_files import discover
-from pgkura.migration_plan import Plan
-from pgkura.version_table import AppliedRow
+from pgkura.migrations.files import discover
+from pgkura.migrations.plan import Plan
+from pgkura.migrations.version_table import AppliedRow
 
 
 def row(version: int, name: str, checksum: str, how: str = "applied") -> AppliedRow:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.offsite import parse_s3_url
+from pgkura.config.offsite import parse_s3_url
 
 BUCKETS = st.from_regex(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", fullmatch=True)
 PARTS = st.lists(st.from_regex(r"[A-Za-z0-9_=-]{1,12}", fullmatch=True), max_size=4)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pgkura import sql_text
-from pgkura.migration_files import MigrationProblems, discover
+from pgkura.migrations import sql_text
+from pgkura.migrations.files import MigrationProblems, discover
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.compose import compose_env
-from pgkura.config import DEFAULT_BASE_IMAGE, default_image, load_settings
+from pgkura.config.bigm_source import DEFAULT_URL, BigmSource, parse_location
+from pgkura.config.settings import DEFAULT_BASE_IMAGE, default_image, load_settings
+from pgkura.engines.docker.compose import compose_env
 from pgkura.errors import ConfigError
-from pgkura.pg_bigm_source import DEFAULT_URL, STAGING_DIR, BigmSource, parse_location, staged
+from pgkura.extensions.bigm_source import STAGING_DIR, staged
 from tests.conftest import ROOT
 
 

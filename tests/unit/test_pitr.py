@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.compose import PITR_FILE, compose_files
-from pgkura.config import load_settings
+from pgkura.config.settings import load_settings
+from pgkura.engines.docker.compose import PITR_FILE, compose_files
+from pgkura.engines.lifecycle import up
 from pgkura.errors import ConfigError
-from pgkura.lifecycle import up
-from pgkura.pitr import (
+from pgkura.pitr.archiving import (
     Archiver,
     BaseBackup,
     PitrError,
@@ -28,8 +28,8 @@ from pgkura.pitr import (
     require,
     window_line,
 )
-from pgkura.pitr_restore import parse_moment
-from pgkura.scheduler import jobs
+from pgkura.pitr.restore import parse_moment
+from pgkura.schedule.runner import jobs
 from tests.conftest import ROOT, run_invoke
 
 JST = timezone(timedelta(hours=9))

@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from pgkura.progress import QUIET, Reporter, duration
+from pgkura.progress import QUIET, Reporter
+from pgkura.units import duration
 
 MiB = 2**20
 

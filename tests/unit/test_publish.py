@@ -8,9 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.config import default_image
+from pgkura.config.settings import default_image
+from pgkura.engines.docker.publish import (
+    _private_config,
+    credentials,
+    is_published,
+    login_argv,
+    plan,
+)
 from pgkura.errors import ConfigError, PgkuraError
-from pgkura.publish import _private_config, credentials, is_published, login_argv, plan
 from tests.conftest import ROOT
 
 

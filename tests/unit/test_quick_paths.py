@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.backup import header_versions
-from pgkura.pg_tools import could_not_connect
+from pgkura.backups.take import header_versions
+from pgkura.engines.pg_tools import could_not_connect
 
 HEADER = b"""--
 -- PostgreSQL database dump

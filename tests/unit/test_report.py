@@ -1,4 +1,5 @@
-from pgkura.report import age, size, table
+from pgkura.cli.report import table
+from pgkura.units import age, size
 
 
 def test_sizes_and_ages_read_naturally():

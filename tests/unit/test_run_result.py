@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgkura import run_result
-from pgkura.scheduler import _last_error
+from pgkura.schedule import result as run_result
+from pgkura.schedule.runner import _last_error
 
 
 def test_nothing_is_written_unless_asked(tmp_path, monkeypatch):

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgkura.errors import MigrationError
-from pgkura.scaffold import new_migration, slug
+from pgkura.migrations.scaffold import new_migration, slug
 
 
 def test_first_migration_gets_three_digits(tmp_path):

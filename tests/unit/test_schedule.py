@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.schedule import parse_schedule
+from pgkura.config.schedule import parse_schedule
 
 MOMENTS = st.datetimes(
     min_value=datetime(2001, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)

@@ -10,11 +10,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from psycopg import pq
 
-from pgkura.alerts import alerting
-from pgkura.config import load_settings
-from pgkura.connection import ConnectionRefused, Refusal, connect
+from pgkura.config.settings import load_settings
+from pgkura.connect.connection import ConnectionRefused, Refusal, connect
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.errors import ConfigError
+from pgkura.schedule.alerts import alerting
 from pgkura.validation import redact_url
 
 passwords = st.text(

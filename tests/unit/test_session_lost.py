@@ -4,8 +4,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from pgkura.connection import session_lost
-from pgkura.readiness import lost_server
+from pgkura.connect.connection import session_lost
+from pgkura.engines.readiness import lost_server
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pgkura.sqlite_import import _views, check_sql, default_sql
-from pgkura.sqlite_schema import Column, Source, View, parse_create, tokenize
+from pgkura.sqlite.importer import _views, check_sql, default_sql
+from pgkura.sqlite.schema import Column, Source, View, parse_create, tokenize
 
 
 def test_checks_and_deferred_foreign_keys_are_read_from_the_create_text():

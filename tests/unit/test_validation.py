@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgkura import validation as v
-from pgkura.backup import BackupOptions
-from pgkura.config import load_settings
+from pgkura.backups.take import BackupOptions
+from pgkura.config.settings import load_settings
 from pgkura.errors import ConfigError
-from pgkura.migrate_ops import MigrateOptions
+from pgkura.migrations.operations import MigrateOptions
 from tests.conftest import INVOKE, ROOT
 
 flag_texts = st.one_of(

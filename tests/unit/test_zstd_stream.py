@@ -5,8 +5,8 @@ import io
 
 import pytest
 
-from pgkura.gzip_blocks import CorruptArchive
-from pgkura.zstd_stream import MAGIC, ZstdWriter, unzstd, zstd
+from pgkura.compression.gzip_blocks import CorruptArchive
+from pgkura.compression.zstd_stream import MAGIC, ZstdWriter, unzstd, zstd
 
 TEXT = ("-- 日本語のダンプ\n" + "COPY public.docs (id, body) FROM stdin;\n" * 3000).encode() * 20
 

@@ -1,0 +1,121 @@
+"""The migration tasks as operations: flags in, one result out, policy in one place.
+
+Policy that is more than "run the engine" lives here: a backup before migrating (the default in
+production), refreshing `db/schema.sql` after migrating in development, and what `status
+--check` calls out of sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pgkura import validation as v
+from pgkura.config.settings import Settings
+from pgkura.errors import PendingMigrationsError, PgkuraError
+from pgkura.migrations.plan import StatusEntry
+from pgkura.migrations.runner import Migrator, Step
+from pgkura.progress import QUIET, Reporter
+
+if TYPE_CHECKING:
+    from pgkura.backups.store import Backup
+
+Log = Callable[[str], None]
+IN_SYNC = ("applied", "baseline")
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    to: int | None = None
+    dry_run: bool = False
+    allow_missing: bool = False
+    allow_out_of_order: bool = False
+    backup: bool | None = None  # None: the environment's default (on in production)
+    refresh_schema: bool = True
+
+    @classmethod
+    def from_flags(
+        cls,
+        *,
+        to: str | None = None,
+        dry_run: bool = False,
+        allow_missing: bool = False,
+        allow_out_of_order: bool = False,
+        backup: bool = False,
+        no_backup: bool = False,
+        no_schema: bool = False,
+    ) -> MigrateOptions:
+        if backup and no_backup:
+            raise PgkuraError("choose one of --backup and --no-backup")
+        return cls(
+            to=v.VERSION.flag(to, "--to"),
+            dry_run=dry_run,
+            allow_missing=allow_missing,
+            allow_out_of_order=allow_out_of_order,
+            backup=True if backup else (False if no_backup else None),
+            refresh_schema=not no_schema,
+        )
+
+
+@dataclass
+class MigrateOutcome:
+    steps: list[Step] = field(default_factory=list)
+    backup: Backup | None = None
+    schema_written: Path | None = None
+    schema_problem: str | None = None
+
+
+def migrate(
+    settings: Settings,
+    options: MigrateOptions,
+    log: Log,
+    *,
+    take: Callable[..., Backup] | None = None,
+    progress: Log = lambda _: None,
+    reporter: Reporter = QUIET,
+) -> MigrateOutcome:
+    """Apply pending migrations, with the backup before and the snapshot after as configured.
+    `take` is how a backup is taken (the tasks pass one that shows progress); `progress` hears
+    of each file as it commits; `reporter` shows a long-running file's time."""
+    migrator = Migrator(settings, log, progress=progress, reporter=reporter)
+    outcome = MigrateOutcome()
+    wanted = settings.is_production if options.backup is None else options.backup
+    if wanted and not options.dry_run and migrator.plan().pending:
+        from pgkura.backups.take import take_backup  # only when a backup is taken: a heavy import
+
+        outcome.backup = (take or take_backup)(settings, reason="before migrating", log=log)
+    outcome.steps = migrator.migrate(
+        to=options.to,
+        dry_run=options.dry_run,
+        allow_missing=options.allow_missing,
+        allow_out_of_order=options.allow_out_of_order,
+    )
+    local_dev = not settings.is_production and settings.target.is_container
+    if outcome.steps and not options.dry_run and local_dev and options.refresh_schema:
+        # reported, not raised: the migrations themselves went through
+        from pgkura.migrations.schema_build import build_snapshot
+
+        try:
+            settings.schema_file.write_text(build_snapshot(settings, log))
+            outcome.schema_written = settings.schema_file
+        except PgkuraError as exc:
+            outcome.schema_problem = str(exc)
+    return outcome
+
+
+def status(settings: Settings) -> list[StatusEntry]:
+    """Every migration's state."""
+    return Migrator(settings).plan().entries()
+
+
+def require_in_sync(entries: list[StatusEntry]) -> None:
+    """What `status --check` gates on: PendingMigrationsError (exit 3) unless every file is
+    applied (or baselined), and nothing applied has changed or lost its file."""
+    behind = [e for e in entries if e.state not in IN_SYNC]
+    if behind:
+        raise PendingMigrationsError(
+            f"migrations are not in sync with the database: {len(behind)} "
+            f"{'is' if len(behind) == 1 else 'are'} not applied as committed"
+        )

@@ -1,0 +1,324 @@
+"""Point-in-time recovery with pgBackRest (PGKURA_PITR=on): the stanza, base backups, what the
+repository can restore, and how archiving is doing.
+
+pgBackRest runs inside the project's image as the server's user, with the PGBACKREST_*
+settings that docker-compose.pitr.yml gives the server: `docker exec` into the container for
+what needs the server (stanza, check, backup), a throwaway container on the repository's volume
+for what needs only the repository (info, restore), so both work while the server is down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from pgkura.config.settings import Settings
+from pgkura.engines.docker.compose import (
+    DockerError,
+    compose_argv,
+    compose_env,
+    require_docker,
+    require_running,
+)
+from pgkura.errors import PgkuraError
+
+PGDATA = "/var/lib/postgresql/18/docker"
+REPO = "/var/lib/pgbackrest"
+KINDS = ("full", "diff", "incr", "auto")
+FULL_EVERY = timedelta(days=7)  # `auto`: a full backup when the newest is older, else a diff
+NEWEST_BACKUP_WARN_H = 48
+WAITING_SEGMENTS_WARN = 8  # completed WAL segments not archived yet (16 MiB each by default)
+
+_NO_PGBACKREST = (
+    "the container's image has no pgBackRest (built before PITR) → `invoke db.up --build`"
+)
+_OTHER_CLUSTER = (
+    "the repository holds another cluster's backups (a re-initialised database, or "
+    "PGKURA_PITR_VOLUME shared with another project) → point PGKURA_PITR_VOLUME at a new "
+    "volume, or `docker volume rm` the old repository once its backups are not needed"
+)
+# pgBackRest's own error codes (numbered in its error.yaml, stable across releases)
+_REMEDIES = {
+    28: _OTHER_CLUSTER,  # stanza-create: info files that do not match the database
+    44: _OTHER_CLUSTER,  # archive-push / check: WAL of another system identifier
+    82: "WAL did not reach the repository in time: the server's archive_command fails → "
+    "`invoke db.logs` shows archive-push's messages",
+    87: "the server runs without WAL archiving → `invoke db.up` recreates it with the "
+    "archive settings",
+    126: _NO_PGBACKREST,  # docker exec: the command cannot be run
+    127: _NO_PGBACKREST,  # docker run: the command is not found
+}
+_GENERIC = "see pgBackRest's message above; `invoke db.logs` shows the server's side"
+_EMBEDDED = (
+    "point-in-time recovery (PGKURA_PITR=on) needs the Docker image: pgBackRest and the WAL "
+    "archive live in its container, and the embedded engine has neither\n→ use "
+    "PGKURA_ENGINE=docker for point-in-time recovery, or set PGKURA_PITR=off here (db.backup's "
+    "dumps work on both engines)"
+)
+
+
+class PitrError(PgkuraError):
+    """Archiving, a base backup or a point-in-time restore failed or cannot start."""
+
+
+def embedded_problem(settings: Settings) -> PitrError | None:
+    """PITR asked for where it cannot work: said once, plainly."""
+    return PitrError(_EMBEDDED) if settings.is_embedded and settings.pitr.enabled else None
+
+
+def require(settings: Settings) -> None:
+    """PitrError unless PITR is on for the project's own container."""
+    if settings.is_embedded:
+        raise PitrError(_EMBEDDED)
+    if not settings.pitr.enabled:
+        raise PitrError(
+            "point-in-time recovery is off\n→ set PGKURA_PITR=on in .env, then `invoke db.up` "
+            "(it restarts the server with WAL archiving)"
+        )
+    if settings.database_url:
+        raise PitrError(
+            "point-in-time recovery covers the project's own container, not DATABASE_URL's "
+            "server\n→ unset DATABASE_URL (a managed server has its provider's PITR)"
+        )
+    require_docker()
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    label: str
+    kind: str  # full | diff | incr
+    started: datetime
+    stopped: datetime  # a restore can reach any moment from here on
+    size: int  # the cluster's size
+    stored: int  # in the repository
+
+
+def _when(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def parse_info(text: str) -> tuple[list[BaseBackup], str]:
+    """`pgbackrest info --output=json` for one stanza: its backups, oldest first, and its
+    status message ("ok" when usable)."""
+    found = json.loads(text)
+    if not found:
+        return [], "no stanza"
+    stanza = found[0]
+    backups = [
+        BaseBackup(b["label"], b["type"], _when(b["timestamp"]["start"]),
+                   _when(b["timestamp"]["stop"]), int(b["info"]["size"]),
+                   int(b["info"]["repository"]["size"]))
+        for b in stanza.get("backup", []) if not b.get("error")
+    ]  # fmt: skip
+    return backups, str(stanza.get("status", {}).get("message", "?"))
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    except FileNotFoundError:
+        raise DockerError("docker is not installed (no `docker` on PATH)") from None
+
+
+def failure(what: str, result: subprocess.CompletedProcess[str]) -> PitrError:
+    said = (result.stderr or result.stdout).strip()
+    remedy = _REMEDIES.get(result.returncode, _GENERIC)
+    return PitrError(f"{what} failed (pgBackRest exit {result.returncode}):\n{said}\n→ {remedy}")
+
+
+def in_server(settings: Settings, *args: str, what: str) -> str:
+    """pgBackRest in the running container, as the server's user; its stdout."""
+    require_running(settings)
+    argv = ["docker", "exec", "--user", "postgres", settings.container_name, "pgbackrest", *args]
+    result = _run(argv)
+    if result.returncode != 0:
+        raise failure(what, result)
+    return result.stdout
+
+
+def server_definition(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The server's command and pgBackRest's settings as Compose gives them to the service:
+    helpers (restore, its trial start) run exactly what the project's server runs."""
+    argv = compose_argv(settings, "config", "--format", "json")
+    result = _run(argv, compose_env(settings))
+    if result.returncode != 0:
+        raise DockerError(f"docker compose config failed: {result.stderr.strip()}")
+    service = json.loads(result.stdout)["services"]["postgres"]
+    env = {k: str(v) for k, v in service["environment"].items() if k.startswith("PGBACKREST_")}
+    return [str(a) for a in service["command"]], env
+
+
+def in_repository(settings: Settings, *args: str, what: str, mounts: tuple[str, ...] = ()) -> str:
+    """pgBackRest in a throwaway container on the repository's volume (no network, the
+    server's user; `mounts` adds `-v` volumes); its stdout."""
+    _, env = server_definition(settings)
+    volumes = [f"{settings.pitr.volume}:{REPO}", *mounts]
+    argv = ["docker", "run", "--rm", "--network", "none", "--user", "postgres",
+            *[a for k in env for a in ("-e", k)], *[a for v in volumes for a in ("-v", v)],
+            settings.image, "pgbackrest", *args]  # fmt: skip
+    result = _run(argv, {**os.environ, **env})
+    if result.returncode != 0:
+        raise failure(what, result)
+    return result.stdout
+
+
+def ensure_stanza(settings: Settings) -> None:
+    """Create the stanza (nothing to do when it exists and matches the cluster), then
+    `pgbackrest check`: a WAL switch that must reach the repository, so archiving is proven
+    from the server itself, not from a shell."""
+    in_server(
+        settings, "stanza-create", what=f"creating pgBackRest's stanza {settings.pitr.stanza}"
+    )
+    in_server(settings, "check", what="pgBackRest's check (archiving from the server)")
+
+
+def backups(settings: Settings) -> tuple[list[BaseBackup], str]:
+    """The base backups in the repository, oldest first, and the stanza's status."""
+    volume = ["docker", "volume", "inspect", settings.pitr.volume]
+    if _run(volume).returncode != 0:  # never made by a mount here: Compose owns it
+        return [], f"no repository volume {settings.pitr.volume} yet: `invoke db.up` makes it"
+    return parse_info(in_repository(settings, "info", "--output=json", what="pgbackrest info"))
+
+
+def base_backup(settings: Settings, kind: str) -> BaseBackup:
+    """A base backup of the running server (`kind` full, diff, incr, or auto: see
+    `auto_kind`; pgBackRest makes the first one full whatever is asked), verified in the
+    repository; expiry by PGKURA_PITR_KEEP_FULL follows each backup."""
+    if kind not in KINDS:
+        raise PitrError(f"--type {kind!r} is not a base backup type: choose {', '.join(KINDS)}")
+    require(settings)
+    if kind == "auto":
+        kind = auto_kind(backups(settings)[0], datetime.now(UTC))
+    in_server(settings, "backup", f"--type={kind}", what=f"the {kind} base backup")
+    found, _ = parse_info(in_server(settings, "info", "--output=json", what="pgbackrest info"))
+    if not found:
+        raise PitrError("pgBackRest reported success but lists no backup → `invoke db.doctor`")
+    newest = found[-1]
+    in_server(settings, "verify", f"--set={newest.label}", what=f"verifying {newest.label}")
+    return newest
+
+
+def auto_kind(found: list[BaseBackup], now: datetime) -> str:
+    """Full when there is none from the last FULL_EVERY, else differential (changes since that
+    full): a restore then needs at most two backups and a week's WAL."""
+    fulls = [b for b in found if b.kind == "full"]
+    return "full" if not fulls or now - fulls[-1].stopped > FULL_EVERY else "diff"
+
+
+@dataclass(frozen=True)
+class Archiver:
+    """pg_stat_archiver, and how far the server's WAL is ahead of it."""
+
+    archived_wal: str | None
+    archived_at: datetime | None
+    failed_count: int
+    failed_wal: str | None
+    failed_at: datetime | None
+    current_wal: str
+    segment_bytes: int
+    now: datetime
+    mode: str = "on"  # archive_mode
+
+    @property
+    def failing(self) -> bool:
+        """Failed since the last success (the counter alone counts old failures too)."""
+        return self.failed_at is not None and (
+            self.archived_at is None or self.failed_at > self.archived_at
+        )
+
+    @property
+    def waiting(self) -> int | None:
+        """Completed segments not archived yet, when both names are segments of one timeline."""
+        if not self.archived_wal or not _is_segment(self.archived_wal):
+            return None
+        if self.archived_wal[:8] != self.current_wal[:8]:
+            return None
+        per_log = 0x100000000 // self.segment_bytes
+
+        def number(name: str) -> int:
+            return int(name[8:16], 16) * per_log + int(name[16:24], 16)
+
+        return max(0, number(self.current_wal) - number(self.archived_wal) - 1)
+
+
+def _is_segment(name: str) -> bool:
+    return len(name) == 24 and all(c in "0123456789ABCDEF" for c in name)
+
+
+ARCHIVER_SQL = """
+SELECT last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time,
+       pg_walfile_name(pg_current_wal_lsn()),
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), now(),
+       current_setting('archive_mode')
+  FROM pg_stat_archiver
+"""
+
+
+def archiver(conn: psycopg.Connection) -> Archiver:
+    row = conn.execute(ARCHIVER_SQL).fetchone()
+    assert row is not None  # noqa: S101 - pg_stat_archiver has one row
+    wal, at, failed, failed_wal, failed_at, current, segment, now, mode = row
+    return Archiver(wal, at, int(failed), failed_wal, failed_at, current, int(segment), now, mode)
+
+
+def archiving_finding(state: Archiver) -> tuple[str, str]:
+    """(level, detail) for `db.doctor`."""
+    if state.mode == "off":
+        return "fail", (
+            "PGKURA_PITR=on but the server runs without WAL archiving (started before it was "
+            "turned on) → `invoke db.up` recreates it with the archive settings"
+        )
+    if state.failing:
+        return "fail", (
+            f"archiving fails: {state.failed_wal} since {local(state.failed_at)} "
+            f"({state.failed_count} failures counted); WAL piles up in pg_wal until it works "
+            "(or pgBackRest drops it past PGKURA_PITR_QUEUE_MAX) → `invoke db.logs` shows "
+            "archive-push's error"
+        )
+    if state.archived_at is None:
+        return "warn", "no WAL archived yet → `invoke db.up` creates the stanza and checks it"
+    age = _minutes(state.now - state.archived_at)
+    waiting = state.waiting
+    detail = f"last WAL archived {state.archived_wal}, {age} ago"
+    if waiting is not None:
+        detail += f"; {waiting} completed segment(s) waiting"
+    if waiting is not None and waiting > WAITING_SEGMENTS_WARN:
+        return "warn", detail + " → archiving lags: `invoke db.logs` shows archive-push"
+    return "ok", detail
+
+
+def base_backup_finding(found: list[BaseBackup], now: datetime) -> tuple[str, str]:
+    """(level, detail) for `db.doctor`: the newest base backup's age (WAL since then is
+    replayed by a restore, so an old one makes restores slow and the archive large)."""
+    if not found:
+        return "fail", "no base backup: nothing to restore from → `invoke db.basebackup`"
+    newest = found[-1]
+    age_h = (now - newest.stopped).total_seconds() / 3600
+    detail = f"newest {newest.label} ({newest.kind}), {age_h:.1f} h old"
+    if age_h > NEWEST_BACKUP_WARN_H:
+        return "warn", detail + " → `invoke db.basebackup` (or schedule one)"
+    return "ok", detail
+
+
+def window_line(found: list[BaseBackup], archived_at: datetime | None) -> str:
+    """What a restore can reach, for `db.backups`."""
+    if not found:
+        return "point-in-time recovery: no base backup yet → `invoke db.basebackup`"
+    start = local(found[0].stopped)
+    end = f"{local(archived_at)} (the newest archived WAL)" if archived_at else "the newest WAL"
+    return f"point-in-time recovery: can restore to any moment from {start} to {end}"
+
+
+def local(moment: datetime | None) -> str:
+    """A moment in this machine's time zone, with its offset (what db.restore-to takes back)."""
+    return moment.astimezone().isoformat(sep=" ", timespec="seconds") if moment else "-"
+
+
+def _minutes(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"

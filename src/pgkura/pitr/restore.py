@@ -1,0 +1,200 @@
+"""`db.restore-to MOMENT`: the cluster as it was at a moment, from a base backup and the WAL
+archive, into a NEW volume; the live volume is never written to and stays as the undo.
+
+The steps, each refusing to go on if the one before did not succeed:
+ 1. the live server (when it runs) hands its newest WAL to the archive (`pgbackrest check`);
+ 2. a base backup that ended before the moment is chosen (else: the window, and refuse);
+ 3. a new volume is made and `pgbackrest restore --type=time` fills it;
+ 4. a helper server starts on it, with the project's own command and settings: it replays the
+    WAL up to the moment and is promoted onto a new timeline; pgkura checks that, then clears
+    the recovery settings pgBackRest left in postgresql.auto.conf (a replica cloned later
+    would inherit them) and stops it cleanly;
+ 5. the project is pointed at the new volume (PGKURA_VOLUME, as `db.upgrade` does) and
+    started (`db.up`: the stanza is checked, archiving goes on on the new timeline);
+ 6. a fresh full base backup, so the new timeline has its own starting point.
+A failure before step 5 removes the helper and the half-made volume; the project is as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from pgkura.config.settings import VOLUME, Settings
+from pgkura.engines.docker.compose import container_state, run
+from pgkura.engines.lifecycle import up
+from pgkura.errors import PgkuraError
+from pgkura.pitr import archiving as pitr
+from pgkura.upgrade.major import HelperServer, point_project_at
+
+Log = Callable[[str], None]
+_LABEL = "pgkura.pitr"
+_RECOVERY = ("restore_command", "recovery_target_time", "recovery_target_action")
+_PROMOTE_S = 3600  # WAL replay of a busy day can take long; the helper's exit is seen at once
+_EXAMPLE = '"2026-11-30 16:59:00+09:00"'
+
+
+def parse_moment(text: str) -> datetime:
+    """The moment to restore to: an ISO date and time with an explicit UTC offset (the
+    container runs in UTC; a time without an offset would be nine hours off in Japan)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise pitr.PitrError(f"{text!r} is not a date and time → e.g. {_EXAMPLE}") from None
+    if moment.tzinfo is None:
+        raise pitr.PitrError(
+            f"{text!r} has no UTC offset: the server runs in UTC, so the moment "
+            f"would be ambiguous → add the offset, e.g. {_EXAMPLE} (JST) or Z for UTC"
+        )
+    return moment
+
+
+@dataclass(frozen=True)
+class Plan:
+    moment: datetime
+    backup: pitr.BaseBackup  # the newest that ended before the moment
+    source: str  # the live volume (kept, the undo)
+    target: str  # the new volume
+
+    def lines(self) -> list[str]:
+        return [
+            f"moment: {pitr.local(self.moment)} "
+            f"({self.moment.astimezone(UTC).isoformat(sep=' ', timespec='seconds')})",
+            f"from: base backup {self.backup.label} ({self.backup.kind}, ended "
+            f"{pitr.local(self.backup.stopped)}) and the archived WAL after it",
+            f"to: a new volume {self.target}; then the project switches to it (PGKURA_VOLUME) "
+            "and takes a full base backup",
+            f"kept: {self.source} as it is now; going back is PGKURA_VOLUME={self.source}",
+        ]
+
+
+def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan:
+    """Choose the base backup; PitrError when the moment is outside what can be restored."""
+    pitr.require(settings)
+    now = datetime.now(UTC)
+    if moment > now:
+        raise pitr.PitrError(f"{pitr.local(moment)} has not happened yet (now: {pitr.local(now)})")
+    found, _ = pitr.backups(settings)
+    before = [b for b in found if b.stopped <= moment]
+    if not before:
+        reach = f"from {pitr.local(found[0].stopped)} on" if found else "nothing yet"
+        raise pitr.PitrError(
+            f"no base backup ended before {pitr.local(moment)}: a restore can reach {reach}\n"
+            "→ choose a later moment (`invoke db.backups` shows the window)"
+        )
+    stamp = now.strftime("%Y%m%d%H%M%S")
+    to_volume = VOLUME.flag(to_volume or None, "--to-volume") or ""
+    target = to_volume or f"{settings.compose_project}_pgdata_pitr_{stamp}"
+    return Plan(moment, before[-1], settings.volume, target)
+
+
+@dataclass(frozen=True)
+class Restored:
+    timeline: int
+    switched: str  # what was changed to point the project at the new volume
+    backup: pitr.BaseBackup  # the fresh full backup
+
+
+def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
+    """Carry it out (see the module's steps)."""
+    helper = f"pgkura-pitr-{settings.compose_project}"
+    _remove(helper)  # what a killed run left
+    exists = ["docker", "volume", "inspect", plan.target]
+    if subprocess.run(exists, capture_output=True, check=False).returncode == 0:
+        raise pitr.PitrError(
+            f"a volume {plan.target} exists already → choose another with --to-volume"
+        )
+    state = container_state(settings)
+    if state is not None and state.running:
+        log("handing the newest WAL to the archive (pgbackrest check)")
+        try:
+            pitr.in_server(settings, "check", what="pgBackRest's check before the restore")
+        except pitr.PitrError as exc:  # an earlier moment may still be in the archive
+            log(f"going on without the newest WAL, so a moment after the last archived WAL "
+                f"cannot be reached: {exc}")  # fmt: skip
+    done = False
+    try:
+        timeline = _restore_into(settings, plan, helper, log)
+        done = True
+    finally:
+        _remove(helper)
+        if not done:
+            log(f"stopping: removing {plan.target}; the project is as it was")
+            subprocess.run(
+                ["docker", "volume", "rm", "-f", plan.target], capture_output=True, check=False
+            )
+    switched = point_project_at(settings, plan.target, "invoke db.restore-to")
+    log(f"{switched}; starting the server on it")
+    moved = replace(settings, volume=plan.target)
+    try:
+        up(moved, log=log)
+        log("taking a full base backup of the new timeline")
+        return Restored(timeline, switched, pitr.base_backup(moved, "full"))
+    except PgkuraError as exc:
+        raise pitr.PitrError(
+            f"{exc}\nThe project now uses {plan.target}, restored to the moment; starting it or "
+            "its first base backup failed.\n→ fix the above, then `invoke db.up` and `invoke "
+            f"db.basebackup`; to go back instead: PGKURA_VOLUME={plan.source}"
+        ) from None
+
+
+def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
+    """Steps 3 and 4: the restored, promoted and cleaned cluster in plan.target; its timeline."""
+    command, env = pitr.server_definition(settings)
+    run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
+        what="docker volume create")  # fmt: skip
+    log(f"restoring {plan.backup.label} into {plan.target}")
+    target = plan.moment.isoformat(sep=" ")
+    pitr.in_repository(settings, "restore", "--type=time", f"--target={target}",
+                       "--target-action=promote", f"--set={plan.backup.label}",
+                       what="pgbackrest restore",
+                       mounts=(f"{plan.target}:/var/lib/postgresql",))  # fmt: skip
+    log("replaying the archived WAL up to the moment (a helper server, no network)")
+    run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
+         "--network", "none", *[a for k in env for a in ("-e", k)],
+         "-v", f"{plan.target}:/var/lib/postgresql", "-v", f"{settings.pitr.volume}:{pitr.REPO}",
+         settings.image, *command],
+        what="starting the helper server", env={**os.environ, **env})  # fmt: skip
+    server = HelperServer(helper, settings.postgres_user)
+    server.wait()
+    _until_promoted(server)
+    timeline = int(server.psql("postgres", sql="SELECT timeline_id FROM pg_control_checkpoint()")
+                   .stdout.strip())  # fmt: skip
+    server.psql("postgres", sql="".join(f"ALTER SYSTEM RESET {name};\n" for name in _RECOVERY))
+    left = server.psql("postgres", sql=_LEFT_SQL).stdout.split()
+    if left:
+        raise pitr.PitrError(f"postgresql.auto.conf still sets {', '.join(left)} after the reset")
+    log(f"recovered and promoted onto timeline {timeline}; recovery settings cleared")
+    subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
+    return timeline
+
+
+# pg_file_settings reads the files afresh: what the next start would apply
+_LEFT_SQL = (
+    "SELECT name FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf' "  # noqa: S608 - constant names
+    "AND name IN (" + ", ".join(f"'{name}'" for name in _RECOVERY) + ")"
+)
+
+
+def _until_promoted(server: HelperServer) -> None:
+    """Until recovery has ended (the server answers read-only queries while it replays). A
+    moment past the archived WAL makes PostgreSQL stop with "recovery ended before configured
+    recovery target was reached": the helper exits, and its log says so."""
+    deadline = time.monotonic() + _PROMOTE_S
+    while True:
+        found = server.psql("postgres", sql="SELECT pg_is_in_recovery()", check=False)
+        if found.returncode == 0 and found.stdout.strip() == "f":
+            return
+        if time.monotonic() > deadline:
+            raise pitr.PitrError(f"{server.name} was still recovering after {_PROMOTE_S} s")
+        server.wait()  # raises with the helper's log when it stopped
+        time.sleep(0.5)
+
+
+def _remove(helper: str) -> None:
+    subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
+    subprocess.run(["docker", "rm", "-f", "-v", helper], capture_output=True, check=False)
