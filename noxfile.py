@@ -29,13 +29,13 @@ def _sql(pattern: str, *dirs: str) -> list[str]:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, mypy, the two READMEs in step, hadolint (Dockerfile), GitHub workflow schema,
-    squawk (migrations)."""
+    """ruff, mypy, the docs in English and Japanese in step, hadolint (Dockerfile), GitHub
+    workflow schema, squawk (migrations)."""
     session.install("-e", DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
-    session.run("python", "scripts/check_readmes.py")  # README.md and README.ja.md in step
+    session.run("python", "scripts/check_readmes.py")  # README and docs/, English and Japanese
     session.run("hadolint", "docker/postgres/Dockerfile")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
@@ -82,7 +82,7 @@ def rehearsal(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmarks (the up benchmark needs a Docker engine); figures in README."""
+    """Side-by-side benchmarks (the up one needs a Docker engine); figures in docs/benchmarks.md."""
     session.install("-e", DEV)
     session.run("python", "-m", "benchmarks.migrate_vs_dbmate", *session.posargs)
     session.run("python", "-m", "benchmarks.deflate_levels")

@@ -66,7 +66,7 @@ class Load:
 
     @contextmanager
     def stopped(self) -> Iterator[None]:
-        """The application stopped, as the README asks before a restore: every worker closes its
+        """The application stopped, as docs/backups.md asks before a restore: every worker closes its
         session and waits until the block ends."""
         self._away.set()
         try:

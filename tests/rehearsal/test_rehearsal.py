@@ -243,7 +243,7 @@ def test_the_server_never_restarted(rehearsal: Rehearsal):
 
 
 def test_the_application_saw_no_errors(rehearsal: Rehearsal):
-    """The README documents none: during a restore the application waits for the tables'
+    """The documentation promises none: during a restore the application waits for the tables'
     locks, and no other step touches what it uses. Listed by step, operation and SQLSTATE."""
     load = rehearsal.load
     assert sum(load.done.values()) > 100, load.done
