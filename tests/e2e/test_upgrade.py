@@ -221,9 +221,7 @@ def test_no_upgrade_while_a_container_of_the_users_own_runs_on_the_old_volume(ol
             assert f"container {theirs} ({state}) mounts {old} → `{stop}`" in refused.stderr
             assert "Traceback" not in refused.stderr
             assert old + "_pg18" not in docker("volume", "ls", "-q")
-            assert not docker(
-                "ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}"
-            )
+            assert not docker("ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}")
             assert not (proj.dir / ".env").exists()
             assert not list((proj.dir / "backups").glob("*"))
         plan = proj.invoke("db.upgrade", "--dry-run", "--from-volume", old, "--old-image", OLD_17)
@@ -325,9 +323,7 @@ def test_too_little_disk_space_is_refused_before_anything_starts(old_project, tm
     assert "not enough free disk space, so nothing was started" in refused.stderr
     assert f"the backup directory {small}" in refused.stderr
     assert old + "_pg18" not in docker("volume", "ls", "-q")
-    assert not docker(
-        "ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}"
-    ).strip()
+    assert not docker("ps", "-aq", "--filter", f"label=pgkura.upgrade={proj.container}").strip()
 
 
 def test_a_compose_file_that_keeps_pgdata_off_the_volume_is_refused(engine, tmp_path, monkeypatch):
