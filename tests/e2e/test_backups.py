@@ -202,7 +202,7 @@ def test_scheduled_backups_of_the_container_alert_when_it_is_down(
 ):
     """A short schedule against the container: a run while it is stopped fails and pings the
     monitor; once it is back, the next run succeeds. (The runner's other behaviours, catch-up
-    included, are in tests/integration/test_scheduler.py.)"""
+    included, are in tests/integration/schedule/test_scheduler.py.)"""
     alert_url, pings = monitor
     env = {**running.env, "PGKURA_BACKUP_SCHEDULE": "every 2s", "PGKURA_ALERT_URL": alert_url,
            "PGKURA_CONNECT_WAIT": "1s"}  # fmt: skip

@@ -14,7 +14,7 @@ from pgkura.connect.connection import wait_until_ready
 from pgkura.errors import ConnectError
 from pgkura.migrations.runner import Migrator
 
-from .conftest import admin
+from ..conftest import admin
 
 PASSWORD = "p@ss:w%rd/?#"
 

@@ -12,7 +12,7 @@ import pytest
 from pgkura.clusters.throwaway import bin_dir
 from pgkura.upgrade.major import FACTS_SQL, Facts, database_facts
 
-from .test_backup_restore import LARGE_OBJECTS
+from ..backups.test_backup_restore import LARGE_OBJECTS
 
 ITEM = "large-objects (all)"
 

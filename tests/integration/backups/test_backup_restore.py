@@ -31,7 +31,7 @@ from pgkura.progress import Reporter
 from pgkura.retention import Policy
 from pgkura.units import size
 
-from .conftest import admin
+from ..conftest import admin
 
 QUIET = lambda _msg: None  # noqa: E731
 FINGERPRINT = (

@@ -16,7 +16,7 @@ from pgkura.migrations.runner import Migrator
 from pgkura.migrations.sql_errors import describe
 from pgkura.progress import Reporter
 
-from .conftest import tables
+from ..conftest import tables
 
 
 def test_apply_all_then_rerun_is_a_no_op(settings, write_migration, db):
@@ -274,7 +274,7 @@ def test_baseline_records_without_running(settings, write_migration, db):
 
 
 def test_hostile_identifiers_are_quoted(pg_server, tmp_path, write_migration):
-    from .conftest import admin
+    from ..conftest import admin
 
     name = 'we"ird db; DROP DATABASE postgres; --'
     with admin(pg_server) as conn:

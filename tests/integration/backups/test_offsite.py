@@ -23,7 +23,7 @@ from pgkura.config.offsite import Offsite
 from pgkura.progress import Reporter
 from tests.conftest import TOKEN, run_invoke
 
-from .conftest import S3Server
+from ..conftest import S3Server
 
 PREFIX = "prod/app"
 
