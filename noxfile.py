@@ -88,6 +88,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.deflate_levels")
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
     session.run("python", "-m", "benchmarks.backup_vs_raw")
+    session.run("python", "-m", "benchmarks.startup")
     sqlite_files = [f for f in os.environ.get("PGKURA_BENCH_SQLITE", "").split(os.pathsep) if f]
     if sqlite_files:  # real SQLite files to import, e.g. the Chinook sample database
         session.run("python", "-m", "benchmarks.sqlite_vs_pgloader", *sqlite_files)
