@@ -23,6 +23,14 @@ PYTHON = None
 DEV = ".[dev]"
 
 
+def _install(session: nox.Session) -> None:
+    """The package and its development tools, in the session's own environment. With
+    `--no-venv` (scripts/test) every session shares the environment nox runs from, which
+    already has them: one install instead of one per session."""
+    if session.venv_backend != "none":
+        session.install("-e", DEV)
+
+
 def _sql(pattern: str, *dirs: str) -> list[str]:
     return sorted(str(p) for d in dirs for p in (ROOT / d).glob(pattern))
 
@@ -31,7 +39,7 @@ def _sql(pattern: str, *dirs: str) -> list[str]:
 def lint(session: nox.Session) -> None:
     """ruff, mypy, the docs in English and Japanese in step, hadolint (Dockerfile), GitHub
     workflow schema, squawk (migrations)."""
-    session.install("-e", DEV)
+    _install(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
@@ -54,21 +62,21 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit and integration tiers (a throwaway PostgreSQL 18 for the latter)."""
-    session.install("-e", DEV)
+    _install(session)
     session.run("pytest", "tests/unit", "tests/integration", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def migrations(session: nox.Session) -> None:
     """init.sql + every migration on a fresh server, version rows, rollback round trip."""
-    session.install("-e", DEV)
+    _install(session)
     session.run("invoke", "db.check-migrations", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """The e2e tier on a real Docker engine (skips, saying why, when none is reachable)."""
-    session.install("-e", DEV)
+    _install(session)
     session.run("pytest", "tests/e2e", "-rs", *session.posargs)
 
 
@@ -76,14 +84,14 @@ def e2e(session: nox.Session) -> None:
 def rehearsal(session: nox.Session) -> None:
     """A production rehearsal on a real Docker engine: GBs of application-shaped data, the real
     tasks under a concurrent load (PGKURA_REHEARSAL_SIZE_MB scales it)."""
-    session.install("-e", DEV)
+    _install(session)
     session.run("pytest", "tests/rehearsal", "-rs", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (the up one needs a Docker engine); figures in docs/benchmarks.md."""
-    session.install("-e", DEV)
+    _install(session)
     session.run("python", "-m", "benchmarks.migrate_vs_dbmate", *session.posargs)
     session.run("python", "-m", "benchmarks.deflate_levels")
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
