@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from pathlib import Path
 
 from pgkura.errors import MigrationError
-from pgkura.migrations.files import FILE_PATTERN, NO_TRANSACTION, snake_case
+from pgkura.migrations.files import FILE_PATTERN, NO_TRANSACTION
 
 _DEFAULT_WIDTH = 3
-_ASCII_WORD = re.compile(r"^[a-z0-9]$")
 
 
 def slug(description: str) -> str:
-    """`Add users table` → `add_users_table`. Spaces and punctuation become `_`; letters a
-    file name cannot hold (`タグ`, `é`) are refused rather than silently dropped."""
-    lowered = description.strip().lower()
-    runs = "".join(ch if ch.isalnum() and not _ASCII_WORD.match(ch) else " " for ch in lowered)
-    dropped = runs.split()  # the words a file name would lose, in the order typed
-    if dropped:
-        raise MigrationError(
-            f"{description!r}: a migration's file name holds a-z, 0-9 and _ only, so "
-            f"{' '.join(dropped)} would be lost; describe it in ASCII (e.g. 'add tags table') "
-            "and say it in any language in the file's first comment line"
-        )
-    name = snake_case(lowered)
+    """`Add users table` → `add_users_table`, `タグ表を追加` → `タグ表を追加`: the letters and
+    digits of any script, as typed (NFKC: full-width ASCII becomes ASCII; ASCII in lower case),
+    joined by `_` where anything else stood. Discovery accepts such names, so db.new makes them."""
+    text = unicodedata.normalize("NFKC", description).lower()
+    name = "_".join("".join(ch if ch.isalnum() else " " for ch in text).split())
     if not name:
         raise MigrationError(
             f"{description!r} gives no usable file name; use letters, digits and underscores"
