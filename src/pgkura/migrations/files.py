@@ -111,10 +111,16 @@ def _parse(
     file: SqlFile, problems: list[str], version_table: VersionTableName | None
 ) -> tuple[Statement, ...]:
     """Split by the real grammar and check every statement (the slow path: pglast)."""
-    from pgkura.migrations.sql_text import has_code, meta_command_offsets, split_statements
+    from pgkura.migrations.sql_text import (
+        caret,
+        has_code,
+        meta_command_offsets,
+        split_statements,
+    )
 
     sql = file.sql
     split = split_statements(sql)
+    before = len(problems)
     # Only text the grammar rejected needs the scanner: a psql meta-command is never valid SQL.
     for offset in [] if split.parsed else meta_command_offsets(sql):
         line, _ = line_col(sql, offset)
@@ -123,6 +129,12 @@ def _parse(
             "SQL; migrations run through a driver, not psql. Write it as SQL "
             "(e.g. SET instead of \\set, one file per database instead of \\c)."
         )
+    if split.error and len(problems) == before:  # PostgreSQL 18's own grammar (pglast 8)
+        message, offset = split.error
+        line, col = line_col(sql, offset)
+        text = line_at(sql, line)
+        problems.append(f"{file.path.name}:{line}:{col}: {message}\n    {text}\n    "
+                        f"{caret(text, col)}")  # fmt: skip
     # A file of comments only is a valid no-op (a down file for an irreversible step, say).
     statements = split.statements if split.parsed or has_code(sql) else ()
     for stmt in statements:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 import psycopg
 
 from pgkura.durations import render_ms
 from pgkura.migrations.files import SqlFile
-from pgkura.migrations.sql_text import line_at, line_col
+from pgkura.migrations.sql_text import caret, line_at, line_col
 
 _HELP = {
     "25001": (
@@ -50,7 +48,7 @@ def describe(
         where = f"{file.path}:{line}:{col}"
         out = [f"{where}: ERROR {sqlstate}: {message}"]
         text = line_at(file.sql, line)
-        out += [f"    {text}", "    " + _caret(text, col)]
+        out += [f"    {text}", "    " + caret(text, col)]
     else:
         line, _ = line_col(file.sql, base_offset)
         where = f"{file.path}:{line}"
@@ -68,14 +66,3 @@ def describe(
             )
         )
     return "\n".join(out)
-
-
-def _caret(text: str, col: int) -> str:
-    """Padding that lines the caret up under column `col`, tabs and wide (CJK) characters too."""
-    return "".join(_pad(c) for c in text[: col - 1]) + "^"
-
-
-def _pad(char: str) -> str:
-    if char == "\t":
-        return char
-    return "  " if unicodedata.east_asian_width(char) in ("W", "F") else " "

@@ -6,6 +6,7 @@ nothing to do, which never needs it (see parse_cache)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _BACKSLASH = "ASCII_92"
@@ -60,11 +61,15 @@ def meta_command_offsets(sql: str) -> list[int]:
 
 @dataclass(frozen=True)
 class Split:
-    """A file's top-level statements; `parsed` is False when the grammar rejected the text,
-    which then comes back whole, so the server reports the error with its own position."""
+    """A file's top-level statements; when PostgreSQL 18's grammar rejects the text, it comes
+    back whole with the parser's message and the offset it points at (`error`)."""
 
     statements: tuple[Statement, ...]
-    parsed: bool
+    error: tuple[str, int] | None = None
+
+    @property
+    def parsed(self) -> bool:
+        return self.error is None
 
 
 def split_statements(sql: str) -> Split:
@@ -73,12 +78,24 @@ def split_statements(sql: str) -> Split:
 
     try:
         parts = parser.split(sql, only_slices=True)
-    except parser.ParseError:
-        return Split((Statement(sql, 0),), parsed=False)
-    return Split(tuple(Statement(sql[p], p.start) for p in parts if sql[p].strip()), parsed=True)
+    except parser.ParseError as exc:  # args: the message, the offset of the token it rejects
+        message, offset = exc.args[0], exc.args[1] if len(exc.args) > 1 else 0
+        return Split((Statement(sql, 0),), error=(str(message), int(offset)))
+    return Split(tuple(Statement(sql[p], p.start) for p in parts if sql[p].strip()))
 
 
 def is_transaction_control(stmt: Statement) -> bool:
     """BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT at the top level: in a file
     that pgkura wraps in a transaction they would commit half of it."""
     return bool(_TRANSACTION_CONTROL.match(stmt.text))
+
+
+def caret(text: str, col: int) -> str:
+    """Padding that lines a caret up under column `col`, tabs and wide (CJK) characters too."""
+    return "".join(_pad(c) for c in text[: col - 1]) + "^"
+
+
+def _pad(char: str) -> str:
+    if char == "\t":
+        return char
+    return "  " if unicodedata.east_asian_width(char) in ("W", "F") else " "

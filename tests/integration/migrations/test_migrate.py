@@ -51,6 +51,14 @@ def test_dry_run_applies_nothing_and_creates_no_table(settings, write_migration,
     assert tables(db) == set()
 
 
+def test_dry_run_refuses_a_file_the_grammar_rejects(settings, write_migration, db):
+    write_migration("001_a.sql", "CREATE TABLE a (id int);")
+    write_migration("002_b.sql", "CREATE TABLE b (id int,);")
+    with pytest.raises(MigrationError, match=r"002_b\.sql:1:24: syntax error"):
+        Migrator(settings).migrate(dry_run=True)
+    assert tables(db) == set()
+
+
 def test_failing_file_leaves_no_row_and_no_partial_change(settings, write_migration, db):
     write_migration("001_ok.sql", "CREATE TABLE ok (id int);")
     write_migration(

@@ -54,6 +54,24 @@ def test_meta_commands_are_refused_with_file_and_line(write_migration):
     assert "\\c other_db" in str(err.value)
 
 
+def test_a_syntax_error_is_found_before_anything_runs_with_a_caret(write_migration):
+    """PostgreSQL 18's own grammar (pglast 8): file:line:col, the line, a caret under the
+    token it rejects, wide characters counted as two columns."""
+    write_migration("001_a.sql", "-- 日本語\nCREATE TABLE ユーザー (id int,);\n")
+    with pytest.raises(MigrationError) as err:
+        discover(write_migration.directory)
+    message = str(err.value)
+    assert '001_a.sql:2:27: syntax error at or near ")"' in message
+    assert "    CREATE TABLE ユーザー (id int,);\n" + " " * 4 + " " * 30 + "^" in message
+
+
+def test_postgresql_18_syntax_is_not_a_syntax_error(write_migration):
+    write_migration(
+        "001_a.sql", "CREATE TABLE t (a int, b int GENERATED ALWAYS AS (a * 2) VIRTUAL);"
+    )
+    assert discover(write_migration.directory)
+
+
 def test_backslashes_inside_strings_are_not_meta_commands(write_migration):
     write_migration("001_a.sql", "SELECT E'\\\\n', $$ \\c $$;\n-- \\i in a comment\n")
     assert len(discover(write_migration.directory)) == 1
