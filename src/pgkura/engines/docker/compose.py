@@ -101,16 +101,22 @@ def exec_argv(
     return ["docker", "exec", *flags, settings.container_name, *command]
 
 
-def run(argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None) -> str:
-    """Run a short docker command; its stdout, or DockerError carrying its stderr. `env`: the
-    docker CLI's environment (`-e NAME` without a value takes NAME from it, off argv)."""
+def run(
+    argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None, remedy: str = ""
+) -> str:
+    """Run a short docker command; its stdout, or DockerError carrying its stderr (and
+    `remedy`, what to check). `env`: the docker CLI's environment (`-e NAME` without a value
+    takes NAME from it, off argv)."""
     try:
         result = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
     except FileNotFoundError:
         raise DockerError(_NO_DOCKER) from None
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()
-        raise DockerError(f"{what} failed (exit {result.returncode}): {detail}")
+        raise DockerError(
+            f"{what} failed (exit {result.returncode}): {detail}"
+            + (f" → {remedy}" if remedy else "")
+        )
     return result.stdout
 
 
