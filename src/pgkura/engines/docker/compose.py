@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +210,18 @@ def require_up(
             "→ start it with `invoke db.up`"
         )
     return state
+
+
+def container_alive(settings: Settings) -> Callable[[], None] | None:
+    """A check that raises when the container is missing or stopped (None without docker:
+    then the host and port are all we know)."""
+    if shutil.which("docker") is None:
+        return None
+
+    def check() -> None:
+        require_up(settings, container_state(settings), restarting_ok=True)
+
+    return check
 
 
 def require_running(settings: Settings) -> ContainerState:
