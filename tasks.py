@@ -66,7 +66,7 @@ def _errors() -> Iterator[None]:
 def _lost_server(exc: psycopg.Error) -> str | None:
     """The report for a session the server ended mid-way (None for other database errors),
     with the engine's word when the settings load."""
-    from pgkura.engines.readiness import lost_server
+    from pgkura.engines.server_lost import lost_server
     from pgkura.errors import PgkuraError
 
     try:
@@ -382,10 +382,13 @@ def drift(c: Context) -> None:
 def docker_build(c: Context, no_cache: bool = False, pull: bool = False) -> None:
     """Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build); pg_bigm's
     source from PG_BIGM_SOURCE (a URL, or a local archive for hosts without access)."""
-    from pgkura.engines.lifecycle import build
+    from pgkura.engines.chosen import engine_for
+    from pgkura.engines.docker.engine import build
 
     with _errors():
-        build(_settings(), no_cache=no_cache, pull=pull)
+        settings = _settings()
+        engine_for(settings).docker_only("building an image")
+        build(settings, no_cache=no_cache, pull=pull)
 
 
 @task(help={"build": "build the image first"})
@@ -416,35 +419,35 @@ def down(
 ) -> None:
     """Stop and remove the container (the data volume stays unless --volumes)."""
     from pgkura.backups.operations import before_deleting_volume
-    from pgkura.engines.lifecycle import down as stop
+    from pgkura.engines.chosen import engine_for
 
     with _errors():
         settings = _settings()
         if volumes:
             before_deleting_volume(settings, "delete the data volume", _consent(yes, force),
                                    backup=not no_backup, log=_say, take=_backup_now)  # fmt: skip
-        stop(settings, volumes=volumes)
+        engine_for(settings).down(volumes=volumes)
 
 
 @task
 def restart(c: Context) -> None:
     """Restart the container and wait until it accepts connections again."""
-    from pgkura.engines.lifecycle import restart as again
+    from pgkura.engines.chosen import engine_for
 
     with _errors():
-        settings = _settings()
-        print(f"ready: PostgreSQL {_version(again(settings, _say))}")
+        print(f"ready: PostgreSQL {_version(engine_for(_settings()).restart(_say))}")
 
 
 @_task(help={"follow": "keep streaming new lines", "tail": "how many lines to show (default 100)"})
 def logs(c: Context, follow: bool = False, tail: str = "100") -> None:
     """Show the server's log."""
     from pgkura import validation as v
-    from pgkura.engines.lifecycle import show_log
+    from pgkura.engines.chosen import engine_for
 
     with _errors():
         lines = v.LINES.flag(tail, "--tail")
-        raise Exit(code=show_log(_settings(), 100 if lines is None else lines, follow=follow))
+        engine = engine_for(_settings())
+        raise Exit(code=engine.show_log(100 if lines is None else lines, follow=follow))
 
 
 @task
@@ -462,7 +465,7 @@ def psql(c: Context, command: str | None = None) -> None:
     import os
     import subprocess
 
-    from pgkura.engines.lifecycle import psql_command
+    from pgkura.engines.pg_tools import psql_command
 
     with _errors():
         argv, env = psql_command(_settings(), command, tty=sys.stdin.isatty())
@@ -479,7 +482,7 @@ def psql(c: Context, command: str | None = None) -> None:
 def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = False) -> None:
     """Delete the data volume, start fresh (init.sql) and apply every migration."""
     from pgkura.backups.operations import before_deleting_volume
-    from pgkura.engines.lifecycle import down as stop
+    from pgkura.engines.chosen import engine_for
     from pgkura.engines.lifecycle import up as start
     from pgkura.migrations.runner import Migrator
 
@@ -488,7 +491,7 @@ def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = 
         before_deleting_volume(settings, "reset the database (delete its volume)",
                                _consent(yes, force), backup=not no_backup, log=_say,
                                take=_backup_now)  # fmt: skip
-        stop(settings, volumes=True)
+        engine_for(settings).down(volumes=True)
         start(settings, log=_say)
         steps = Migrator(settings, _say).migrate()
         print(f"reset done: fresh database, {len(steps)} migration(s) applied")
@@ -702,7 +705,7 @@ def list_backups(c: Context, remote: bool = False, verify: bool = False) -> None
             _list_remote(settings)
             return
         entries = BackupStore(settings.backup_dir).entries()
-        if settings.pitr.enabled and not settings.is_embedded:
+        if settings.pitr.enabled and settings.target.is_container:
             _list_base_backups(settings)
         if not entries:
             print(f"no backups in {settings.backup_dir}")
@@ -768,7 +771,7 @@ def _list_remote(settings: Settings) -> None:
 )
 def basebackup(c: Context, type: str = "full") -> None:
     """Take a verified pgBackRest base backup: the start of the point-in-time window."""
-    from pgkura.pitr.archiving import base_backup, local
+    from pgkura.engines.docker.pgbackrest import base_backup, local
     from pgkura.units import size
 
     with _errors():
@@ -782,8 +785,8 @@ def _list_base_backups(settings: Settings) -> None:
     from pgkura.cli.report import table
     from pgkura.connect.connection import connect
     from pgkura.engines.docker.compose import container_state
+    from pgkura.engines.docker.pgbackrest import archiver, backups, local, window_line
     from pgkura.errors import PgkuraError
-    from pgkura.pitr.archiving import archiver, backups, local, window_line
     from pgkura.units import size
 
     try:
@@ -906,14 +909,12 @@ def _version(number: int) -> str:
 )
 def docker_push(c: Context, registry: str, keep_login: bool = False) -> None:
     """Push the built image under its descriptive tag and sha-<commit> (token from env)."""
+    from pgkura.engines.chosen import engine_for
     from pgkura.engines.docker.publish import push
 
     with _errors():
         settings = _settings()
-        if settings.is_embedded:
-            from pgkura.engines.embedded.server import not_here
-
-            raise not_here("pushing an image")
+        engine_for(settings).docker_only("pushing an image")
         for ref in push(settings, registry, _say, keep_login=keep_login):
             print(f"pushed {ref}")
 
@@ -938,16 +939,14 @@ def upgrade(
     yes: bool = False,
 ) -> None:
     """Move the data of PostgreSQL 15/16/17 (or 18 in the old layout) into a new 18 volume."""
+    from pgkura.engines.chosen import engine_for
     from pgkura.engines.docker.compose import require_docker
     from pgkura.upgrade.major import in_use, make_plan, point_project_at, refuse_if_in_use
     from pgkura.upgrade.major import upgrade as carry_out
 
     with _errors():
         settings = _settings()
-        if settings.is_embedded:
-            from pgkura.engines.embedded.server import not_here
-
-            raise not_here("db.upgrade (volumes of older PostgreSQL images)")
+        engine_for(settings).docker_only("db.upgrade (volumes of older PostgreSQL images)")
         require_docker()
         if from_volume and from_dir:
             raise Exit("error: choose one of --from-volume, --from-dir")

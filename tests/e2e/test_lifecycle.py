@@ -86,6 +86,20 @@ def test_down_and_up_keep_the_data(project):
     assert "残すデータ" in project.sql("SELECT content FROM notes")
 
 
+def test_ps_logs_and_restart_reach_the_container(project):
+    ps = project.invoke("db.ps")
+    assert ps.returncode == 0, ps.stderr
+    assert project.container in ps.stdout
+    assert "Up" in ps.stdout, ps.stdout
+    logs = project.invoke("db.logs", "--tail", "5")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.strip()
+    again = project.invoke("db.restart")
+    assert again.returncode == 0, again.stderr
+    assert "ready: PostgreSQL 18." in again.stdout
+    assert "残すデータ" in project.sql("SELECT content FROM notes")
+
+
 def test_down_with_volumes_needs_confirmation(project):
     refused = project.invoke("db.down", "--volumes")
     assert refused.returncode == 1

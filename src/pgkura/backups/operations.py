@@ -17,7 +17,7 @@ from pgkura.backups.store import SAFETY, Backup, BackupStore
 from pgkura.backups.take import take_backup
 from pgkura.config.settings import Settings
 from pgkura.confirm import confirm
-from pgkura.engines.docker.compose import container_state
+from pgkura.engines.chosen import engine_for
 from pgkura.errors import ConfirmationRequired
 from pgkura.progress import QUIET, Reporter
 
@@ -56,18 +56,9 @@ def before_deleting_volume(
     the data stays recoverable (`invoke db.restore latest`). The backup, if one was taken."""
     if settings.is_production and not consent.force:
         raise ConfirmationRequired(f"refusing to {action} in production without --force")
-    if settings.is_embedded:
-        from pgkura.engines.embedded.server import cluster
-
-        whose, running = (
-            f"the embedded cluster in {settings.embedded_dir}",
-            cluster(settings).running,
-        )
-    else:
-        state = container_state(settings)
-        whose, running = settings.container_name, state is not None and state.running
-    consent.require(settings, f"{action} of {whose}: ALL DATA IS LOST")
-    if backup and running:
+    engine = engine_for(settings)
+    consent.require(settings, f"{action} of {engine.label}: ALL DATA IS LOST")
+    if backup and engine.running:
         return take(settings, reason=action, log=log)
     return None
 

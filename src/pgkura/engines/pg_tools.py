@@ -20,7 +20,13 @@ from pathlib import Path
 
 from pgkura.config.settings import Settings
 from pgkura.dsn import Target
-from pgkura.engines.docker.compose import DockerError, container_state, exec_argv, image_exists
+from pgkura.engines.docker.compose import (
+    DockerError,
+    container_state,
+    exec_argv,
+    image_exists,
+    require_running,
+)
 from pgkura.errors import PgkuraError
 
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
@@ -194,3 +200,21 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def psql_command(
+    settings: Settings, sql: str | None, *, tty: bool
+) -> tuple[list[str], dict[str, str]]:
+    """argv and extra environment for psql: the container's own psql (its socket, no
+    password), or the host's psql for DATABASE_URL (password through PGPASSWORD)."""
+    options = ["-X", "-v", "ON_ERROR_STOP=1", *(["-c", sql] if sql is not None else [])]
+    target = settings.target
+    if target.is_container:
+        require_running(settings)
+        login = ["-U", settings.postgres_user, "-d", settings.postgres_db]
+        return exec_argv(settings, "psql", *login, *options, stdin=sql is None, tty=tty), {}
+    psql = host_program(settings, "psql")
+    if psql is None:
+        raise PgkuraError("DATABASE_URL is set but this machine has no psql; install a client")
+    conninfo, env = target.child_process_args()
+    return [psql, *options, conninfo], env

@@ -7,23 +7,15 @@ second or two with the state and the remedy instead of after the whole connect w
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import psycopg
 
 from pgkura.config.settings import Settings
-from pgkura.connect.connection import (
-    Refusal,
-    connect,
-    ping,
-    session_lost,
-    wait_until_ready,
-    where_logs,
-)
-from pgkura.dsn import Target, TargetKind
-from pgkura.engines.docker.compose import container_state, require_up
+from pgkura.connect.connection import Refusal, connect, ping, wait_until_ready, where_logs
+from pgkura.dsn import Target
+from pgkura.engines.docker.compose import container_alive
 from pgkura.errors import PgkuraError
 
 
@@ -44,59 +36,6 @@ def ready(
         settings.connect_wait_ms if timeout_ms is None else timeout_ms,
         poll_s=poll_s,
         still_hopeful=hopeful,
-    )
-
-
-def container_alive(settings: Settings) -> Callable[[], None] | None:
-    """A check that raises when the container is missing or stopped (None without docker:
-    then the host and port are all we know)."""
-    if shutil.which("docker") is None:
-        return None
-
-    def check() -> None:
-        require_up(settings, container_state(settings), restarting_ok=True)
-
-    return check
-
-
-def lost_server(settings: Settings | None, exc: psycopg.Error) -> str | None:
-    """For an error meaning the server ended our session mid-way: what happened, the engine's
-    word on the server now, and what to do; None for an ordinary database error. Without
-    settings (they did not load) the server's word alone."""
-    why = session_lost(exc)
-    if why is None:
-        return None
-    primary = " ".join((exc.diag.message_primary or str(exc)).split()) or type(exc).__name__
-    now = "" if settings is None else _server_now(settings)
-    return (
-        f"the server ended this session mid-way: {why}. Its message: {primary}\n{now}"
-        "What this task had not committed was rolled back.\n→ "
-        f"{where_logs(settings.target) if settings else 'The server log'} says why; run this "
-        "again once the server takes connections"
-    )
-
-
-def _server_now(settings: Settings) -> str:
-    """One line on where the server is now, from the engine (container or embedded)."""
-    if settings.target.kind is TargetKind.EMBEDDED:
-        from pgkura.engines.embedded.server import cluster
-
-        if cluster(settings).running:
-            return "The embedded server is still running: it restarted, or is shutting down.\n"
-        return "The embedded server is stopped (`invoke db.up` starts it).\n"
-    if not settings.target.is_container or shutil.which("docker") is None:
-        return ""
-    state = container_state(settings)
-    name = settings.container_name
-    if state is None:
-        return f"Container {name} no longer exists (`invoke db.up` creates it).\n"
-    if state.status == "restarting":
-        return f"Container {name} is being restarted by its restart policy.\n"
-    if not state.running:
-        return f"Container {name} is {state.status} (`invoke db.up` starts it).\n"
-    return (
-        f"Container {name} is still running ({state.health or 'no health check'}): the "
-        "server restarted inside it, or is shutting down.\n"
     )
 
 

@@ -15,15 +15,16 @@ from pgkura.backups.store import BackupStore
 from pgkura.config.settings import Settings
 from pgkura.connect.connection import connect
 from pgkura.dsn import Target
+from pgkura.engines.chosen import engine_for
+from pgkura.engines.docker import pgbackrest
 from pgkura.engines.docker.compose import container_state, require_docker
-from pgkura.engines.lifecycle import port_in_use
+from pgkura.engines.docker.ports import port_in_use
 from pgkura.engines.readiness import crash_note, last_crash_restart
 from pgkura.errors import PgkuraError
 from pgkura.extensions.check import pgvector_warning, statuses, unavailable_message
 from pgkura.migrations.files import project_migrations
 from pgkura.migrations.plan import Plan
 from pgkura.migrations.version_table import VersionTable
-from pgkura.pitr import archiving as pitr
 from pgkura.units import size
 
 SERVER_MAJOR = 18
@@ -44,11 +45,8 @@ def diagnose(settings: Settings) -> list[Finding]:
 def _checks(settings: Settings) -> Iterator[Finding]:
     local = settings.target.is_container
     docker_ok = False
-    if settings.is_embedded:
-        from pgkura.engines.embedded.server import status
-
-        usable, state = status(settings)
-        yield Finding("engine", "ok" if usable else "fail", state)
+    for check, level, detail in engine_for(settings).describe():
+        yield Finding(check, level, detail)
     if local:
         try:
             version = require_docker()
@@ -57,9 +55,6 @@ def _checks(settings: Settings) -> Iterator[Finding]:
         except PgkuraError as exc:
             yield Finding("docker", "fail", str(exc))
     yield _env_file(settings)
-    unable = pitr.embedded_problem(settings)
-    if unable:
-        yield Finding("pitr", "fail", str(unable))
     if local and docker_ok:
         yield from _container(settings)
     yield from _server(settings)
@@ -160,7 +155,7 @@ def _server(settings: Settings) -> Iterator[Finding]:
         yield _migrations(settings, conn)
         pitr_on = settings.pitr.enabled and target.is_container
         if pitr_on:
-            yield Finding("archiving", *pitr.archiving_finding(pitr.archiver(conn)))
+            yield Finding("archiving", *pgbackrest.archiving_finding(pgbackrest.archiver(conn)))
     yield _backups(settings)
     if pitr_on:
         yield _base_backups(settings)
@@ -283,10 +278,10 @@ def _schedule(settings: Settings) -> Iterator[Finding]:
 def _base_backups(settings: Settings) -> Finding:
     """pgBackRest's newest base backup: how much WAL a point-in-time restore replays."""
     try:
-        found, _ = pitr.backups(settings)
+        found, _ = pgbackrest.backups(settings)
     except PgkuraError as exc:
         return Finding("base backups", "fail", str(exc))
-    return Finding("base backups", *pitr.base_backup_finding(found, datetime.now(UTC)))
+    return Finding("base backups", *pgbackrest.base_backup_finding(found, datetime.now(UTC)))
 
 
 def _backups(settings: Settings) -> Finding:

@@ -25,10 +25,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from pgkura.config.settings import VOLUME, Settings
+from pgkura.engines.docker import pgbackrest
 from pgkura.engines.docker.compose import container_state, run
 from pgkura.engines.lifecycle import up
 from pgkura.errors import PgkuraError
-from pgkura.pitr import archiving as pitr
 from pgkura.upgrade.major import HelperServer, point_project_at
 
 Log = Callable[[str], None]
@@ -44,9 +44,9 @@ def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise pitr.PitrError(f"{text!r} is not a date and time → e.g. {_EXAMPLE}") from None
+        raise pgbackrest.PitrError(f"{text!r} is not a date and time → e.g. {_EXAMPLE}") from None
     if moment.tzinfo is None:
-        raise pitr.PitrError(
+        raise pgbackrest.PitrError(
             f"{text!r} has no UTC offset: the server runs in UTC, so the moment "
             f"would be ambiguous → add the offset, e.g. {_EXAMPLE} (JST) or Z for UTC"
         )
@@ -56,16 +56,16 @@ def parse_moment(text: str) -> datetime:
 @dataclass(frozen=True)
 class Plan:
     moment: datetime
-    backup: pitr.BaseBackup  # the newest that ended before the moment
+    backup: pgbackrest.BaseBackup  # the newest that ended before the moment
     source: str  # the live volume (kept, the undo)
     target: str  # the new volume
 
     def lines(self) -> list[str]:
         return [
-            f"moment: {pitr.local(self.moment)} "
+            f"moment: {pgbackrest.local(self.moment)} "
             f"({self.moment.astimezone(UTC).isoformat(sep=' ', timespec='seconds')})",
             f"from: base backup {self.backup.label} ({self.backup.kind}, ended "
-            f"{pitr.local(self.backup.stopped)}) and the archived WAL after it",
+            f"{pgbackrest.local(self.backup.stopped)}) and the archived WAL after it",
             f"to: a new volume {self.target}; then the project switches to it (PGKURA_VOLUME) "
             "and takes a full base backup",
             f"kept: {self.source} as it is now; going back is PGKURA_VOLUME={self.source}",
@@ -74,16 +74,18 @@ class Plan:
 
 def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan:
     """Choose the base backup; PitrError when the moment is outside what can be restored."""
-    pitr.require(settings)
+    pgbackrest.require(settings)
     now = datetime.now(UTC)
     if moment > now:
-        raise pitr.PitrError(f"{pitr.local(moment)} has not happened yet (now: {pitr.local(now)})")
-    found, _ = pitr.backups(settings)
+        raise pgbackrest.PitrError(
+            f"{pgbackrest.local(moment)} has not happened yet (now: {pgbackrest.local(now)})"
+        )
+    found, _ = pgbackrest.backups(settings)
     before = [b for b in found if b.stopped <= moment]
     if not before:
-        reach = f"from {pitr.local(found[0].stopped)} on" if found else "nothing yet"
-        raise pitr.PitrError(
-            f"no base backup ended before {pitr.local(moment)}: a restore can reach {reach}\n"
+        reach = f"from {pgbackrest.local(found[0].stopped)} on" if found else "nothing yet"
+        raise pgbackrest.PitrError(
+            f"no base backup ended before {pgbackrest.local(moment)}: a restore can reach {reach}\n"
             "→ choose a later moment (`invoke db.backups` shows the window)"
         )
     stamp = now.strftime("%Y%m%d%H%M%S")
@@ -96,7 +98,7 @@ def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan
 class Restored:
     timeline: int
     switched: str  # what was changed to point the project at the new volume
-    backup: pitr.BaseBackup  # the fresh full backup
+    backup: pgbackrest.BaseBackup  # the fresh full backup
 
 
 def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
@@ -105,15 +107,15 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     _remove(helper)  # what a killed run left
     exists = ["docker", "volume", "inspect", plan.target]
     if subprocess.run(exists, capture_output=True, check=False).returncode == 0:
-        raise pitr.PitrError(
+        raise pgbackrest.PitrError(
             f"a volume {plan.target} exists already → choose another with --to-volume"
         )
     state = container_state(settings)
     if state is not None and state.running:
         log("handing the newest WAL to the archive (pgbackrest check)")
         try:
-            pitr.in_server(settings, "check", what="pgBackRest's check before the restore")
-        except pitr.PitrError as exc:  # an earlier moment may still be in the archive
+            pgbackrest.in_server(settings, "check", what="pgBackRest's check before the restore")
+        except pgbackrest.PitrError as exc:  # an earlier moment may still be in the archive
             log(f"going on without the newest WAL, so a moment after the last archived WAL "
                 f"cannot be reached: {exc}")  # fmt: skip
     done = False
@@ -133,9 +135,9 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     try:
         up(moved, log=log)
         log("taking a full base backup of the new timeline")
-        return Restored(timeline, switched, pitr.base_backup(moved, "full"))
+        return Restored(timeline, switched, pgbackrest.base_backup(moved, "full"))
     except PgkuraError as exc:
-        raise pitr.PitrError(
+        raise pgbackrest.PitrError(
             f"{exc}\nThe project now uses {plan.target}, restored to the moment; starting it or "
             "its first base backup failed.\n→ fix the above, then `invoke db.up` and `invoke "
             f"db.basebackup`; to go back instead: PGKURA_VOLUME={plan.source}"
@@ -144,19 +146,20 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
 
 def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     """Steps 3 and 4: the restored, promoted and cleaned cluster in plan.target; its timeline."""
-    command, env = pitr.server_definition(settings)
+    command, env = pgbackrest.server_definition(settings)
     run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
         what="docker volume create")  # fmt: skip
     log(f"restoring {plan.backup.label} into {plan.target}")
     target = plan.moment.isoformat(sep=" ")
-    pitr.in_repository(settings, "restore", "--type=time", f"--target={target}",
+    pgbackrest.in_repository(settings, "restore", "--type=time", f"--target={target}",
                        "--target-action=promote", f"--set={plan.backup.label}",
                        what="pgbackrest restore",
                        mounts=(f"{plan.target}:/var/lib/postgresql",))  # fmt: skip
     log("replaying the archived WAL up to the moment (a helper server, no network)")
     run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
          "--network", "none", *[a for k in env for a in ("-e", k)],
-         "-v", f"{plan.target}:/var/lib/postgresql", "-v", f"{settings.pitr.volume}:{pitr.REPO}",
+         "-v", f"{plan.target}:/var/lib/postgresql",
+         "-v", f"{settings.pitr.volume}:{pgbackrest.REPO}",
          settings.image, *command],
         what="starting the helper server", env={**os.environ, **env})  # fmt: skip
     server = HelperServer(helper, settings.postgres_user)
@@ -167,7 +170,9 @@ def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     server.psql("postgres", sql="".join(f"ALTER SYSTEM RESET {name};\n" for name in _RECOVERY))
     left = server.psql("postgres", sql=_LEFT_SQL).stdout.split()
     if left:
-        raise pitr.PitrError(f"postgresql.auto.conf still sets {', '.join(left)} after the reset")
+        raise pgbackrest.PitrError(
+            f"postgresql.auto.conf still sets {', '.join(left)} after the reset"
+        )
     log(f"recovered and promoted onto timeline {timeline}; recovery settings cleared")
     subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
     return timeline
@@ -190,7 +195,7 @@ def _until_promoted(server: HelperServer) -> None:
         if found.returncode == 0 and found.stdout.strip() == "f":
             return
         if time.monotonic() > deadline:
-            raise pitr.PitrError(f"{server.name} was still recovering after {_PROMOTE_S} s")
+            raise pgbackrest.PitrError(f"{server.name} was still recovering after {_PROMOTE_S} s")
         server.wait()  # raises with the helper's log when it stopped
         time.sleep(0.5)
 

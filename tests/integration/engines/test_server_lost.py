@@ -15,7 +15,8 @@ import pytest
 from pgkura.clusters.throwaway import ThrowawayServer
 from pgkura.config.settings import Settings, load_settings
 from pgkura.connect.connection import ConnectionRefused, Refusal, connect, session_lost
-from pgkura.engines.readiness import START_MARGIN, condition, last_crash_restart, lost_server, ready
+from pgkura.engines.readiness import START_MARGIN, condition, last_crash_restart, ready
+from pgkura.engines.server_lost import lost_server
 from pgkura.inspection.doctor import diagnose
 
 

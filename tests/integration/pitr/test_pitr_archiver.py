@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pgkura.pitr.archiving import archiver, archiving_finding
+from pgkura.engines.docker.pgbackrest import archiver, archiving_finding
 
 
 def test_the_archiver_as_the_server_reports_it(db: psycopg.Connection):

@@ -10,7 +10,7 @@ import pytest
 
 from pgkura.config.settings import load_settings
 from pgkura.engines.docker.compose import DockerError, compose_argv, exec_argv, require_docker
-from pgkura.engines.lifecycle import psql_command
+from pgkura.engines.pg_tools import psql_command
 
 
 @pytest.fixture

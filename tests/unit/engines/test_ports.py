@@ -1,6 +1,6 @@
 import socket
 
-from pgkura.engines.lifecycle import port_in_use
+from pgkura.engines.docker.ports import port_in_use
 
 
 def test_a_listening_port_is_busy_and_time_wait_leftovers_are_not():

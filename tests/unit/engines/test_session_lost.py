@@ -5,7 +5,7 @@ import pytest
 from psycopg import errors
 
 from pgkura.connect.connection import session_lost
-from pgkura.engines.readiness import lost_server
+from pgkura.engines.server_lost import lost_server
 
 
 @pytest.mark.parametrize(

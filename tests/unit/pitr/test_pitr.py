@@ -12,22 +12,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgkura.config.settings import load_settings
+from pgkura.engines.chosen import engine_for
 from pgkura.engines.docker.compose import PITR_FILE, compose_files
-from pgkura.engines.lifecycle import up
-from pgkura.errors import ConfigError
-from pgkura.pitr.archiving import (
+from pgkura.engines.docker.pgbackrest import (
     Archiver,
     BaseBackup,
     PitrError,
     archiving_finding,
     auto_kind,
     base_backup_finding,
-    embedded_problem,
     failure,
     parse_info,
     require,
     window_line,
 )
+from pgkura.engines.lifecycle import up
+from pgkura.errors import ConfigError, PgkuraError
 from pgkura.pitr.restore import parse_moment
 from pgkura.schedule.runner import jobs
 from tests.conftest import ROOT, run_invoke
@@ -83,12 +83,13 @@ def test_the_compose_file_archives_through_pgbackrest_into_its_own_volume():
 
 def test_the_embedded_engine_says_pitr_needs_the_image(tmp_path):
     embedded = settings_with(tmp_path, PGKURA_ENGINE="embedded", PGKURA_PITR="on")
-    problem = embedded_problem(embedded)
-    assert problem is not None
-    assert "needs the Docker image" in str(problem)
-    with pytest.raises(PitrError, match="needs the Docker image"):
+    assert ("pitr", "fail") in [f[:2] for f in engine_for(embedded).describe()]
+    with pytest.raises(PgkuraError, match="needs the Docker image"):
         up(embedded, log=print)
-    assert embedded_problem(settings_with(tmp_path, PGKURA_ENGINE="embedded")) is None
+    with pytest.raises(PitrError, match="needs the Docker image"):
+        require(embedded)
+    plain = engine_for(settings_with(tmp_path, PGKURA_ENGINE="embedded"))
+    assert "pitr" not in [f[0] for f in plain.describe()]
 
 
 def test_to_time_needs_an_explicit_offset():

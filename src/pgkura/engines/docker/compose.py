@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,16 +101,22 @@ def exec_argv(
     return ["docker", "exec", *flags, settings.container_name, *command]
 
 
-def run(argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None) -> str:
-    """Run a short docker command; its stdout, or DockerError carrying its stderr. `env`: the
-    docker CLI's environment (`-e NAME` without a value takes NAME from it, off argv)."""
+def run(
+    argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None, remedy: str = ""
+) -> str:
+    """Run a short docker command; its stdout, or DockerError carrying its stderr (and
+    `remedy`, what to check). `env`: the docker CLI's environment (`-e NAME` without a value
+    takes NAME from it, off argv)."""
     try:
         result = subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
     except FileNotFoundError:
         raise DockerError(_NO_DOCKER) from None
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()
-        raise DockerError(f"{what} failed (exit {result.returncode}): {detail}")
+        raise DockerError(
+            f"{what} failed (exit {result.returncode}): {detail}"
+            + (f" → {remedy}" if remedy else "")
+        )
     return result.stdout
 
 
@@ -204,6 +210,18 @@ def require_up(
             "→ start it with `invoke db.up`"
         )
     return state
+
+
+def container_alive(settings: Settings) -> Callable[[], None] | None:
+    """A check that raises when the container is missing or stopped (None without docker:
+    then the host and port are all we know)."""
+    if shutil.which("docker") is None:
+        return None
+
+    def check() -> None:
+        require_up(settings, container_state(settings), restarting_ok=True)
+
+    return check
 
 
 def require_running(settings: Settings) -> ContainerState:

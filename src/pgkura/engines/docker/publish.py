@@ -20,6 +20,10 @@ from pgkura.errors import ConfigError, PgkuraError
 
 TOKEN_VARIABLES = ("PGKURA_REGISTRY_TOKEN", "GITHUB_TOKEN")
 USER_VARIABLES = ("PGKURA_REGISTRY_USER", "GITHUB_ACTOR")
+_REGISTRY = (
+    "check that the image exists there and that the login may read and write it "
+    f"({' / '.join(TOKEN_VARIABLES)})"
+)
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def push(
         for ref in target.refs:
             run(["docker", "tag", target.source, ref], what="docker tag")
             log(f"pushing {ref}")
-            _docker(["docker", "push", ref], f"docker push {ref}", env)
+            run(["docker", "push", ref], what=f"docker push {ref}", env=env, remedy=_REGISTRY)
             digest = run(
                 ["docker", "image", "inspect", "--format", '{{join .RepoDigests "\\n"}}', ref],
                 what="docker image inspect",
@@ -177,14 +181,5 @@ def pull(settings: Settings, log: Callable[[str], None]) -> None:
         env = {k: v for k, v in os.environ.items() if k not in TOKEN_VARIABLES}
         if any(os.environ.get(v) for v in TOKEN_VARIABLES):
             env = stack.enter_context(logged_in(host, os.environ))
-        _docker(["docker", "pull", "--quiet", image], f"docker pull {image}", env)
-
-
-def _docker(argv: list[str], what: str, env: Mapping[str, str]) -> None:
-    """A registry command: its failure in one line, with docker's own last words."""
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-    if result.returncode != 0:
-        raise DockerError(
-            f"{what} failed: {_last_line(result.stderr)} → check that the image exists there "
-            f"and that the login may read and write it ({' / '.join(TOKEN_VARIABLES)})"
-        )
+        run(["docker", "pull", "--quiet", image], what=f"docker pull {image}", env=env,
+            remedy=_REGISTRY)  # fmt: skip

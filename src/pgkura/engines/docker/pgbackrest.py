@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from pgkura.config.settings import Settings
+from pgkura.engines.base import PITR_NEEDS_DOCKER
 from pgkura.engines.docker.compose import (
     DockerError,
     compose_argv,
@@ -54,27 +55,16 @@ _REMEDIES = {
     127: _NO_PGBACKREST,  # docker run: the command is not found
 }
 _GENERIC = "see pgBackRest's message above; `invoke db.logs` shows the server's side"
-_EMBEDDED = (
-    "point-in-time recovery (PGKURA_PITR=on) needs the Docker image: pgBackRest and the WAL "
-    "archive live in its container, and the embedded engine has neither\n→ use "
-    "PGKURA_ENGINE=docker for point-in-time recovery, or set PGKURA_PITR=off here (db.backup's "
-    "dumps work on both engines)"
-)
 
 
 class PitrError(PgkuraError):
     """Archiving, a base backup or a point-in-time restore failed or cannot start."""
 
 
-def embedded_problem(settings: Settings) -> PitrError | None:
-    """PITR asked for where it cannot work: said once, plainly."""
-    return PitrError(_EMBEDDED) if settings.is_embedded and settings.pitr.enabled else None
-
-
 def require(settings: Settings) -> None:
     """PitrError unless PITR is on for the project's own container."""
     if settings.is_embedded:
-        raise PitrError(_EMBEDDED)
+        raise PitrError(PITR_NEEDS_DOCKER)
     if not settings.pitr.enabled:
         raise PitrError(
             "point-in-time recovery is off\n→ set PGKURA_PITR=on in .env, then `invoke db.up` "
