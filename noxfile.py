@@ -43,6 +43,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    # the architecture: no import cycle, no upward import ([tool.importlinter], ARCHITECTURE.md)
+    session.run("lint-imports")
     session.run("python", "scripts/check_readmes.py")  # README and docs/, English and Japanese
     session.run("hadolint", "docker/postgres/Dockerfile")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
