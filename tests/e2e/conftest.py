@@ -101,6 +101,14 @@ class Project:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def up_and_migrate(self) -> None:
+        """db.up --build, then db.migrate writing schema.sql afresh (as in development)."""
+        up = self.invoke("db.up", "--build")
+        assert up.returncode == 0, up.stdout + up.stderr
+        (self.schema / "schema.sql").unlink()
+        migrated = self.invoke("db.migrate")
+        assert migrated.returncode == 0, migrated.stderr
+
 
 @pytest.fixture(scope="module")
 def project(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:

@@ -45,11 +45,7 @@ def example(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     proj = Project(tmp_path_factory.mktemp("bigm"), fixtures=DB, extensions="vector,pg_bigm")
     proj.env["PGKURA_IMAGE"] = "pgkura-postgres:e2e-full"
     try:
-        up = proj.invoke("db.up", "--build")
-        assert up.returncode == 0, up.stdout + up.stderr
-        (proj.schema / "schema.sql").unlink()  # db.migrate writes it afresh in development
-        migrated = proj.invoke("db.migrate")
-        assert migrated.returncode == 0, migrated.stderr
+        proj.up_and_migrate()
         with _connect(proj) as conn:
             load(conn)
         yield proj

@@ -148,11 +148,7 @@ def rehearsal(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     proj.env["PGKURA_IMAGE"] = "pgkura-postgres:e2e-full"
     try:
-        up = proj.invoke("db.up", "--build")
-        assert up.returncode == 0, up.stdout + up.stderr
-        (proj.schema / "schema.sql").unlink()  # db.migrate writes it afresh in development
-        migrated = proj.invoke("db.migrate")
-        assert migrated.returncode == 0, migrated.stderr
+        proj.up_and_migrate()
         timed(f"generate {SIZE_MB} MB (SQL in the container)", "",
               lambda: psql(proj.container, generate_sql(SIZE_MB, bigm=True)))  # fmt: skip
         size = psql(proj.container, "SELECT pg_size_pretty(pg_database_size('app'))").strip()
