@@ -1,0 +1,129 @@
+"""Tasks for the server itself: start, stop, wait, logs, psql, reset."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+
+from pgkura.cli.backups import backup_now
+from pgkura.cli.wiring import consent, pg_version, say, task
+
+if TYPE_CHECKING:
+    from pgkura.config.settings import Settings
+
+
+@task(help={"build": "build the image first"})
+def up(c: Context, settings: Settings, build: bool = False) -> None:
+    """Start the database and wait until it accepts connections."""
+    from pgkura.engines.lifecycle import up as start
+
+    version = start(settings, build_first=build, log=say)
+    print(f"ready: {settings.target.redacted()} (PostgreSQL {pg_version(version)})")
+
+
+@task(
+    help={
+        "volumes": "also delete the data volume (backs up first, asks first)",
+        "yes": "do not ask for confirmation",
+        "force": "allow --volumes in production",
+        "no-backup": "with --volumes: do not back up the database first",
+    }
+)
+def down(
+    c: Context,
+    settings: Settings,
+    volumes: bool = False,
+    yes: bool = False,
+    force: bool = False,
+    no_backup: bool = False,
+) -> None:
+    """Stop and remove the container (the data volume stays unless --volumes)."""
+    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.engines.lifecycle import down as stop
+
+    if volumes:
+        before_deleting_volume(settings, "delete the data volume", consent(yes, force),
+                               backup=not no_backup, log=say, take=backup_now)  # fmt: skip
+    stop(settings, volumes=volumes)
+
+
+@task
+def restart(c: Context, settings: Settings) -> None:
+    """Restart the container and wait until it accepts connections again."""
+    from pgkura.engines.lifecycle import restart as again
+
+    print(f"ready: PostgreSQL {pg_version(again(settings, say))}")
+
+
+@task(
+    auto_shortflags=True,
+    help={"follow": "keep streaming new lines", "tail": "how many lines to show (default 100)"},
+)
+def logs(c: Context, settings: Settings, follow: bool = False, tail: str = "100") -> None:
+    """Show the server's log."""
+    from pgkura import validation as v
+    from pgkura.engines.lifecycle import show_log
+
+    lines = v.LINES.flag(tail, "--tail")
+    raise Exit(code=show_log(settings, 100 if lines is None else lines, follow=follow))
+
+
+@task
+def ps(c: Context, settings: Settings) -> None:
+    """Show the container's state and health."""
+    from pgkura.engines.lifecycle import show_state
+
+    raise Exit(code=show_state(settings))
+
+
+@task(
+    auto_shortflags=True, help={"command": "run this SQL and exit instead of opening a shell"}
+)  # -c, as psql
+def psql(c: Context, settings: Settings, command: str | None = None) -> None:
+    """Open psql in the container (or run one command with -c)."""
+    import os
+    import subprocess
+
+    from pgkura.engines.lifecycle import psql_command
+
+    argv, env = psql_command(settings, command, tty=sys.stdin.isatty())
+    raise Exit(code=subprocess.run(argv, env={**os.environ, **env}, check=False).returncode)
+
+
+@task(
+    help={
+        "yes": "do not ask for confirmation",
+        "force": "allow it in production",
+        "no-backup": "do not back up the current database first",
+    }
+)
+def reset(
+    c: Context, settings: Settings, yes: bool = False, force: bool = False, no_backup: bool = False
+) -> None:
+    """Delete the data volume, start fresh (init.sql) and apply every migration."""
+    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.engines.lifecycle import down as stop
+    from pgkura.engines.lifecycle import up as start
+    from pgkura.migrations.runner import Migrator
+
+    before_deleting_volume(settings, "reset the database (delete its volume)",
+                           consent(yes, force), backup=not no_backup, log=say,
+                           take=backup_now)  # fmt: skip
+    stop(settings, volumes=True)
+    start(settings, log=say)
+    steps = Migrator(settings, say).migrate()
+    print(f"reset done: fresh database, {len(steps)} migration(s) applied")
+
+
+@task(help={"timeout": "how long to wait, e.g. 30s (default PGKURA_CONNECT_WAIT)"})
+def wait(c: Context, settings: Settings, timeout: str = "") -> None:
+    """Wait until the server accepts connections and answers a query."""
+    from pgkura import validation as v
+    from pgkura.engines.readiness import ready
+
+    timeout_ms = v.DURATION.flag(timeout or None, "--timeout")
+    version = ready(settings, timeout_ms=timeout_ms)
+    print(f"ready: {settings.target.redacted()} (server {version // 10000}.{version % 10000})")
