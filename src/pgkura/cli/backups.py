@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pgkura.cli.pitr import list_base_backups
+from pgkura.cli.output import Output
+from pgkura.cli.pitr import base_backup_facts, show_base_backups
 from pgkura.cli.wiring import consent, progress, report, say, task
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def _restore(
     safety: bool, yes: bool,
 ) -> None:  # fmt: skip
     from pgkura.backups.operations import put_back_safety_copy, restore_backup
+    from pgkura.units import size
 
     undone = put_back_safety_copy(settings, file, consent(yes), database=name) if safety else None
     if undone is not None:
@@ -141,7 +143,7 @@ def _restore(
     path, done = restore_backup(settings, file, consent(yes), database=name, create=create,
                                 safety_backup=safety_backup, from_safety=safety,
                                 log=say, progress=progress())  # fmt: skip
-    print(f"restored {path.name} into {done.database} ({done.check.plain_size} bytes of SQL)")
+    print(f"restored {path.name} into {done.database} ({size(done.check.plain_size)} of SQL)")
     if done.safety_backup:
         print(f"the previous contents are in {done.safety_backup.path} "
               "(undo with `invoke db.restore latest --safety`)")  # fmt: skip
@@ -157,12 +159,16 @@ def _restore(
         "remote": "list the off-site copies in PGKURA_OFFSITE_URL instead",
         "verify": "read every file in full (gzip/zstd, trailer, SHA-256) instead of trusting "
         "what its manifest recorded when the backup was taken",
+        "json": "print the list as JSON (for machines)",
     },
 )
 def list_backups(
-    c: Context, settings: Settings, remote: bool = False, verify: bool = False
+    c: Context, settings: Settings, remote: bool = False, verify: bool = False, json: bool = False
 ) -> None:
-    """List the backups with database, time, size and age, at once from their manifests."""
+    """List the backups with database, time, size and age, at once from their manifests.
+
+    Examples: invoke db.backups; invoke db.backups --verify; invoke db.backups --remote --json
+    """
     import time
 
     from pgkura.backups.archive import verify as check_file
@@ -170,63 +176,83 @@ def list_backups(
     from pgkura.cli.report import table
     from pgkura.units import age, size
 
+    out = Output.to()
     if remote:
-        _list_remote(settings)
+        _list_remote(settings, out, json)
         return
     entries = BackupStore(settings.backup_dir).entries()
+    pitr = None
     if settings.pitr.enabled and not settings.is_embedded:
-        list_base_backups(settings)
-    if not entries:
-        print(f"no backups in {settings.backup_dir}")
-        return
-    rows = []
+        pitr = base_backup_facts(settings)
+    items: list[dict[str, Any]] = []
     reporter = progress()
     for e in entries:
         m, stat = e.manifest, e.path.stat()
         if verify:
-            check = check_file(e.path, reporter)
-            state = "ok" if check.ok else "FAILED: " + check.problems[0]
+            problems = check_file(e.path, reporter).problems
+            problem = problems[0] if problems else None
         else:
             problem = e.unread_problem()
-            state = "complete when taken" if problem is None else "CHECK: " + problem
-        rows.append([e.path.name, m.get("database", "?"), m.get("mode", "?"),
-                     e.purpose if e.ours else "-", m.get("created_at", "?"),
-                     size(stat.st_size), age(time.time() - stat.st_mtime),
-                     state])  # fmt: skip
+        items.append({"file": e.path.name, "database": m.get("database"), "mode": m.get("mode"),
+                      "purpose": e.purpose if e.ours else None, "created_at": m.get("created_at"),
+                      "size": stat.st_size, "age_s": round(time.time() - stat.st_mtime),
+                      "ok": problem is None, "problem": problem})  # fmt: skip
+    drill = _last_drill(settings)
+    if json:
+        out.json({"directory": settings.backup_dir, "verified": verify, "backups": items,
+                  "point_in_time": pitr, "last_drill": drill})  # fmt: skip
+        return
+    if pitr is not None:
+        show_base_backups(pitr, out)
+    if not items:
+        out.line(f"no backups in {settings.backup_dir}")
+        return
+    good, bad = ("ok", "FAILED: ") if verify else ("complete when taken", "CHECK: ")
+    rows = [[i["file"], i["database"] or "?", i["mode"] or "?", i["purpose"] or "-",
+             i["created_at"] or "?", size(i["size"]), age(i["age_s"]),
+             good if i["ok"] else out.paint(bad + i["problem"], "fail")]
+            for i in items]  # fmt: skip
     headers = ["file", "database", "mode", "purpose", "created", "size", "age",
                "verifies" if verify else "recorded"]  # fmt: skip
-    print(table(headers, rows))
+    out.line(table(headers, rows))
     if not verify:
-        print("(from the manifests; `invoke db.backups --verify` reads every file)")
-    _last_drill(settings)
+        out.line("(from the manifests; `invoke db.backups --verify` reads every file)")
+    if drill:
+        out.line(f"last restore drill: {drill.get('started_at', '?')}, "
+                 f"{drill.get('outcome', '?')} — {drill.get('summary', '')}")  # fmt: skip
 
 
-def _last_drill(settings: Settings) -> None:
+def _last_drill(settings: Settings) -> dict[str, Any] | None:
     """The newest restore drill the scheduler ran, if any: proof that the backups restore."""
     from pgkura.schedule.runner import read_state
 
-    drill = read_state(settings).get("jobs", {}).get("drill")
-    if drill:
-        print(f"last restore drill: {drill.get('started_at', '?')}, {drill.get('outcome', '?')}"
-              f" — {drill.get('summary', '')}")  # fmt: skip
+    drill: dict[str, Any] | None = read_state(settings).get("jobs", {}).get("drill")
+    return drill or None
 
 
-def _list_remote(settings: Settings) -> None:
+def _list_remote(settings: Settings, out: Output, json: bool) -> None:
     """The complete off-site backups (data and manifest both there), from their manifests."""
     from pgkura.backups.offsite import RemoteStore, configured
     from pgkura.cli.report import table
     from pgkura.units import size
 
     offsite = configured(settings.offsite)
-    entries = RemoteStore(offsite).entries()
-    if not entries:
-        print(f"no backups in {offsite.url}")
+    items: list[dict[str, Any]] = [{"file": e.path.name, "database": e.manifest.get("database"),
+              "mode": e.manifest.get("mode"), "purpose": e.purpose,
+              "created_at": e.manifest.get("created_at"), "size": int(e.manifest.get("size", 0)),
+              "sha256": e.manifest.get("sha256")}
+             for e in RemoteStore(offsite).entries()]  # fmt: skip
+    if json:
+        out.json({"offsite": offsite.url, "backups": items})
         return
-    rows = [[e.path.name, e.manifest.get("database", "?"), e.manifest.get("mode", "?"),
-             e.purpose, e.manifest.get("created_at", "?"), size(int(e.manifest.get("size", 0))),
-             e.manifest.get("sha256", "?")[:16] + "…"] for e in entries]  # fmt: skip
-    print(f"off-site: {offsite.url}")
-    print(table(["file", "database", "mode", "purpose", "created", "size", "sha256"], rows))
+    if not items:
+        out.line(f"no backups in {offsite.url}")
+        return
+    rows = [[i["file"], i["database"] or "?", i["mode"] or "?", i["purpose"],
+             i["created_at"] or "?", size(i["size"]), (i["sha256"] or "?")[:16] + "…"]
+            for i in items]  # fmt: skip
+    out.line(f"off-site: {offsite.url}")
+    out.line(table(["file", "database", "mode", "purpose", "created", "size", "sha256"], rows))
 
 
 @task(

@@ -9,6 +9,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from pgkura.cli.backups import backup_now
+from pgkura.cli.output import Output
 from pgkura.cli.wiring import consent, progress, report, say, task
 
 if TYPE_CHECKING:
@@ -59,17 +60,29 @@ def migrate(
         say(f"warning: could not refresh {settings.schema_file.name}: {done.schema_problem}")
 
 
-@task(help={"check": "exit non-zero (3) when anything is pending, changed or missing (CI gate)"})
-def status(c: Context, settings: Settings, check: bool = False) -> None:
-    """Show applied, pending, changed and missing migrations."""
-    from pgkura.cli.report import status_summary, status_table
-    from pgkura.migrations.operations import require_in_sync
+@task(
+    help={
+        "check": "exit non-zero (3) when anything is pending, changed or missing (CI gate)",
+        "json": "print the report as JSON (for machines)",
+    }
+)
+def status(c: Context, settings: Settings, check: bool = False, json: bool = False) -> None:
+    """Show applied, pending, changed and missing migrations.
+
+    Examples: invoke db.status; invoke db.status --check (in CI); invoke db.status --json
+    """
+    from pgkura.cli.report import status_json, status_summary, status_table
+    from pgkura.migrations.operations import IN_SYNC, require_in_sync
     from pgkura.migrations.operations import status as read_status
 
-    entries = read_status(settings)
-    print(f"target: {settings.target.redacted()}")
-    print(status_table(entries))
-    print(status_summary(entries))
+    entries, out = read_status(settings), Output.to()
+    if json:
+        in_sync = all(e.state in IN_SYNC for e in entries)
+        out.json(status_json(entries, settings.target.redacted(), in_sync))
+    else:
+        out.line(f"target: {settings.target.redacted()}")
+        out.line(status_table(entries, out.paint))
+        out.line(status_summary(entries))
     if check:
         require_in_sync(entries)
 
@@ -243,15 +256,22 @@ def dump_schema(c: Context, settings: Settings) -> None:
     print(f"wrote {settings.schema_file}")
 
 
-@task
-def drift(c: Context, settings: Settings) -> None:
-    """Compare the live database with db/schema.sql; exit 1 on objects that differ."""
+@task(help={"json": "print the differences as JSON (for machines)"})
+def drift(c: Context, settings: Settings, json: bool = False) -> None:
+    """Compare the live database with db/schema.sql; exit 1 on objects that differ.
+
+    Examples: invoke db.drift; invoke db.drift --json
+    """
     from pgkura.cli import report
     from pgkura.migrations.schema_build import drift as find_drift
 
-    found = find_drift(settings, say)
-    if found.clean:
-        print(f"no drift: {settings.target.redacted()} matches {settings.schema_file.name}")
-        return
-    print(report.drift(found, settings.schema_file.name))
-    raise Exit("drift found: put the change in a migration, or undo it by hand", code=1)
+    found, out = find_drift(settings, say), Output.to()
+    target, snapshot = settings.target.redacted(), settings.schema_file.name
+    if json:
+        out.json(report.drift_json(found, target, snapshot))
+    elif found.clean:
+        out.line(f"no drift: {target} matches {snapshot}", "ok")
+    else:
+        out.line(report.drift(found, snapshot, out.paint))
+    if not found.clean:
+        raise Exit("drift found: put the change in a migration, or undo it by hand", code=1)

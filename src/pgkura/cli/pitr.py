@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
+from pgkura.cli.output import Output
 from pgkura.cli.wiring import consent, say, task
 
 if TYPE_CHECKING:
@@ -28,31 +29,51 @@ def basebackup(c: Context, settings: Settings, type: str = "full") -> None:
           f"{size(done.stored)} stored, ended {local(done.stopped)}, verified")  # fmt: skip
 
 
-def list_base_backups(settings: Settings) -> None:
-    """The pgBackRest base backups and the window they give (with the live archiver's time)."""
-    from pgkura.cli.report import table
+def base_backup_facts(settings: Settings) -> dict[str, Any]:
+    """The pgBackRest base backups and the window they give (with the live archiver's time),
+    for db.backups; `problem` when the repository cannot be read (the dumps are listed all the
+    same)."""
     from pgkura.connect.connection import connect
     from pgkura.engines.docker.compose import container_state
     from pgkura.errors import PgkuraError
-    from pgkura.pitr.archiving import archiver, backups, local, window_line
-    from pgkura.units import size
+    from pgkura.pitr.archiving import archiver, backups, window_line
 
     try:
         found, status = backups(settings)
-    except PgkuraError as exc:  # the dumps below are listed all the same
-        print(f"point-in-time recovery: cannot read pgBackRest's repository: {exc}\n")
-        return
+    except PgkuraError as exc:
+        return {"problem": f"cannot read pgBackRest's repository: {exc}", "base_backups": []}
     state = container_state(settings)
     archived_at = None
     if state is not None and state.running:
         with connect(settings.target, purpose="backups") as conn:
             archived_at = archiver(conn).archived_at
-    rows = [[b.label, b.kind, local(b.started), local(b.stopped), size(b.size), size(b.stored)]
-            for b in found]  # fmt: skip
+    return {
+        "problem": None,
+        "base_backups": [
+            {"label": b.label, "type": b.kind, "started": b.started, "ended": b.stopped,
+             "size": b.size, "stored": b.stored} for b in found
+        ],
+        "window": window_line(found, archived_at),
+        "archived_at": archived_at,
+        "stanza": status,
+    }  # fmt: skip
+
+
+def show_base_backups(facts: dict[str, Any], out: Output) -> None:
+    from pgkura.cli.report import table
+    from pgkura.pitr.archiving import local
+    from pgkura.units import size
+
+    if facts["problem"]:
+        out.line(f"point-in-time recovery: {facts['problem']}\n", "warn")
+        return
+    rows = [[b["label"], b["type"], local(b["started"]), local(b["ended"]), size(b["size"]),
+             size(b["stored"])] for b in facts["base_backups"]]  # fmt: skip
     if rows:
-        print(table(["base backup", "type", "started", "ended", "data", "stored"], rows))
-    print(window_line(found, archived_at) + ("" if status == "ok" else f" (stanza: {status})"))
-    print()
+        out.line(table(["base backup", "type", "started", "ended", "data", "stored"], rows))
+    stanza = facts["stanza"]
+    out.line(facts["window"] + ("" if stanza == "ok" else f" (stanza: {stanza})"))
+    out.line()
 
 
 @task(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from pgkura.cli.output import Output
 from pgkura.cli.wiring import report, task
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
         "remove": "disable and delete that service",
         "user": "with --install/--remove: a user service (systemctl --user), not a system one",
         "unit-dir": "with --install/--remove: write the unit there instead of systemd's directory",
+        "json": "print the jobs' status as JSON (for machines)",
     },
 )
 def schedule(
@@ -31,8 +33,12 @@ def schedule(
     remove: bool = False,
     user: bool = False,
     unit_dir: str = "",
+    json: bool = False,
 ) -> None:
-    """Scheduled backups and restore drills: their last and next runs (or run/install them)."""
+    """Scheduled backups and restore drills: their last and next runs (or run/install them).
+
+    Examples: invoke db.schedule; invoke db.schedule --json; invoke db.schedule --install --user
+    """
     from pgkura.schedule import runner as scheduler
 
     if sum((run, install, remove)) > 1:
@@ -51,12 +57,18 @@ def schedule(
         for line in put(service) if install else take(service):
             print(line)
         return
-    active, jobs = scheduler.status(settings)
+    active, jobs, out = *scheduler.status(settings), Output.to()
+    if json:
+        from pgkura.cli.report import schedule_json
+
+        out.json(schedule_json(active, jobs))
+        return
     if not jobs:
-        print("no schedule: set PGKURA_BACKUP_SCHEDULE (e.g. `daily 03:15`) and "
+        out.line("no schedule: set PGKURA_BACKUP_SCHEDULE (e.g. `daily 03:15`) and "
               "PGKURA_DRILL_SCHEDULE for restore drills")  # fmt: skip
         return
     for job in jobs:
-        print(f"{job.job.name}: {job.line()}")
-    print("runner: " + ("active" if active else "NOT running → `invoke db.schedule --install` "
-                        "(systemd) or `invoke db.schedule --run`"))  # fmt: skip
+        out.line(f"{job.job.name}: {job.line()}", "warn" if job.level == "warn" else "")
+    out.line("runner: " + ("active" if active else "NOT running → `invoke db.schedule --install` "
+                           "(systemd) or `invoke db.schedule --run`"),
+             "" if active else "warn")  # fmt: skip
