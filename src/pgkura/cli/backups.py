@@ -55,8 +55,17 @@ def backup(
     compression: str | None = None,
     offsite: bool = True,
 ) -> None:
-    """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and
-    off-site when PGKURA_OFFSITE_URL is set."""
+    """backups: back up the database (and off-site)
+
+    Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and off-site
+    when PGKURA_OFFSITE_URL is set.
+
+    Examples:
+      invoke db.backup
+      invoke db.backup --keep 7
+      invoke db.backup --compression zstd --no-offsite
+      invoke db.backup --cluster --output /mnt/backups
+    """
     from pgkura.backups.take import BackupOptions, retention
     from pgkura.schedule import result as run_result
     from pgkura.schedule.alerts import alerting
@@ -101,7 +110,16 @@ def restore(
     remote: bool = False,
     yes: bool = False,
 ) -> None:
-    """Restore a backup (FILE or `latest`) in one transaction: all of it or nothing."""
+    """backups: restore one, all of it or nothing
+
+    Restore a backup (FILE or `latest`) in one transaction: all of it or nothing.
+
+    Examples:
+      invoke db.restore latest
+      invoke db.restore backups/app_20261130_031500.sql.gz --yes
+      invoke db.restore latest --remote
+      invoke db.restore latest --safety    (undo the last restore)
+    """
     from pgkura import validation as v
 
     name = v.DATABASE.flag(database or None, "--database") or ""
@@ -165,9 +183,14 @@ def _restore(
 def list_backups(
     c: Context, settings: Settings, remote: bool = False, verify: bool = False, json: bool = False
 ) -> None:
-    """List the backups with database, time, size and age, at once from their manifests.
+    """backups: list them with size, age and state
 
-    Examples: invoke db.backups; invoke db.backups --verify; invoke db.backups --remote --json
+    List the backups with database, time, size and age, at once from their manifests.
+
+    Examples:
+      invoke db.backups
+      invoke db.backups --verify
+      invoke db.backups --remote --json
     """
     import time
 
@@ -261,7 +284,14 @@ def _list_remote(settings: Settings, out: Output, json: bool) -> None:
     }
 )
 def prune(c: Context, settings: Settings, yes: bool = False) -> None:
-    """Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY)."""
+    """backups: apply the retention policy
+
+    Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY).
+
+    Examples:
+      invoke db.prune
+      invoke db.prune --yes
+    """
     from pgkura.backups.store import BackupStore
     from pgkura.cli.report import table
 
@@ -291,7 +321,15 @@ def prune(c: Context, settings: Settings, yes: bool = False) -> None:
 def verify(
     c: Context, settings: Settings, file: str, restore_test: bool = False, remote: bool = False
 ) -> None:
-    """Check a backup (gzip, trailer, SHA-256) without restoring it."""
+    """backups: check one without restoring it
+
+    Check a backup (gzip, trailer, SHA-256) without restoring it.
+
+    Examples:
+      invoke db.verify latest
+      invoke db.verify latest --restore-test
+      invoke db.verify latest --remote
+    """
     with _local_copy(settings, file, "", remote) as spec:
         _verify(settings, spec, restore_test)
 

@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 def docker_build(
     c: Context, settings: Settings, no_cache: bool = False, pull: bool = False
 ) -> None:
-    """Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build); pg_bigm's
-    source from PG_BIGM_SOURCE (a URL, or a local archive for hosts without access)."""
+    """image: build PostgreSQL 18 + pgvector + pg_bigm
+
+    Build the PostgreSQL 18 + pgvector + pg_bigm image (docker compose build); pg_bigm's source
+    from PG_BIGM_SOURCE (a URL, or a local archive for hosts without access).
+
+    Examples:
+      invoke docker.build
+      invoke docker.build --no-cache --pull
+    """
     from pgkura.engines.lifecycle import build
 
     build(settings, no_cache=no_cache, pull=pull)
@@ -34,7 +41,13 @@ def docker_build(
     },
 )
 def docker_push(c: Context, settings: Settings, registry: str, keep_login: bool = False) -> None:
-    """Push the built image under its descriptive tag and sha-<commit> (token from env)."""
+    """image: push it to a registry
+
+    Push the built image under its descriptive tag and sha-<commit> (token from env).
+
+    Examples:
+      invoke docker.push --registry ghcr.io/OWNER/REPO
+    """
     from pgkura.engines.docker.publish import push
 
     if settings.is_embedded:

@@ -21,9 +21,14 @@ if TYPE_CHECKING:
     }
 )
 def extensions(c: Context, settings: Settings, ensure: bool = False, json: bool = False) -> None:
-    """Show the required extensions (PGKURA_EXTENSIONS), available and installed versions.
+    """health: the required extensions, installed?
 
-    Examples: invoke db.extensions; invoke db.extensions --ensure; invoke db.extensions --json
+    Show the required extensions (PGKURA_EXTENSIONS), available and installed versions.
+
+    Examples:
+      invoke db.extensions
+      invoke db.extensions --ensure
+      invoke db.extensions --json
     """
     from pgkura.cli import report
     from pgkura.engines.readiness import ready
@@ -48,9 +53,13 @@ def extensions(c: Context, settings: Settings, ensure: bool = False, json: bool 
 
 @task(help={"json": "print the findings as JSON (for machines)"})
 def doctor(c: Context, settings: Settings, json: bool = False) -> None:
-    """Check Docker, .env, port, container, server, extensions, migrations and backups.
+    """health: check the whole setup, verdict first
 
-    Examples: invoke db.doctor; invoke db.doctor --json
+    Check Docker, .env, port, container, server, extensions, migrations and backups.
+
+    Examples:
+      invoke db.doctor
+      invoke db.doctor --json
     """
     from pgkura.cli import report
     from pgkura.inspection.doctor import diagnose
@@ -72,9 +81,13 @@ def doctor(c: Context, settings: Settings, json: bool = False) -> None:
     }
 )
 def inspect(c: Context, settings: Settings, json: bool = False, snapshot: bool = False) -> None:
-    """Connections, slow statements, locks, errors, space, bloat and growth, with a verdict.
+    """health: activity, locks, space, bloat; a verdict
 
-    Examples: invoke db.inspect; invoke db.inspect --json --snapshot (what a cron job records)
+    Connections, slow statements, locks, errors, space, bloat and growth, with a verdict.
+
+    Examples:
+      invoke db.inspect
+      invoke db.inspect --json --snapshot
     """
     from pgkura.cli import report as render
     from pgkura.engines.docker.compose import container_state

@@ -38,7 +38,15 @@ def migrate(
     no_backup: bool = False,
     no_schema: bool = False,
 ) -> None:
-    """Apply pending migrations from db/migrations, each in its own transaction."""
+    """migrations: apply the pending ones
+
+    Apply pending migrations from db/migrations, each in its own transaction.
+
+    Examples:
+      invoke db.migrate
+      invoke db.migrate --dry-run
+      invoke db.migrate --to 12
+    """
     from pgkura.migrations.operations import MigrateOptions
     from pgkura.migrations.operations import migrate as run_migrate
 
@@ -67,9 +75,14 @@ def migrate(
     }
 )
 def status(c: Context, settings: Settings, check: bool = False, json: bool = False) -> None:
-    """Show applied, pending, changed and missing migrations.
+    """migrations: applied, pending, changed, missing
 
-    Examples: invoke db.status; invoke db.status --check (in CI); invoke db.status --json
+    Show applied, pending, changed and missing migrations.
+
+    Examples:
+      invoke db.status
+      invoke db.status --check    (CI: exit 3 unless in sync)
+      invoke db.status --json
     """
     from pgkura.cli.report import status_json, status_summary, status_table
     from pgkura.migrations.operations import IN_SYNC, require_in_sync
@@ -98,7 +111,14 @@ def status(c: Context, settings: Settings, check: bool = False, json: bool = Fal
 def new(
     c: Context, settings: Settings, name: str, down: bool = False, no_transaction: bool = False
 ) -> None:
-    """Create the next numbered migration file."""
+    """migrations: create the next numbered file
+
+    Create the next numbered migration file.
+
+    Examples:
+      invoke db.new "add users table" --down
+      invoke db.new "index users email" --no-transaction
+    """
     from pgkura.migrations.scaffold import new_migration
 
     for path in new_migration(
@@ -124,7 +144,15 @@ def rollback(
     dry_run: bool = False,
     yes: bool = False,
 ) -> None:
-    """Undo applied migrations with their .down.sql files (asks first)."""
+    """migrations: undo applied ones with .down.sql
+
+    Undo applied migrations with their .down.sql files (asks first).
+
+    Examples:
+      invoke db.rollback --dry-run
+      invoke db.rollback --steps 2 --yes
+      invoke db.rollback --to 0
+    """
     from pgkura import validation as v
     from pgkura.migrations.runner import Migrator
 
@@ -150,7 +178,13 @@ def rollback(
     positional=["version"],
 )
 def baseline(c: Context, settings: Settings, version: str) -> None:
-    """Mark migrations up to VERSION as applied without running them (existing databases)."""
+    """migrations: mark up to VERSION applied, not run
+
+    Mark migrations up to VERSION as applied without running them (existing databases).
+
+    Examples:
+      invoke db.baseline 3
+    """
     from pgkura import validation as v
     from pgkura.migrations.runner import Migrator
 
@@ -173,7 +207,14 @@ def baseline(c: Context, settings: Settings, version: str) -> None:
 def adopt(
     c: Context, settings: Settings, from_: str = "", source_table: str = "", yes: bool = False
 ) -> None:
-    """Take over another tool's history: convert its files, record what it applied."""
+    """migrations: take over another tool's history
+
+    Take over another tool's history: convert its files, record what it applied.
+
+    Examples:
+      invoke db.adopt --from dbmate
+      invoke db.adopt --from flyway --yes
+    """
     from pgkura import validation as v
     from pgkura.migrations import adopt as adoption
 
@@ -202,7 +243,14 @@ def adopt(
 
 @task(help={"yes": "do not ask for confirmation"})
 def repair(c: Context, settings: Settings, yes: bool = False) -> None:
-    """Re-record checksums of applied files that were edited on purpose."""
+    """migrations: accept edited applied files
+
+    Re-record checksums of applied files that were edited on purpose.
+
+    Examples:
+      invoke db.repair
+      invoke db.repair --yes
+    """
     from pgkura.migrations.runner import Migrator
 
     migrator = Migrator(settings, say)
@@ -234,7 +282,15 @@ def check_migrations(
     write_schema: bool = False,
     on_target: bool = False,
 ) -> None:
-    """Build a throwaway database from init.sql + every migration; check downs and schema.sql."""
+    """migrations: build them all in a scratch database
+
+    Build a throwaway database from init.sql + every migration; check downs and schema.sql.
+
+    Examples:
+      invoke db.check-migrations
+      invoke db.check-migrations --write-schema
+      invoke db.check-migrations --on-target
+    """
     import dataclasses
 
     from pgkura.migrations.check import check_migrations as run_check
@@ -249,7 +305,10 @@ def check_migrations(
 
 @task(name="dump-schema")
 def dump_schema(c: Context, settings: Settings) -> None:
-    """Write db/schema.sql: init.sql + every migration, built and dumped on the server."""
+    """migrations: write db/schema.sql
+
+    Write db/schema.sql: init.sql + every migration, built and dumped on the server.
+    """
     from pgkura.migrations.schema_build import build_snapshot
 
     settings.schema_file.write_text(build_snapshot(settings, say))
@@ -258,9 +317,13 @@ def dump_schema(c: Context, settings: Settings) -> None:
 
 @task(help={"json": "print the differences as JSON (for machines)"})
 def drift(c: Context, settings: Settings, json: bool = False) -> None:
-    """Compare the live database with db/schema.sql; exit 1 on objects that differ.
+    """migrations: compare the database with schema.sql
 
-    Examples: invoke db.drift; invoke db.drift --json
+    Compare the live database with db/schema.sql; exit 1 on objects that differ.
+
+    Examples:
+      invoke db.drift
+      invoke db.drift --json
     """
     from pgkura.cli import report
     from pgkura.migrations.schema_build import drift as find_drift

@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     }
 )
 def basebackup(c: Context, settings: Settings, type: str = "full") -> None:
-    """Take a verified pgBackRest base backup: the start of the point-in-time window."""
+    """pitr: take a verified base backup
+
+    Take a verified pgBackRest base backup: the start of the point-in-time window.
+
+    Examples:
+      invoke db.basebackup
+      invoke db.basebackup --type diff
+    """
     from pgkura.pitr.archiving import base_backup, local
     from pgkura.units import size
 
@@ -88,7 +95,13 @@ def show_base_backups(facts: dict[str, Any], out: Output) -> None:
 def restore_to(
     c: Context, settings: Settings, moment: str, to_volume: str = "", yes: bool = False
 ) -> None:
-    """PGKURA_PITR: the cluster as it was at MOMENT, in a new volume the project then uses."""
+    """pitr: the cluster as it was at a moment
+
+    PGKURA_PITR: the cluster as it was at MOMENT, in a new volume the project then uses.
+
+    Examples:
+      invoke db.restore-to "2026-11-30 16:59:00+09:00"
+    """
     from pgkura.pitr.restore import make_plan, parse_moment, restore
 
     plan = make_plan(settings, parse_moment(moment), to_volume)

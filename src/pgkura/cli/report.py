@@ -172,7 +172,14 @@ def extensions_json(
 
 
 def drift(found: Drift, snapshot: str, paint: Paint = plain) -> str:
-    """`db.drift`'s report: + in the database only, - in the snapshot only, ~ changed."""
+    """migrations: compare the database with schema.sql
+
+    `db.drift`'s report: + in the database only, - in the snapshot only, ~ changed.
+
+    Examples:
+      invoke db.drift
+      invoke db.drift --json
+    """
     lines = [paint(f"+ {key}", "warn") + f"   (in the database, not in {snapshot})"
              for key in found.added]  # fmt: skip
     lines += [paint(f"- {key}", "warn") + f"   (in {snapshot}, not in the database)"

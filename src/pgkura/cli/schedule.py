@@ -35,9 +35,15 @@ def schedule(
     unit_dir: str = "",
     json: bool = False,
 ) -> None:
-    """Scheduled backups and restore drills: their last and next runs (or run/install them).
+    """backups: scheduled backups and restore drills
 
-    Examples: invoke db.schedule; invoke db.schedule --json; invoke db.schedule --install --user
+    Scheduled backups and restore drills: their last and next runs (or run/install them).
+
+    Examples:
+      invoke db.schedule
+      invoke db.schedule --json
+      invoke db.schedule --install --user
+      invoke db.schedule --run
     """
     from pgkura.schedule import runner as scheduler
 

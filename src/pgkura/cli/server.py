@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 
 @task(help={"build": "build the image first"})
 def up(c: Context, settings: Settings, build: bool = False) -> None:
-    """Start the database and wait until it accepts connections."""
+    """server: start it and wait until it is ready
+
+    Start the database and wait until it accepts connections.
+
+    Examples:
+      invoke db.up
+      invoke db.up --build
+    """
     from pgkura.engines.lifecycle import up as start
 
     version = start(settings, build_first=build, log=say)
@@ -40,7 +47,14 @@ def down(
     force: bool = False,
     no_backup: bool = False,
 ) -> None:
-    """Stop and remove the container (the data volume stays unless --volumes)."""
+    """server: stop it (data stays unless --volumes)
+
+    Stop and remove the container (the data volume stays unless --volumes).
+
+    Examples:
+      invoke db.down
+      invoke db.down --volumes --yes
+    """
     from pgkura.backups.operations import before_deleting_volume
     from pgkura.engines.lifecycle import down as stop
 
@@ -52,7 +66,10 @@ def down(
 
 @task
 def restart(c: Context, settings: Settings) -> None:
-    """Restart the container and wait until it accepts connections again."""
+    """server: restart it and wait until it is ready
+
+    Restart the container and wait until it accepts connections again.
+    """
     from pgkura.engines.lifecycle import restart as again
 
     print(f"ready: PostgreSQL {pg_version(again(settings, say))}")
@@ -63,7 +80,15 @@ def restart(c: Context, settings: Settings) -> None:
     help={"follow": "keep streaming new lines", "tail": "how many lines to show (default 100)"},
 )
 def logs(c: Context, settings: Settings, follow: bool = False, tail: str = "100") -> None:
-    """Show the server's log."""
+    """server: show its log
+
+    Show the server's log.
+
+    Examples:
+      invoke db.logs
+      invoke db.logs -f
+      invoke db.logs --tail 500
+    """
     from pgkura import validation as v
     from pgkura.engines.lifecycle import show_log
 
@@ -73,7 +98,10 @@ def logs(c: Context, settings: Settings, follow: bool = False, tail: str = "100"
 
 @task
 def ps(c: Context, settings: Settings) -> None:
-    """Show the container's state and health."""
+    """server: the container's state and health
+
+    Show the container's state and health.
+    """
     from pgkura.engines.lifecycle import show_state
 
     raise Exit(code=show_state(settings))
@@ -83,7 +111,14 @@ def ps(c: Context, settings: Settings) -> None:
     auto_shortflags=True, help={"command": "run this SQL and exit instead of opening a shell"}
 )  # -c, as psql
 def psql(c: Context, settings: Settings, command: str | None = None) -> None:
-    """Open psql in the container (or run one command with -c)."""
+    """server: open psql (or run one command with -c)
+
+    Open psql in the container (or run one command with -c).
+
+    Examples:
+      invoke db.psql
+      invoke db.psql -c "SELECT count(*) FROM users"
+    """
     import os
     import subprocess
 
@@ -103,7 +138,14 @@ def psql(c: Context, settings: Settings, command: str | None = None) -> None:
 def reset(
     c: Context, settings: Settings, yes: bool = False, force: bool = False, no_backup: bool = False
 ) -> None:
-    """Delete the data volume, start fresh (init.sql) and apply every migration."""
+    """server: delete the data, start fresh, migrate
+
+    Delete the data volume, start fresh (init.sql) and apply every migration.
+
+    Examples:
+      invoke db.reset
+      invoke db.reset --yes --no-backup
+    """
     from pgkura.backups.operations import before_deleting_volume
     from pgkura.engines.lifecycle import down as stop
     from pgkura.engines.lifecycle import up as start
@@ -120,7 +162,14 @@ def reset(
 
 @task(help={"timeout": "how long to wait, e.g. 30s (default PGKURA_CONNECT_WAIT)"})
 def wait(c: Context, settings: Settings, timeout: str = "") -> None:
-    """Wait until the server accepts connections and answers a query."""
+    """server: wait until it answers a query
+
+    Wait until the server accepts connections and answers a query.
+
+    Examples:
+      invoke db.wait
+      invoke db.wait --timeout 2min
+    """
     from pgkura import validation as v
     from pgkura.engines.readiness import ready
 

@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 def import_sqlite(
     c: Context, settings: Settings, file: str, schema: str = "public", dry_run: bool = False
 ) -> None:
-    """Move a SQLite database's tables and data in, in one verified transaction."""
+    """import: move a SQLite database in, verified
+
+    Move a SQLite database's tables and data in, in one verified transaction.
+
+    Examples:
+      invoke db.import-sqlite app.sqlite3 --dry-run
+      invoke db.import-sqlite app.sqlite3 --schema legacy
+    """
     from pgkura import validation as v
     from pgkura.sqlite.importer import dry_run as plan_lines
     from pgkura.sqlite.importer import import_sqlite as run_import

@@ -33,7 +33,14 @@ def upgrade(
     old_image: str = "",
     yes: bool = False,
 ) -> None:
-    """Move the data of PostgreSQL 15/16/17 (or 18 in the old layout) into a new 18 volume."""
+    """upgrade: move 15/16/17 data into PostgreSQL 18
+
+    Move the data of PostgreSQL 15/16/17 (or 18 in the old layout) into a new 18 volume.
+
+    Examples:
+      invoke db.upgrade --dry-run
+      invoke db.upgrade --from-volume myapp_pgdata --yes
+    """
     from pgkura.engines.docker.compose import require_docker
     from pgkura.upgrade.major import in_use, make_plan, point_project_at, refuse_if_in_use
     from pgkura.upgrade.major import upgrade as carry_out
