@@ -70,6 +70,8 @@ def test_the_verdict_comes_first_and_uncoloured_when_piped():
 def test_tables_line_up_japanese_names():
     lines = report.table(["テーブル", "rows"], [["注文", "1"], ["users", "22"]]).splitlines()
     assert lines == ["テーブル  rows", "--------  ----", "注文      1", "users     22"]
+    coloured = report.table(["state", "n"], [["\x1b[31mFAIL\x1b[0m", "1"], ["ok", "2"]])
+    assert coloured.splitlines()[1] == "-----  -"
 
 
 def test_json_documents_have_their_documented_keys():

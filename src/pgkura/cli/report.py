@@ -3,6 +3,7 @@ side so both carry the same facts; no I/O here. `paint` is Output.paint (or no c
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,12 @@ def plain(text: str, style: str) -> str:
     return text
 
 
+_STYLE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def width(text: str) -> int:
-    """Columns on a terminal: Japanese (wide) characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    """Columns on a terminal: Japanese (wide) characters take two, colour codes none."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in _STYLE.sub("", text))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
