@@ -10,7 +10,7 @@ Thresholds (documented in the README, tested here):
   rollbacks          warn above 5 % of transactions; deadlocks: any
   checkpoints        warn when more were requested than timed (max_wal_size too small)
   dead rows          warn above 20 % of a table with more than 10,000 rows (autovacuum behind)
-  unused indexes     no scan since the statistics were reset, not unique, larger than 1 MB
+  unused indexes     no scan since the statistics were reset, not unique, larger than 1 MiB
   duplicate indexes  same table, columns, operator classes, expressions and predicate
   sequences          warn above 75 % of their maximum
   wraparound         warn when a database's oldest unfrozen transaction is 1,000 million old
@@ -58,20 +58,18 @@ class Report:
     attention: list[Attention] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "facts": self.facts,
-                "attention": [a.__dict__ for a in self.attention],
-                "sections": {
-                    s.title: [dict(zip(s.headers, r, strict=True)) for r in s.rows]
-                    for s in self.sections
-                },
+    def to_dict(self) -> dict[str, Any]:
+        """The report for `--json`: each section's rows by column, and the notes saying why a
+        section is empty or how to read it."""
+        return {
+            "facts": self.facts,
+            "attention": [a.__dict__ for a in self.attention],
+            "sections": {
+                s.title: [dict(zip(s.headers, r, strict=True)) for r in s.rows]
+                for s in self.sections
             },
-            default=str,
-            ensure_ascii=False,
-            indent=2,
-        )
+            "notes": {s.title: s.note for s in self.sections if s.note},
+        }
 
 
 def _all(conn: psycopg.Connection[Any], query: str) -> list[list[Any]]:
@@ -288,7 +286,7 @@ def _pressure(conn: psycopg.Connection[Any], report: Report) -> None:
         ["rollbacks", f"{rollbacks} of {commits + rollbacks} transactions"],
         ["deadlocks", deadlocks],
         ["recovery conflicts", conflicts],
-        ["temporary files", f"{temp_files} ({temp_bytes} bytes)"],
+        ["temporary files", f"{temp_files} ({human(temp_bytes)})"],
         ["table cache hit ratio", _ratio(*tables)],
         ["index cache hit ratio", _ratio(*indexes)],
         ["checkpoints timed / requested", f"{checkpoints[0]} / {checkpoints[1]}"],
@@ -328,7 +326,7 @@ def _pressure(conn: psycopg.Connection[Any], report: Report) -> None:
         report.attention.append(
             Attention(
                 "warn",
-                f"{temp_bytes >> 20} MB written to temporary files",
+                f"{human(temp_bytes)} written to temporary files",
                 "raise work_mem for the statements that sort or hash",
             )
         )
@@ -344,9 +342,8 @@ def _space(conn: psycopg.Connection[Any], report: Report) -> None:
     largest = _all(
         conn,
         """
-        SELECT format('%I.%I', n.nspname, c.relname), pg_size_pretty(pg_table_size(c.oid)),
-               pg_size_pretty(pg_indexes_size(c.oid)),
-               pg_size_pretty(pg_total_relation_size(c.oid)), c.reltuples::bigint
+        SELECT format('%I.%I', n.nspname, c.relname), pg_table_size(c.oid),
+               pg_indexes_size(c.oid), pg_total_relation_size(c.oid), c.reltuples::bigint
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'm', 'p')
            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -356,7 +353,10 @@ def _space(conn: psycopg.Connection[Any], report: Report) -> None:
         Section(
             "largest tables",
             ["table", "data", "indexes", "total", "rows (estimate)"],
-            largest,
+            [
+                [name, human(data), human(idx), human(total), n]
+                for name, data, idx, total, n in largest
+            ],
             f"database size {human(size)}",
         )
     )
@@ -369,13 +369,14 @@ def _indexes(conn: psycopg.Connection[Any], report: Report) -> None:
         conn,
         """
         SELECT format('%I.%I', s.schemaname, s.indexrelname), s.relname,
-               pg_size_pretty(c.relpages::bigint * current_setting('block_size')::int), s.idx_scan
+               c.relpages::bigint * current_setting('block_size')::int, s.idx_scan
           FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
           JOIN pg_class c ON c.oid = s.indexrelid
          WHERE s.idx_scan = 0 AND NOT i.indisunique
            AND c.relpages::bigint * current_setting('block_size')::int > 1048576
          ORDER BY c.relpages DESC LIMIT %s""",
     )
+    unused = [[index, table, human(bytes_), scans] for index, table, bytes_, scans in unused]
     report.sections.append(
         Section(
             "unused indexes",
@@ -396,7 +397,7 @@ def _indexes(conn: psycopg.Connection[Any], report: Report) -> None:
         conn,
         """
         SELECT string_agg(format('%I.%I', n.nspname, c.relname), ' = ' ORDER BY c.relname),
-               pg_size_pretty(sum(c.relpages::bigint * current_setting('block_size')::int))
+               sum(c.relpages::bigint * current_setting('block_size')::int)
           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
           JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -404,6 +405,7 @@ def _indexes(conn: psycopg.Connection[Any], report: Report) -> None:
                   coalesce(i.indpred::text, '')
         HAVING count(*) > 1""",
     )
+    duplicates = [[names, human(bytes_)] for names, bytes_ in duplicates]
     report.sections.append(Section("duplicate indexes", ["indexes", "size"], duplicates))
     for row in duplicates:
         report.attention.append(
@@ -508,7 +510,7 @@ def _growth(conn: psycopg.Connection[Any], report: Report, path: Path, record: b
     except (OSError, ValueError):
         points = []
     mine = [p for p in points if p.get("database") == db]
-    rows = [[p["at"], p["bytes"]] for p in mine[-ROWS:]]
+    rows = [[p["at"], human(p["bytes"])] for p in mine[-ROWS:]]
     note = "no snapshots yet: `invoke db.inspect --snapshot` records one (the scheduler can)"
     if mine:
         first = mine[0]
@@ -519,7 +521,7 @@ def _growth(conn: psycopg.Connection[Any], report: Report, path: Path, record: b
             note = f"growth {per_day / 2**20:+.1f} MiB per day over {days:.1f} days"
         else:
             note = "snapshots span less than an hour: no growth rate yet"
-    report.sections.append(Section("size over time", ["at", "bytes"], rows, note))
+    report.sections.append(Section("size over time", ["at", "size"], rows, note))
 
 
 def _engine(container: str, report: Report) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from pgkura.clusters.throwaway import bin_dir
-from tests.conftest import run_invoke
+from tests.conftest import ROOT, run_invoke
 
 
 def invoke(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -153,3 +155,72 @@ def test_backups_list_from_the_manifests_and_read_the_files_on_request(
     assert "FAILED: " in rows[flipped.name]
     assert "FAILED: " in rows[cut.name]
     assert "Traceback" not in verified.stderr
+
+
+def test_reporting_tasks_answer_json_with_the_facts_they_print(pg_server, database, tmp_path):
+    """Each --json answer parses, on stdout alone, with the documented top-level keys, the same
+    facts as the text, and the same exit code (so a script can gate on either)."""
+    schema = tmp_path / "db"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "vector_only", schema)
+    url = pg_server.url(database)
+    env = {
+        "DATABASE_URL": url,
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": str(tmp_path / "b"),
+        "PGKURA_MIGRATIONS_DIR": str(schema / "migrations"),
+        "PGKURA_INIT_SQL": str(schema / "init.sql"),
+        "PGKURA_EXTENSIONS": "vector",
+        "PGKURA_BACKUP_SCHEDULE": "daily 03:15",
+    }
+
+    def answer(*args: str, code: int = 0) -> dict:
+        done = invoke(*args, "--json", env=env, cwd=tmp_path)
+        assert done.returncode == code, done.stderr
+        return json.loads(done.stdout)
+
+    pending = answer("db.status")
+    assert set(pending) == {"target", "in_sync", "counts", "migrations"}
+    assert pending["in_sync"] is False
+    assert {m["state"] for m in pending["migrations"]} == {"pending"}
+    assert pg_server.password not in json.dumps(pending)
+    assert answer("db.status", "--check", code=3)["counts"] == pending["counts"]
+
+    extensions = answer("db.extensions", "--ensure")
+    assert set(extensions) >= {"verdict", "target", "extensions", "warning"}
+    assert [e["name"] for e in extensions["extensions"]] == ["vector"]
+    assert extensions["extensions"][0]["installed"]
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((schema / "init.sql").read_text())
+    assert invoke("db.migrate", env=env, cwd=tmp_path).returncode == 0
+    assert answer("db.status", "--check")["in_sync"] is True
+    assert answer("db.drift") == {
+        "clean": True, "target": pending["target"], "snapshot": "schema.sql",
+        "added": [], "removed": [], "changed": {},
+    }  # fmt: skip
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX notes_content_idx ON notes (content)")
+    drifted = answer("db.drift", code=1)
+    assert drifted["added"] == ["INDEX public.notes_content_idx"]
+    assert drifted["clean"] is False
+
+    assert invoke("db.backup", env=env, cwd=tmp_path).returncode == 0
+    listed = answer("db.backups")
+    assert set(listed) == {"directory", "verified", "backups", "point_in_time", "last_drill"}
+    (one,) = listed["backups"]
+    assert one["database"] == database
+    assert one["ok"]
+    assert one["problem"] is None
+    assert one["size"] == (tmp_path / "b" / one["file"]).stat().st_size
+    assert answer("db.backups", "--verify")["backups"][0]["ok"]
+
+    said = invoke("db.doctor", env=env, cwd=tmp_path)
+    doctor = answer("db.doctor", code=said.returncode)
+    assert said.stdout.startswith(f"verdict: {doctor['summary']}")
+    assert {f["check"] for f in doctor["findings"]} >= {"server", "migrations"}
+
+    schedule = answer("db.schedule")
+    assert schedule["runner_active"] is False
+    backup_job = {j["name"]: j for j in schedule["jobs"]}["backup"]
+    assert backup_job["schedule"].startswith("daily")
+    assert backup_job["last"] is None

@@ -58,7 +58,11 @@ def test_what_the_database_is_doing_and_what_needs_attention(pg_server, database
     assert "AccessShareLock" in out
     assert "duplicate indexes public.orders_note = public.orders_note_again" in out
     assert "sequence public.tickets is 90.00 % used" in out
-    assert "verdict: " in out
+    assert out.startswith("verdict: ")  # the judgement first, the evidence after
+    assert " bytes" not in out
+    assert " MB" not in out
+    assert " kB" not in out
+    assert "\x1b[" not in out  # piped: no colour
 
 
 def test_without_statement_statistics_it_says_how_to_enable_them(pg_server, database, tmp_path):
@@ -79,5 +83,11 @@ def test_json_and_growth_from_snapshots(pg_server, database, tmp_path):
         report["sections"]
     )
     assert len(report["sections"]["size over time"]) == 1
+    # the notes that say why a section reads as it does come along, and the verdict
+    assert (
+        report["notes"]["size over time"] == "snapshots span less than an hour: no growth rate yet"
+    )
+    assert report["notes"]["largest tables"].startswith("database size ")
+    assert report["verdict"] in {"ok", "warn"}
     again = json.loads(cli(tmp_path, url, "--json", "--snapshot").stdout)
     assert len(again["sections"]["size over time"]) == 2
