@@ -42,8 +42,8 @@ def base_backup_facts(settings: Settings) -> dict[str, Any]:
     same)."""
     from pgkura.connect.connection import connect
     from pgkura.engines.docker.compose import container_state
-    from pgkura.errors import PgkuraError
     from pgkura.engines.docker.pgbackrest import archiver, backups, window_line
+    from pgkura.errors import PgkuraError
 
     try:
         found, status = backups(settings)
