@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pgkura import validation as v
-from pgkura.backups.dump_stream import TRAILERS
+from pgkura.backups.integrity import ends_complete
 from pgkura.backups.store import (
     MANIFEST_FORMAT,
     ORDINARY,
@@ -327,7 +327,7 @@ def dump_into(
                 never = writer.plain_size == 0 and could_not_connect(stderr)
                 failed = _NotConnected if never else BackupError
                 raise failed(f"{program} {how}: {stderr or 'no message'}")
-            if not any(trailer in tail for trailer in TRAILERS):
+            if not ends_complete(tail):
                 raise BackupError(
                     f"{program} exited 0 but its output lacks the completion trailer: the dump "
                     f"is incomplete. {stderr}".strip()
