@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -20,7 +20,7 @@ from invoke.tasks import task as _task
 if TYPE_CHECKING:
     import psycopg
 
-    from pgkura.backups.operations import Consent
+    from pgkura.backups.consent import Consent
     from pgkura.backups.store import Backup
     from pgkura.config.settings import Settings
     from pgkura.progress import Reporter
@@ -92,7 +92,7 @@ def _report(message: str) -> None:
 
 
 def _consent(yes: bool = False, force: bool = False) -> Consent:
-    from pgkura.backups.operations import Consent
+    from pgkura.backups.consent import Consent
 
     return Consent(yes=yes, force=force, interactive=sys.stdin.isatty())
 
@@ -136,7 +136,7 @@ def migrate(
                                             no_backup=no_backup, no_schema=no_schema)  # fmt: skip
         settings = _settings()
         _say(f"target: {settings.target.redacted()}")
-        done = run_migrate(settings, options, _say, take=_backup_now, progress=_report,
+        done = run_migrate(settings, options, _say, announce=_announce, progress=_report,
                            reporter=_progress())  # fmt: skip
         if options.dry_run:
             print("\n".join(f"would apply {s.migration.up.path.name}" for s in done.steps) or
@@ -202,26 +202,16 @@ def rollback(
     yes: bool = False,
 ) -> None:
     """Undo applied migrations with their .down.sql files (asks first)."""
-    from pgkura import validation as v
-    from pgkura.migrations.runner import Migrator
+    from pgkura.migrations.operations import RollbackOptions
+    from pgkura.migrations.operations import rollback as run_rollback
 
     with _errors():
-        how_many, down_to = v.STEPS.flag(steps, "--steps"), v.VERSION.flag(to, "--to")
-        if how_many is not None and down_to is not None:
-            raise Exit("error: choose one of --steps and --to")
-        settings = _settings()
-        migrator = Migrator(settings, _say, progress=_report)
-        chosen = migrator.rollback(steps=how_many, to=down_to, dry_run=True)
-        if not chosen:
+        options = RollbackOptions.from_flags(steps=steps, to=to, dry_run=dry_run)
+        done = run_rollback(_settings(), options, _consent(yes), _say, progress=_report)
+        if not done:
             print("nothing to roll back")
-            return
-        names = ", ".join(s.migration.label for s in chosen)
-        if dry_run:
-            print(f"would roll back: {names}")
-            return
-        _consent(yes).require(settings, f"roll back {names} on {settings.target.redacted()}")
-        confirmed = [s.migration.version for s in chosen]
-        migrator.rollback(steps=how_many, to=down_to, expect=confirmed)
+        elif dry_run:
+            print(f"would roll back: {', '.join(s.migration.label for s in done)}")
 
 
 @task(
@@ -415,14 +405,15 @@ def down(
     no_backup: bool = False,
 ) -> None:
     """Stop and remove the container (the data volume stays unless --volumes)."""
-    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.backups.safety_net import before_deleting_volume
     from pgkura.engines.lifecycle import down as stop
 
     with _errors():
         settings = _settings()
         if volumes:
             before_deleting_volume(settings, "delete the data volume", _consent(yes, force),
-                                   backup=not no_backup, log=_say, take=_backup_now)  # fmt: skip
+                                   backup=not no_backup, log=_say, progress=_progress(),
+                                   announce=_announce, report=_report)  # fmt: skip
         stop(settings, volumes=volumes)
 
 
@@ -478,7 +469,7 @@ def psql(c: Context, command: str | None = None) -> None:
 )
 def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = False) -> None:
     """Delete the data volume, start fresh (init.sql) and apply every migration."""
-    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.backups.safety_net import before_deleting_volume
     from pgkura.engines.lifecycle import down as stop
     from pgkura.engines.lifecycle import up as start
     from pgkura.migrations.runner import Migrator
@@ -487,7 +478,8 @@ def reset(c: Context, yes: bool = False, force: bool = False, no_backup: bool = 
         settings = _settings()
         before_deleting_volume(settings, "reset the database (delete its volume)",
                                _consent(yes, force), backup=not no_backup, log=_say,
-                               take=_backup_now)  # fmt: skip
+                               progress=_progress(), announce=_announce,
+                               report=_report)  # fmt: skip
         stop(settings, volumes=True)
         start(settings, log=_say)
         steps = Migrator(settings, _say).migrate()
@@ -541,16 +533,14 @@ def _progress() -> Reporter:
     return Reporter.to(sys.stderr)
 
 
-def _backup_now(settings: Settings, *, log: Callable[[str], None] = _say, **options: Any) -> Backup:
-    from pgkura.backups.take import take_backup
+def _announce(done: Backup) -> None:
+    """The line that says a backup is complete, on stdout (and the scheduler's summary)."""
     from pgkura.schedule.result import said
     from pgkura.units import size
 
-    done = take_backup(settings, log=log, progress=_progress(), **options)
     m = done.manifest
     print(said(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
-               f"{m['duration_s']} s, {m['source']})"))  # fmt: skip
-    return done
+               f"{m['duration_s']} s, {m['source']})"), flush=True)  # fmt: skip
 
 
 @task(
@@ -579,7 +569,7 @@ def backup(
 ) -> None:
     """Back up the database to backups/<db>_YYYYMMDD_HHMMSS.sql.gz (with a manifest), and
     off-site when PGKURA_OFFSITE_URL is set."""
-    from pgkura.backups.take import BackupOptions, retention
+    from pgkura.backups.take import BackupOptions, take_backup
     from pgkura.schedule import result as run_result
     from pgkura.schedule.alerts import alerting
 
@@ -592,14 +582,10 @@ def backup(
                                                schema_only=schema_only, data_only=data_only,
                                                cluster=cluster,
                                                compression=compression)  # fmt: skip
-            done = _backup_now(settings, output=options.output, mode=options.mode,
-                               keep=options.keep, level=options.level,
-                               compression=options.compression)  # fmt: skip
-            if settings.offsite is not None and offsite:
-                from pgkura.backups.offsite import ship
-
-                ship(settings.offsite, done, retention(settings, options.keep), _report,
-                     _progress())  # fmt: skip
+            take_backup(settings, output=options.output, mode=options.mode, keep=options.keep,
+                        level=options.level, compression=options.compression, offsite=offsite,
+                        log=_say, progress=_progress(), announce=_announce,
+                        report=_report)  # fmt: skip
 
 
 @task(
@@ -657,7 +643,8 @@ def _restore(
     settings: Settings, file: str, name: str, *, create: bool, safety_backup: bool,
     safety: bool, yes: bool,
 ) -> None:  # fmt: skip
-    from pgkura.backups.operations import put_back_safety_copy, restore_backup
+    from pgkura.backups.operations import restore_backup
+    from pgkura.backups.safety_net import put_back_safety_copy
 
     undone = put_back_safety_copy(settings, file, _consent(yes), database=name) if safety else None
     if undone is not None:
