@@ -11,8 +11,10 @@ import pytest
 from psycopg import sql
 
 from pgkura.backups.archive import verify
-from pgkura.backups.operations import Consent, newer_safety_copy, restore_backup
+from pgkura.backups.consent import Consent
+from pgkura.backups.operations import restore_backup
 from pgkura.backups.restore import restore
+from pgkura.backups.safety_net import newer_safety_copy
 from pgkura.backups.store import SAFETY, BackupStore, read_manifest
 from pgkura.backups.take import take_backup
 from pgkura.clusters.throwaway import bin_dir

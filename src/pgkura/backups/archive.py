@@ -1,5 +1,6 @@
-"""Reading a backup file once: gzip (or zstd) integrity, the dump's trailer, the manifest's
-SHA-256. Which of the two a file is comes from its first bytes, not its name.
+"""Reading a backup file once: gzip (or zstd) integrity, then what `integrity` asks of a whole
+file (the dump's trailer, the manifest's SHA-256). Which compression a file has comes from its
+first bytes, not its name.
 
 The same pass feeds a restore, so a restore needs no separate verification read: it commits
 only if this pass ends clean.
@@ -14,6 +15,7 @@ from typing import Any, BinaryIO
 
 from isal import isal_zlib
 
+from pgkura.backups import integrity
 from pgkura.backups.dump_stream import DumpStream, Transactions
 from pgkura.backups.store import read_manifest
 from pgkura.compression.gzip_blocks import INFLATE_ERROR, CorruptArchive, HashingReader, gunzip
@@ -74,16 +76,9 @@ def stream_archive(
         check.problems.append(f"cannot read {path}: {exc.strerror}")
         return check
     check.trailer_seen = stream.trailer_seen
-    if not stream.trailer_seen:
-        check.problems.append(
-            "the dump's completion trailer is missing: the dump was cut off before it ended"
-        )
-    expected = check.manifest.get("sha256")
-    if expected and expected != check.sha256:
-        check.problems.append(
-            f"SHA-256 {check.sha256[:16]}… does not match the manifest's {str(expected)[:16]}…: "
-            "the file changed after it was written"
-        )
+    check.problems += integrity.problems(
+        check.manifest, check.sha256, trailer_seen=stream.trailer_seen
+    )
     return check
 
 

@@ -7,7 +7,7 @@ nothing, such a COMMIT would commit everything before it, so those two lines (ou
 data, where they can only be pg_dump's own) become comments; a load with no transaction of
 its own keeps them. A restore runs the dump over an existing database, so two of pg_dump's
 --clean drops are adapted there (see `_over_existing`). The stream also remembers whether the
-dump's completion trailer went by: a dump cut off between statements is otherwise valid SQL.
+dump's completion trailer went by (integrity says what a trailer is).
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-TRAILERS = (
-    b"-- PostgreSQL database dump complete",
-    b"-- PostgreSQL database cluster dump complete",
-)
+from pgkura.backups.integrity import is_trailer
+
 _NEUTRALISED = {
     b"BEGIN;\n": b"-- pgkura: BEGIN; (the restore is one transaction)\n",
     b"COMMIT;\n": b"-- pgkura: COMMIT; (the restore commits once, at the end)\n",
@@ -95,14 +93,14 @@ class DumpStream:
             return _over_existing(line)
         if line.startswith(b"COPY ") and line.rstrip().endswith(b"FROM stdin;"):
             self._in_copy = True
-        elif line.startswith(TRAILERS):
+        elif is_trailer(line):
             self.trailer_seen = True
         return line
 
     def finish(self) -> bytes:
         """What is left (a last line without a newline)."""
         rest, self._pending = self._pending, b""
-        if rest.startswith(TRAILERS):
+        if is_trailer(rest):
             self.trailer_seen = True
         return rest
 

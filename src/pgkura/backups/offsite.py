@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pgkura.backups import integrity
 from pgkura.backups.store import (
     ORDINARY,
     Backup,
@@ -35,7 +36,6 @@ from pgkura.backups.store import (
     plan_retention,
     write_private,
 )
-from pgkura.checksums import sha256_of
 from pgkura.config.offsite import Offsite
 from pgkura.errors import PgkuraError
 from pgkura.progress import QUIET, Meter, Reporter
@@ -88,15 +88,14 @@ class RemoteStore:
 
     def upload(self, backup: Backup) -> str:
         """Copy a complete local backup and its manifest; the data object's key."""
-        expected = str(backup.manifest.get("sha256", ""))
-        actual = sha256_of(backup.path)
-        if actual != expected:
+        if not integrity.unchanged(backup.path, backup.manifest):
             raise OffsiteError(
                 f"{backup.path.name} no longer matches the SHA-256 in its manifest; it was not "
                 "uploaded"
             )
         key = self.offsite.key(backup.path.name)
-        extra: dict[str, Any] = {"Metadata": {"sha256": actual}}
+        sha256 = integrity.recorded(backup.manifest)
+        extra: dict[str, Any] = {"Metadata": {"sha256": sha256}}
         if self.offsite.sse:
             extra["ServerSideEncryption"] = self.offsite.sse
         with self._calling("upload", key):
@@ -111,7 +110,7 @@ class RemoteStore:
                     str(backup.path), self.offsite.bucket, key, ExtraArgs=extra, Config=config,
                     Callback=_Bytes(meter),
                 )  # fmt: skip
-        self._check_uploaded(key, backup.path.stat().st_size, actual)
+        self._check_uploaded(key, backup)
         with self._calling("upload", key + ".json"):
             self.client.put_object(
                 Bucket=self.offsite.bucket,
@@ -122,11 +121,14 @@ class RemoteStore:
             )
         return key
 
-    def _check_uploaded(self, key: str, size: int, sha256: str) -> None:
+    def _check_uploaded(self, key: str, backup: Backup) -> None:
         with self._calling("check", key):
             head = self.client.head_object(Bucket=self.offsite.bucket, Key=key)
         stored = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
-        if head.get("ContentLength") != size or stored.get("sha256") != sha256:
+        size = backup.path.stat().st_size
+        if head.get("ContentLength") != size or not integrity.matches(
+            backup.manifest, stored.get("sha256", "")
+        ):
             raise OffsiteError(
                 f"{self.offsite.url}{key[len(self.offsite.prefix) :]} does not match the local "
                 "file after the upload (size or SHA-256); the local backup is kept"
@@ -259,8 +261,8 @@ class RemoteStore:
                         out.write(chunk)
                         moved(len(chunk))
             stored = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
-            expected = str(backup.manifest.get("sha256", ""))
-            if digest.hexdigest() != expected or stored.get("sha256", expected) != expected:
+            remote = stored.get("sha256", integrity.recorded(backup.manifest))
+            if not all(integrity.matches(backup.manifest, h) for h in (digest.hexdigest(), remote)):
                 raise OffsiteError(
                     f"the off-site copy {self.offsite.url}{backup.path.name} does not match its "
                     "SHA-256: it is damaged or was changed. Nothing was restored or changed.\n→ "

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pgkura.backups import safety_copies
-from pgkura.backups.store import SAFETY, Backup
-from pgkura.backups.take import take_backup
+from pgkura.backups.safety_net import before_replacing
+from pgkura.backups.store import Backup
 from pgkura.config.settings import Settings
 from pgkura.connect.databases import create_database, database_exists
 from pgkura.engines.readiness import ready
@@ -33,21 +32,13 @@ def prepare(
     does not exist and `create` is off."""
 
     server = ready(settings, settings.target.for_database("postgres"))
-    safety = copy = None
+    safety: Backup | None = None
+    copy: str | None = None
     if database_exists(settings, name):
         if safety_backup:
-            why = f"before restoring {path.name}"
-            # CREATE DATABASE … TEMPLATE reports nothing while it copies: the time ticks
-            with progress.meter(f"safety copy of {name}"):
-                copy = safety_copies.take(settings, name, why, log)
-            if copy is None:
-                safety = take_backup(settings, dbname=name, reason=why, purpose=SAFETY, log=log,
-                                     progress=progress)  # fmt: skip
-                log(f"safety backup of the current {name}: {safety.path}")
-            else:
-                log(f"safety copy of the current {name}: database {copy}")
-                for old in safety_copies.prune(settings, name, settings.backup_retention):
-                    log(f"retention: dropped the safety copy {old}")
+            safety, copy = before_replacing(
+                settings, name, f"before restoring {path.name}", log=log, progress=progress
+            )
     elif create:
         create_database(settings, name)
         log(f"created database {name}")

@@ -1,4 +1,5 @@
-"""`db.backup`: pg_dump streamed through parallel gzip into a file that is complete or absent.
+"""Every backup pgkura takes: pg_dump streamed through parallel gzip into a file that is complete
+or absent, then its off-site copy.
 
 The dump goes to a temporary name in the target directory, created readable by the owner
 only; it becomes `<db>_YYYYMMDD_HHMMSS.sql.gz` only after pg_dump exited 0, its completion
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from pgkura import validation as v
-from pgkura.backups.dump_stream import TRAILERS
+from pgkura.backups.integrity import ends_complete
 from pgkura.backups.store import (
     MANIFEST_FORMAT,
     ORDINARY,
@@ -133,10 +134,16 @@ def take_backup(
     dbname: str | None = None,
     reason: str = "",
     purpose: str = ORDINARY,
+    offsite: bool = True,
     log: Log,
     progress: Reporter = QUIET,
+    announce: Callable[[Backup], None] | None = None,
+    report: Log | None = None,
 ) -> Backup:
-    """Dump the target database (or the cluster) into a verified, owner-only .sql.gz."""
+    """Dump the target database (or the cluster) into a verified, owner-only .sql.gz, then
+    copy it off-site when PGKURA_OFFSITE_URL is set (and `offsite`): every backup pgkura takes,
+    whatever it is for, comes this way. `announce` hears of the local backup once it is
+    complete, before the copy; `report` (default `log`) what the copy did."""
     for name, value, rule in (("level", level, v.GZIP_LEVEL), ("keep", keep, v.KEEP)):
         if value is not None:  # callers other than the tasks get the same checks
             rule.check(str(value), name=name, where="the caller")
@@ -196,7 +203,13 @@ def take_backup(
                         purpose=purpose, database_size=estimate)  # fmt: skip
         for old in BackupStore(final.parent).prune(target.dbname, mode, retention(settings, keep)):
             log(f"retention: removed {old.name}")
-        return backup
+    if announce is not None:
+        announce(backup)
+    if offsite and settings.offsite is not None:
+        from pgkura.backups.offsite import ship  # boto3 only when a location is configured
+
+        ship(settings.offsite, backup, retention(settings, keep), report or log, progress)
+    return backup
 
 
 def record(final: Path, dumped: Dumped, **fields: object) -> Backup:
@@ -327,7 +340,7 @@ def dump_into(
                 never = writer.plain_size == 0 and could_not_connect(stderr)
                 failed = _NotConnected if never else BackupError
                 raise failed(f"{program} {how}: {stderr or 'no message'}")
-            if not any(trailer in tail for trailer in TRAILERS):
+            if not ends_complete(tail):
                 raise BackupError(
                     f"{program} exited 0 but its output lacks the completion trailer: the dump "
                     f"is incomplete. {stderr}".strip()

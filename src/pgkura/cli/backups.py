@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +18,14 @@ if TYPE_CHECKING:
     from pgkura.config.settings import Settings
 
 
-def backup_now(settings: Settings, *, log: Callable[[str], None] = say, **options: Any) -> Backup:
-    from pgkura.backups.take import take_backup
+def announce(done: Backup) -> None:
+    """The line that says a backup is complete, on stdout (and the scheduler's summary)."""
     from pgkura.schedule.result import said
     from pgkura.units import size
 
-    done = take_backup(settings, log=log, progress=progress(), **options)
     m = done.manifest
     print(said(f"backup: {done.path} ({size(m['size'])}, sha256 {m['sha256'][:16]}…, "
-               f"{m['duration_s']} s, {m['source']})"))  # fmt: skip
-    return done
+               f"{m['duration_s']} s, {m['source']})"), flush=True)  # fmt: skip
 
 
 @task(
@@ -66,7 +64,7 @@ def backup(
       invoke db.backup --compression zstd --no-offsite
       invoke db.backup --cluster --output /mnt/backups
     """
-    from pgkura.backups.take import BackupOptions, retention
+    from pgkura.backups.take import BackupOptions, take_backup
     from pgkura.schedule import result as run_result
     from pgkura.schedule.alerts import alerting
 
@@ -77,14 +75,10 @@ def backup(
                                            schema_only=schema_only, data_only=data_only,
                                            cluster=cluster,
                                            compression=compression)  # fmt: skip
-        done = backup_now(settings, output=options.output, mode=options.mode,
-                           keep=options.keep, level=options.level,
-                           compression=options.compression)  # fmt: skip
-        if settings.offsite is not None and offsite:
-            from pgkura.backups.offsite import ship
-
-            ship(settings.offsite, done, retention(settings, options.keep), report,
-                 progress())  # fmt: skip
+        take_backup(settings, output=options.output, mode=options.mode, keep=options.keep,
+                    level=options.level, compression=options.compression, offsite=offsite,
+                    log=say, progress=progress(), announce=announce,
+                    report=report)  # fmt: skip
 
 
 @task(
@@ -148,7 +142,8 @@ def _restore(
     settings: Settings, file: str, name: str, *, create: bool, safety_backup: bool,
     safety: bool, yes: bool,
 ) -> None:  # fmt: skip
-    from pgkura.backups.operations import put_back_safety_copy, restore_backup
+    from pgkura.backups.operations import restore_backup
+    from pgkura.backups.safety_net import put_back_safety_copy
     from pgkura.units import size
 
     undone = put_back_safety_copy(settings, file, consent(yes), database=name) if safety else None

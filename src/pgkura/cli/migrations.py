@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pgkura.cli.backups import backup_now
+from pgkura.cli.backups import announce
 from pgkura.cli.output import Output
 from pgkura.cli.wiring import consent, progress, report, say, task
 
@@ -54,7 +54,7 @@ def migrate(
                                         allow_out_of_order=allow_out_of_order, backup=backup,
                                         no_backup=no_backup, no_schema=no_schema)  # fmt: skip
     say(f"target: {settings.target.redacted()}")
-    done = run_migrate(settings, options, say, take=backup_now, progress=report,
+    done = run_migrate(settings, options, say, announce=announce, progress=report,
                        reporter=progress())  # fmt: skip
     if options.dry_run:
         print("\n".join(f"would apply {s.migration.up.path.name}" for s in done.steps) or
@@ -153,24 +153,15 @@ def rollback(
       invoke db.rollback --steps 2 --yes
       invoke db.rollback --to 0
     """
-    from pgkura import validation as v
-    from pgkura.migrations.runner import Migrator
+    from pgkura.migrations.operations import RollbackOptions
+    from pgkura.migrations.operations import rollback as run_rollback
 
-    how_many, down_to = v.STEPS.flag(steps, "--steps"), v.VERSION.flag(to, "--to")
-    if how_many is not None and down_to is not None:
-        raise Exit("error: choose one of --steps and --to")
-    migrator = Migrator(settings, say, progress=report)
-    chosen = migrator.rollback(steps=how_many, to=down_to, dry_run=True)
-    if not chosen:
+    options = RollbackOptions.from_flags(steps=steps, to=to, dry_run=dry_run)
+    done = run_rollback(settings, options, consent(yes), say, progress=report)
+    if not done:
         print("nothing to roll back")
-        return
-    names = ", ".join(s.migration.label for s in chosen)
-    if dry_run:
-        print(f"would roll back: {names}")
-        return
-    consent(yes).require(settings, f"roll back {names} on {settings.target.redacted()}")
-    confirmed = [s.migration.version for s in chosen]
-    migrator.rollback(steps=how_many, to=down_to, expect=confirmed)
+    elif dry_run:
+        print(f"would roll back: {', '.join(s.migration.label for s in done)}")
 
 
 @task(

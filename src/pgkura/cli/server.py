@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pgkura.cli.backups import backup_now
-from pgkura.cli.wiring import consent, pg_version, say, task
+from pgkura.cli.backups import announce
+from pgkura.cli.wiring import consent, pg_version, progress, report, say, task
 
 if TYPE_CHECKING:
     from pgkura.config.settings import Settings
@@ -55,12 +55,13 @@ def down(
       invoke db.down
       invoke db.down --volumes --yes
     """
-    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.backups.safety_net import before_deleting_volume
     from pgkura.engines.chosen import engine_for
 
     if volumes:
         before_deleting_volume(settings, "delete the data volume", consent(yes, force),
-                               backup=not no_backup, log=say, take=backup_now)  # fmt: skip
+                               backup=not no_backup, log=say, progress=progress(),
+                               announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=volumes)
 
 
@@ -147,14 +148,14 @@ def reset(
       invoke db.reset
       invoke db.reset --yes --no-backup
     """
-    from pgkura.backups.operations import before_deleting_volume
+    from pgkura.backups.safety_net import before_deleting_volume
     from pgkura.engines.chosen import engine_for
     from pgkura.engines.lifecycle import up as start
     from pgkura.migrations.runner import Migrator
 
     before_deleting_volume(settings, "reset the database (delete its volume)",
                            consent(yes, force), backup=not no_backup, log=say,
-                           take=backup_now)  # fmt: skip
+                           progress=progress(), announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=True)
     start(settings, log=say)
     steps = Migrator(settings, say).migrate()

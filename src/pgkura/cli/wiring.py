@@ -20,7 +20,7 @@ from invoke.tasks import task as _invoke_task
 if TYPE_CHECKING:
     import psycopg
 
-    from pgkura.backups.operations import Consent
+    from pgkura.backups.consent import Consent
     from pgkura.config.settings import Settings
     from pgkura.progress import Reporter
 
@@ -129,7 +129,7 @@ def report(message: str) -> None:
 
 
 def consent(yes: bool = False, force: bool = False) -> Consent:
-    from pgkura.backups.operations import Consent
+    from pgkura.backups.consent import Consent
 
     return Consent(yes=yes, force=force, interactive=sys.stdin.isatty())
 

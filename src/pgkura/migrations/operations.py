@@ -1,8 +1,8 @@
 """The migration tasks as operations: flags in, one result out, policy in one place.
 
 Policy that is more than "run the engine" lives here: a backup before migrating (the default in
-production), refreshing `db/schema.sql` after migrating in development, and what `status
---check` calls out of sync.
+production), refreshing `db/schema.sql` after migrating in development, the confirmation a
+rollback needs, and what `status --check` calls out of sync.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pgkura.migrations.runner import Migrator, Step
 from pgkura.progress import QUIET, Reporter
 
 if TYPE_CHECKING:
+    from pgkura.backups.consent import Consent
     from pgkura.backups.store import Backup
 
 Log = Callable[[str], None]
@@ -72,25 +73,32 @@ def migrate(
     options: MigrateOptions,
     log: Log,
     *,
-    take: Callable[..., Backup] | None = None,
+    announce: Callable[[Backup], None] | None = None,
     progress: Log = lambda _: None,
     reporter: Reporter = QUIET,
 ) -> MigrateOutcome:
     """Apply pending migrations, with the backup before and the snapshot after as configured.
-    `take` is how a backup is taken (the tasks pass one that shows progress); `progress` hears
-    of each file as it commits; `reporter` shows a long-running file's time."""
+    `announce` hears of that backup once it is taken; `progress` of each file as it commits
+    (and of the backup's off-site copy); `reporter` shows a long-running step's time."""
     migrator = Migrator(settings, log, progress=progress, reporter=reporter)
     outcome = MigrateOutcome()
     wanted = settings.is_production if options.backup is None else options.backup
-    if wanted and not options.dry_run and migrator.plan().pending:
-        from pgkura.backups.take import take_backup  # only when a backup is taken: a heavy import
+    plan = None
+    if wanted and not options.dry_run:
+        plan = migrator.plan()  # read once: migrate() below starts from it
+        if plan.pending:
+            # only when a backup may be taken: a heavy import
+            from pgkura.backups.safety_net import backup_before
 
-        outcome.backup = (take or take_backup)(settings, reason="before migrating", log=log)
+            outcome.backup = backup_before(settings, "before migrating", log=log,
+                                           progress=reporter, announce=announce,
+                                           report=progress)  # fmt: skip
     outcome.steps = migrator.migrate(
         to=options.to,
         dry_run=options.dry_run,
         allow_missing=options.allow_missing,
         allow_out_of_order=options.allow_out_of_order,
+        plan=plan,
     )
     local_dev = not settings.is_production and settings.target.is_container
     if outcome.steps and not options.dry_run and local_dev and options.refresh_schema:
@@ -103,6 +111,43 @@ def migrate(
         except PgkuraError as exc:
             outcome.schema_problem = str(exc)
     return outcome
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    steps: int | None = None
+    to: int | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def from_flags(
+        cls, *, steps: str | None = None, to: str | None = None, dry_run: bool = False
+    ) -> RollbackOptions:
+        options = cls(v.STEPS.flag(steps, "--steps"), v.VERSION.flag(to, "--to"), dry_run)
+        if options.steps is not None and options.to is not None:
+            raise PgkuraError("choose one of --steps and --to")
+        return options
+
+
+def rollback(
+    settings: Settings,
+    options: RollbackOptions,
+    consent: Consent,
+    log: Log,
+    *,
+    progress: Log = lambda _: None,
+) -> list[Step]:
+    """Undo applied migrations with their down files, after the person confirmed exactly which:
+    the steps rolled back (with a dry run, those that would be; [] when nothing is applied).
+    What was confirmed is what runs: the versions are compared again under the runner lock."""
+    migrator = Migrator(settings, log, progress=progress)
+    chosen = migrator.rollback(steps=options.steps, to=options.to, dry_run=True)
+    if not chosen or options.dry_run:
+        return chosen
+    names = ", ".join(s.migration.label for s in chosen)
+    consent.require(settings, f"roll back {names} on {settings.target.redacted()}")
+    return migrator.rollback(steps=options.steps, to=options.to,
+                             expect=[s.migration.version for s in chosen])  # fmt: skip
 
 
 def status(settings: Settings) -> list[StatusEntry]:

@@ -121,11 +121,13 @@ class Migrator:
         dry_run: bool = False,
         allow_missing: bool = False,
         allow_out_of_order: bool = False,
+        plan: Plan | None = None,
     ) -> list[Step]:
         """Apply pending migrations (up to `to`), oldest first; the steps taken. With nothing
         to do (or a dry run) this is one connection and one query: the lock and the version
-        table are needed only to apply something."""
-        plan = self.plan()
+        table are needed only to apply something. `plan`: one the caller just read (the lock
+        reads the version rows again before anything is applied)."""
+        plan = self.plan() if plan is None else plan
         plan.check_integrity(allow_missing=allow_missing, allow_out_of_order=allow_out_of_order)
         pending = plan.to_apply(to)
         if dry_run or not pending:

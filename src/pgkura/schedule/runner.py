@@ -15,8 +15,9 @@ the runner is back; cut off a second time, it is a failure (and alerted), so tha
 keeps taking the host down cannot loop. A supervisor keeps the runner alive across crashes
 and reboots: `db.schedule --install` writes a systemd service for it.
 
-Each job writes its outcome to a result file (run_result, PGKURA_RESULT_FILE), which the runner
-records; the printed lines are kept only as output.
+Each job writes its outcome to a result file (run_result, PGKURA_RESULT_FILE); the runner
+learns what happened from that file and the exit status only. The printed lines are kept as
+output for a person, never parsed.
 """
 
 from __future__ import annotations
@@ -209,12 +210,7 @@ def _run_job(
     if cut_off and attempt < _ATTEMPTS:
         log(f"{job.name}: cut off by the runner's stop; it runs again when the runner is back")
         return  # the slot stays unserved, the run recorded as unfinished
-    if result is not None:
-        summary = result["summary"]
-    elif code <= 0:
-        summary = f"killed by signal {-code}" if code else "done"
-    else:
-        summary = _last_error(output)
+    summary = run_summary(code, result)
     if cut_off:
         summary = f"cut off twice by the runner's stop: {summary}"
     if code != 0 and (code < 0 or cut_off or not job.alerts_itself):  # it could not ping
@@ -255,11 +251,15 @@ def _child(
         os.unlink(name)
 
 
-def _last_error(output: str) -> str:
-    """What a run that wrote no result said last: its last `error:` line, else its last line."""
-    lines = output.splitlines()
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    return (errors or lines or ["no output"])[-1]
+def run_summary(code: int, result: dict[str, str] | None) -> str:
+    """What a run came to, from facts only: the result it wrote, else its exit status. Its
+    output is kept beside for a person, never read for this: it holds user data (database
+    names) and wording that may change."""
+    if result is not None:
+        return result["summary"]
+    if code <= 0:
+        return f"killed by signal {-code}" if code else "done"
+    return f"exited with status {code} without writing its result (it crashed; see its output)"
 
 
 def _alert_failure(settings: Settings, job: Job, why: str, log: Log) -> None:

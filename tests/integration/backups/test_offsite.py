@@ -189,6 +189,54 @@ def test_retention_applies_off_site_as_well(pg_server, database, tmp_path, env, 
     assert "off-site" not in skipped.stdout
 
 
+def migrations(tmp_path: Path) -> Path:
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "001_u.sql").write_text("CREATE TABLE u (id int);")
+    return directory
+
+
+def test_backups_before_a_migration_or_a_restore_go_off_site_too(
+    pg_server, database, tmp_path, env, s3_server, bucket
+):
+    """Every backup pgkura takes follows db.backup's path, whatever it is taken for."""
+    url = pg_server.url(database)
+    seed(url, "before")
+    env = {**env, "PGKURA_MIGRATIONS_DIR": str(migrations(tmp_path))}
+    key = s3_server.secret_key
+    done = invoke("db.migrate", "--backup", env=env, cwd=tmp_path, secret=key)
+    assert done.returncode == 0, done.stderr
+    (local,) = (tmp_path / "backups").glob("*.sql.gz")
+    assert f"off-site copy: s3://{bucket}/{PREFIX}/{local.name}" in done.stdout
+    remote = {e.path.name: e.manifest for e in store(s3_server, bucket).entries()}
+    assert remote[local.name]["reason"] == "before migrating"
+
+    # a session kept open: the restore cannot copy the database, so it takes a safety file
+    with psycopg.connect(url, autocommit=True):
+        restored = invoke("db.restore", "latest", "--yes", env=env, cwd=tmp_path, secret=key)
+    assert restored.returncode == 0, restored.stderr
+    remote = {e.path.name: e.manifest for e in store(s3_server, bucket).entries()}
+    assert sorted(m["purpose"] for m in remote.values()) == ["backup", "safety"]
+    assert value(url) == "before"
+
+
+def test_an_off_site_failure_stops_a_migration_before_it_starts(
+    pg_server, database, tmp_path, env, s3_server
+):
+    """The same rule as db.backup: the local backup is kept, the run fails; and a migration
+    that was to be protected by it does not run."""
+    (tmp_path / ".env").write_text(
+        f"AWS_ACCESS_KEY_ID={s3_server.access_key}\nAWS_SECRET_ACCESS_KEY=wrong-Secret-123\n"
+    )
+    env = {**env, "PGKURA_MIGRATIONS_DIR": str(migrations(tmp_path))}
+    result = invoke("db.migrate", "--backup", env=env, cwd=tmp_path, secret="wrong-Secret-123")
+    assert result.returncode == 1
+    (local,) = (tmp_path / "backups").glob("*.sql.gz")
+    assert f"the backup {local} is complete and kept, but upload" in result.stderr
+    with psycopg.connect(pg_server.url(database)) as conn:
+        assert conn.execute("SELECT to_regclass('u')").fetchone() == (None,)
+
+
 def local_backup(directory: Path, name: str, payload: bytes) -> Backup:
     path = directory / name
     path.write_bytes(payload)

@@ -1,12 +1,12 @@
 """A task's result as the scheduler reads it: facts written by the task when asked, and for a
-run that wrote none (killed, crashed) the last thing it said, never its first line."""
+run that wrote none (killed, crashed) its exit status, never what it printed."""
 
 from __future__ import annotations
 
 import pytest
 
 from pgkura.schedule import result as run_result
-from pgkura.schedule.runner import _last_error
+from pgkura.schedule.runner import run_summary
 
 
 def test_nothing_is_written_unless_asked(tmp_path, monkeypatch):
@@ -42,18 +42,18 @@ def test_a_missing_or_foreign_result_is_none(tmp_path, text):
 
 
 @pytest.mark.parametrize(
-    ("output", "summary"),
+    ("code", "result", "summary"),
     [
+        (1, {"outcome": "failed", "summary": "error: the disk is full"}, "error: the disk is full"),
         (
-            "backing up postgresql://app:***@h/app\nerror: first\nerror: what ended it",
-            "error: what ended it",
+            0,
+            {"outcome": "ok", "summary": "backup: backups/app.sql.gz"},
+            "backup: backups/app.sql.gz",
         ),
-        (
-            "backing up postgresql://app:***@h/app\nTraceback (most recent call last):\nOSError: boom",
-            "OSError: boom",
-        ),
-        ("", "no output"),
+        (-9, None, "killed by signal 9"),
+        (1, None, "exited with status 1 without writing its result (it crashed; see its output)"),
     ],
 )
-def test_a_run_without_a_result_is_summed_up_by_its_last_error(output, summary):
-    assert _last_error(output) == summary
+def test_the_runner_sums_up_a_run_from_its_result_and_exit_status(code, result, summary):
+    """Never from what the run printed: there is no output to pass."""
+    assert run_summary(code, result) == summary
