@@ -116,12 +116,6 @@ def test_a_link_or_anchor_leading_nowhere_is_named(docs, tasks):
     ) in problems
 
 
-def test_the_output_page_being_written_elsewhere_may_be_linked_before_it_exists(docs, tasks):
-    assert not (docs / "docs" / "output.md").exists()
-    assert "(docs/output.md)" in (docs / "README.md").read_text(encoding="utf-8")
-    assert check.check(docs, tasks) == []
-
-
 def test_anchors_are_github_s():
     headings = ["Building without network", "`db.up` and **you**", "テストと CI",
                 "使い捨てサーバーの pg_bigm", "Figures (2026-11-22)", "Figures (2026-11-22)"]  # fmt: skip
