@@ -32,7 +32,7 @@ def tasks():
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     """A copy of the repository's documentation, to break one thing at a time."""
-    for name in ("README.md", "README.ja.md"):
+    for name in ("README.md", "README.ja.md", "ARCHITECTURE.md"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "docs", tmp_path / "docs")
     return tmp_path
