@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pgkura.backups.operations import Consent
     from pgkura.backups.store import Backup
     from pgkura.config.settings import Settings
+    from pgkura.metrics.facts import Facts
     from pgkura.progress import Reporter
 
 ROOT = Path(__file__).resolve().parent
@@ -1057,7 +1058,9 @@ def schedule(
         if sum((run, install, remove)) > 1:
             raise Exit("error: choose one of --run, --install, --remove")
         if run:
-            scheduler.run(settings, ROOT, _report)
+            textfile = settings.metrics_textfile
+            after_job = functools.partial(_metrics, settings, textfile) if textfile else None
+            scheduler.run(settings, ROOT, _report, after_job=after_job)
             return
         if install or remove:
             from pgkura import validation as v
@@ -1081,10 +1084,42 @@ def schedule(
                             "(systemd) or `invoke db.schedule --run`"))  # fmt: skip
 
 
+@task(
+    help={
+        "textfile": "write them to this .prom file, atomically, for node_exporter's textfile "
+        "collector (default PGKURA_METRICS_TEXTFILE; neither: print them)",
+    }
+)
+def metrics(c: Context, textfile: str = "") -> None:
+    """pgkura's facts as Prometheus metrics: backup, off-site and drill times, migrations, WAL."""
+    from pgkura import validation as v
+
+    with _errors():
+        settings = _settings()
+        path = v.FILE_PATH.flag(textfile, "--textfile") if textfile else settings.metrics_textfile
+        if path is None:
+            from pgkura.metrics.exposition import render
+            from pgkura.metrics.facts import collect
+
+            facts = collect(settings)
+            print(render(facts.families), end="")
+        else:
+            facts = _metrics(settings, path)
+            print(f"wrote {path}")
+        for collector, why in facts.failures.items():
+            _say(f"warning: the {collector} facts could not be read: {why}")
+
+
+def _metrics(settings: Settings, path: Path) -> Facts:
+    from pgkura.metrics.facts import publish
+
+    return publish(settings, path)
+
+
 db = Collection(
     "db", up, down, restart, logs, ps, psql, reset, extensions, doctor,
     migrate, status, new, rollback, baseline, adopt, repair, wait, check_migrations,
     dump_schema, drift, backup, restore, list_backups, prune, verify, schedule, upgrade,
-    import_sqlite, inspect, basebackup, restore_to,
+    import_sqlite, inspect, basebackup, restore_to, metrics,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", docker_build, docker_push))

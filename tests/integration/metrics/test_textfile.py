@@ -1,0 +1,121 @@
+"""pgkura's facts as a Prometheus textfile, read back with Prometheus' own parser: written by
+the scheduler after a restore drill that failed on a damaged backup, with a migration pending;
+and on demand by `db.metrics`, still written when the database does not answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pgkura.backups.store import read_manifest
+from pgkura.backups.take import take_backup
+from pgkura.clusters.throwaway import bin_dir
+from pgkura.config.settings import load_settings
+from tests.conftest import run_invoke
+from tests.scheduling import state, stop, wait_for
+
+
+def samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(name, sorted labels): value} as Prometheus reads the file."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(path.read_text())
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def env(pg_server, database, tmp_path) -> dict[str, str]:
+    (tmp_path / "textfile").mkdir()
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_notes.sql").write_text("CREATE TABLE notes (id int PRIMARY KEY);\n")
+    return {
+        "PGKURA_ENV_FILE": str(tmp_path / ".env"),
+        "DATABASE_URL": pg_server.url(database),
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": str(tmp_path / "backups"),
+        "PGKURA_MIGRATIONS_DIR": str(migrations),
+        "PGKURA_METRICS_TEXTFILE": str(tmp_path / "textfile" / "pgkura.prom"),
+    }
+
+
+def test_the_scheduler_writes_the_facts_after_a_failed_drill(env, database, tmp_path, runners):
+    settings = load_settings(tmp_path, env)
+    backup = take_backup(settings, log=lambda _: None).path
+    manifest = read_manifest(backup)
+    data = bytearray(backup.read_bytes())  # bit rot: same size, so it still looks complete
+    data[len(data) // 2] ^= 0xFF
+    backup.write_bytes(bytes(data))
+
+    runner = runners({**env, "PGKURA_DRILL_SCHEDULE": "hourly"}, tmp_path)
+    textfile = Path(env["PGKURA_METRICS_TEXTFILE"])
+    drill = ("pgkura_scheduled_job_last_run_success", (("name", "drill"),))
+    wait_for(lambda: textfile.exists() and drill in samples(textfile), runner)
+    stop(runner)
+
+    found, db = samples(textfile), (("database", database),)
+    assert found[drill] == 0
+    assert state(env)["jobs"]["drill"]["exit_code"] != 0
+    ran = datetime.fromisoformat(state(env)["jobs"]["drill"]["finished_at"]).timestamp()
+    assert found["pgkura_scheduled_job_last_run_timestamp_seconds", (("name", "drill"),)] == ran
+    assert found["pgkura_scheduled_job_missed", (("name", "drill"),)] == 0
+    assert found["pgkura_scheduler_active", ()] == 1
+    assert found["pgkura_backup_files", db] == 1
+    taken = datetime.fromisoformat(manifest["created_at"]).timestamp()
+    assert found["pgkura_backup_newest_timestamp_seconds", db] == taken
+    assert found["pgkura_backup_newest_size_bytes", db] == manifest["size"]
+    assert found["pgkura_migrations_pending", ()] == 1
+    assert found["pgkura_migrations_applied", ()] == 0
+    for collector in ("backups", "schedule", "database"):
+        assert found["pgkura_collector_success", (("collector", collector),)] == 1
+    # node_exporter runs as another user; the temporary file never stays behind
+    assert textfile.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in textfile.parent.iterdir()) == ["pgkura.prom"]
+
+
+def test_db_metrics_writes_what_it_can_when_the_database_is_down(env, tmp_path):
+    env = {**env, "DATABASE_URL": "postgresql://app:pw@127.0.0.1:9/app",
+           "PGKURA_BACKUP_SCHEDULE": "daily 03:15"}  # fmt: skip
+    done = run_invoke("db.metrics", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {env['PGKURA_METRICS_TEXTFILE']}\n"
+    assert "warning: the database facts could not be read: " in done.stderr
+    found = samples(Path(env["PGKURA_METRICS_TEXTFILE"]))
+    assert found["pgkura_collector_success", (("collector", "database"),)] == 0
+    assert found["pgkura_backup_files", (("database", "app"),)] == 0
+    # no runner and a slot passed: the backup schedule is missed
+    assert found["pgkura_scheduler_active", ()] == 0
+    assert found["pgkura_scheduled_job_missed", (("name", "backup"),)] == 1
+    assert ("pgkura_migrations_pending", ()) not in found
+
+    printed = run_invoke("db.metrics", env={**env, "PGKURA_METRICS_TEXTFILE": ""}, cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    names = {f.name for f in text_string_to_metric_families(printed.stdout)}
+    assert {"pgkura_backup_files", "pgkura_collector_success"} <= names
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--textfile", "metrics.txt"], "does not end in .prom: node_exporter's textfile"),
+        (["--textfile", "missing/pgkura.prom"], "cannot write the metrics file"),
+    ],
+)
+def test_db_metrics_refuses_a_file_the_collector_cannot_read(env, tmp_path, args, message):
+    done = run_invoke("db.metrics", *args, env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_pitr_facts_come_from_the_server_s_archiver(env, tmp_path):
+    env = {**env, "PGKURA_PITR": "on"}
+    done = run_invoke("db.metrics", env={**env, "PGKURA_METRICS_TEXTFILE": ""}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    names = {f.name for f in text_string_to_metric_families(done.stdout)}
+    assert "pgkura_pitr_archive_failing" in names  # archive_mode is off here: never failing
+    assert "warning" not in done.stderr
