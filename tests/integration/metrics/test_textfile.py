@@ -15,6 +15,7 @@ from pgkura.backups.take import take_backup
 from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.settings import load_settings
 from tests.conftest import run_invoke
+from tests.promtool import fire
 from tests.scheduling import state, stop, wait_for
 
 
@@ -75,6 +76,22 @@ def test_the_scheduler_writes_the_facts_after_a_failed_drill(env, database, tmp_
     # node_exporter runs as another user; the temporary file never stays behind
     assert textfile.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in textfile.parent.iterdir()) == ["pgkura.prom"]
+
+    # the alert rules fire on these facts, as Prometheus would read them an hour on
+    series = {name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}": value
+              for (name, labels), value in found.items()}  # fmt: skip
+    drill_failed = {"exp_labels": {"name": "drill", "severity": "critical"}, "exp_annotations": {
+        "summary": "The last restore drill failed: the newest backup may not restore",
+        "description": "`invoke db.schedule` shows why; `invoke db.verify latest "
+        "--restore-test` repeats it."}}  # fmt: skip
+    pending = {"exp_labels": {"severity": "warning"}, "exp_annotations": {
+        "summary": "1 migration(s) pending", "description": "The code expects a schema the "
+        "database does not have yet → `invoke db.migrate`."}}  # fmt: skip
+    expected = [{"alertname": "PgkuraRestoreDrillFailed", "exp_alerts": [drill_failed]},
+                {"alertname": "PgkuraMigrationsPending", "exp_alerts": [pending]},
+                {"alertname": "PgkuraNoBackup", "exp_alerts": []},
+                {"alertname": "PgkuraFactsUnreadable", "exp_alerts": []}]  # fmt: skip
+    assert fire(tmp_path, series, 70, expected) == ""
 
 
 def test_db_metrics_writes_what_it_can_when_the_database_is_down(env, tmp_path):
