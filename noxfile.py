@@ -36,7 +36,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("python", "scripts/check_readmes.py")  # README and docs/, English and Japanese
-    session.run("hadolint", "docker/postgres/Dockerfile")
+    session.run("hadolint", "docker/postgres/Dockerfile", "docker/exporter/Dockerfile")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     dirs = ("db/migrations", "tests/fixtures/vector_only/migrations")

@@ -398,6 +398,14 @@ def up(c: Context, build: bool = False) -> None:
         settings = _settings()
         version = start(settings, build_first=build, log=_say)
         print(f"ready: {settings.target.redacted()} (PostgreSQL {_version(version)})")
+        if settings.metrics and not settings.is_embedded:
+            from pgkura.metrics.exporter import MONITOR_ROLE, ensure_monitor_role
+
+            if ensure_monitor_role(settings):
+                _say(f"metrics: created the role {MONITOR_ROLE} (pg_monitor) for the exporter")
+            where = ("postgres-exporter:9187 on the project's network" if settings.is_production
+                     else f"http://127.0.0.1:{settings.metrics_port}/metrics")  # fmt: skip
+            print(f"metrics: postgres_exporter at {where}")
 
 
 @task(

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "monitoring" / "prometheus" / "pgkura-rules.yml"
+DASHBOARD = ROOT / "monitoring" / "grafana" / "pgkura-dashboard.json"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
