@@ -73,3 +73,15 @@ def test_the_exporter_is_least_privileged_and_local_only(watched: Project):
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert published == [f"127.0.0.1:{watched.env['PGKURA_METRICS_PORT']}"]
+
+
+def test_db_metrics_reads_pgkura_s_facts_from_the_container(watched: Project):
+    done = watched.invoke("db.metrics")
+    assert done.returncode == 0, done.stderr
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for f in text_string_to_metric_families(done.stdout) for s in f.samples}  # fmt: skip
+    for collector in ("backups", "schedule", "database"):
+        assert found["pgkura_collector_success", (("collector", collector),)] == 1
+    ups = [p for p in (watched.schema / "migrations").glob("*.sql") if ".down." not in p.name]
+    assert found["pgkura_migrations_pending", ()] == len(ups)  # db.migrate never ran here
+    assert found["pgkura_migrations_applied", ()] == 0
