@@ -130,7 +130,7 @@ class _Collector:
                 continue
             self.gauge(
                 "scheduled_job_last_run_timestamp_seconds",
-                "when the job's last run ended (Unix time)",
+                "when the job's last run ended (started, if it was cut off; Unix time)",
                 datetime.fromisoformat(when).timestamp(),
                 name=name,
             )

@@ -19,13 +19,17 @@ from tests.promtool import fire
 from tests.scheduling import state, stop, wait_for
 
 
-def samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(name, sorted labels): value} as Prometheus reads the file."""
+def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(name, sorted labels): value} as Prometheus reads the text."""
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(path.read_text())
+        for family in text_string_to_metric_families(text)
         for s in family.samples
     }
+
+
+def samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return parse(path.read_text())
 
 
 @pytest.fixture
@@ -136,3 +140,41 @@ def test_pitr_facts_come_from_the_server_s_archiver(env, tmp_path):
     names = {f.name for f in text_string_to_metric_families(done.stdout)}
     assert "pgkura_pitr_archive_failing" in names  # archive_mode is off here: never failing
     assert "warning" not in done.stderr
+
+
+def test_off_site_facts_come_from_the_s3_store(env, database, tmp_path, s3_server):
+    """A backup shipped to a real S3 server is counted there; with a wrong secret the off-site
+    collector fails alone, and the secret is never printed."""
+    bucket = s3_server.bucket(f"metrics-{database.replace('_', '-')}")
+    (tmp_path / ".env").write_text(
+        f"AWS_ACCESS_KEY_ID={s3_server.access_key}\nAWS_SECRET_ACCESS_KEY={s3_server.secret_key}\n"
+        "AWS_REGION=us-east-1\n"
+    )
+    env = {**env, "PGKURA_OFFSITE_URL": f"s3://{bucket}/prod", "PGKURA_METRICS_TEXTFILE": "",
+           "PGKURA_S3_ENDPOINT": s3_server.endpoint}  # fmt: skip
+    backed_up = run_invoke("db.backup", env=env, cwd=tmp_path)
+    assert backed_up.returncode == 0, backed_up.stderr
+    (backup,) = (tmp_path / "backups").glob("*.sql.gz")
+    taken = datetime.fromisoformat(read_manifest(backup)["created_at"]).timestamp()
+
+    done = run_invoke("db.metrics", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found, db = parse(done.stdout), (("database", database),)
+    assert found["pgkura_collector_success", (("collector", "offsite"),)] == 1
+    assert found["pgkura_offsite_files", db] == 1
+    assert found["pgkura_offsite_newest_timestamp_seconds", db] == taken
+    assert found["pgkura_offsite_newest_size_bytes", db] == backup.stat().st_size
+
+    (tmp_path / ".env").write_text(
+        f"AWS_ACCESS_KEY_ID={s3_server.access_key}\nAWS_SECRET_ACCESS_KEY=wrong-Secret\n"
+        "AWS_REGION=us-east-1\n"
+    )
+    refused = run_invoke("db.metrics", env=env, cwd=tmp_path)
+    assert refused.returncode == 0, refused.stderr
+    assert "warning: the offsite facts could not be read: " in refused.stderr
+    found = parse(refused.stdout)
+    assert found["pgkura_collector_success", (("collector", "offsite"),)] == 0
+    assert ("pgkura_offsite_files", db) not in found
+    assert found["pgkura_backup_files", db] == 1
+    for secret in (s3_server.secret_key, "wrong-Secret"):
+        assert secret not in refused.stdout + refused.stderr
