@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
     # the architecture: no import cycle, no upward import ([tool.importlinter], ARCHITECTURE.md)
     session.run("lint-imports")
     session.run("python", "scripts/check_readmes.py")  # README and docs/, English and Japanese
-    session.run("hadolint", "docker/postgres/Dockerfile")
+    session.run("hadolint", "docker/postgres/Dockerfile", "docker/exporter/Dockerfile")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     dirs = ("db/migrations", "tests/fixtures/vector_only/migrations")

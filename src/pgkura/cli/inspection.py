@@ -1,4 +1,4 @@
-"""Tasks that judge the database: extensions, doctor, inspect."""
+"""Tasks that judge the database and report on it: extensions, doctor, inspect, metrics."""
 
 from __future__ import annotations
 
@@ -104,3 +104,35 @@ def inspect(c: Context, settings: Settings, json: bool = False, snapshot: bool =
         out.line(render.inspection(report, out.paint))
     if any(a.level == "fail" for a in report.attention):
         raise Exit(code=1)
+
+
+@task(
+    help={
+        "textfile": "write them to this .prom file, atomically, for node_exporter's textfile "
+        "collector (default PGKURA_METRICS_TEXTFILE; neither: print them)",
+    }
+)
+def metrics(c: Context, settings: Settings, textfile: str = "") -> None:
+    """health: pgkura's facts as Prometheus metrics
+
+    pgkura's facts as Prometheus metrics: the newest backup and off-site copy, scheduled jobs
+    and drills, pending migrations, WAL archiving (docs/metrics.md).
+
+    Examples:
+      invoke db.metrics
+      invoke db.metrics --textfile /var/lib/node_exporter/textfile/pgkura.prom
+    """
+    from pgkura import validation as v
+    from pgkura.metrics.facts import collect, publish
+
+    path = v.FILE_PATH.flag(textfile, "--textfile") if textfile else settings.metrics_textfile
+    if path is None:
+        from pgkura.metrics.exposition import render
+
+        facts = collect(settings)
+        print(render(facts.families), end="")
+    else:
+        facts = publish(settings, path)
+        print(f"wrote {path}")
+    for collector, why in facts.failures.items():
+        say(f"warning: the {collector} facts could not be read: {why}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
@@ -11,7 +12,10 @@ from pgkura.cli.output import Output
 from pgkura.cli.wiring import report, task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pgkura.config.settings import Settings
+    from pgkura.metrics.facts import Facts
 
 
 @task(
@@ -50,7 +54,9 @@ def schedule(
     if sum((run, install, remove)) > 1:
         raise Exit("error: choose one of --run, --install, --remove")
     if run:
-        scheduler.run(settings, settings.root, report)
+        textfile = settings.metrics_textfile
+        after_job = functools.partial(_metrics, settings, textfile) if textfile else None
+        scheduler.run(settings, settings.root, report, after_job=after_job)
         return
     if install or remove:
         from pgkura import validation as v
@@ -78,3 +84,10 @@ def schedule(
     out.line("runner: " + ("active" if active else "NOT running → `invoke db.schedule --install` "
                            "(systemd) or `invoke db.schedule --run`"),
              "" if active else "warn")  # fmt: skip
+
+
+def _metrics(settings: Settings, path: Path) -> Facts:
+    """After each scheduled job: pgkura's facts rewritten for node_exporter (db.metrics)."""
+    from pgkura.metrics.facts import publish
+
+    return publish(settings, path)

@@ -29,6 +29,14 @@ def up(c: Context, settings: Settings, build: bool = False) -> None:
 
     version = start(settings, build_first=build, log=say)
     print(f"ready: {settings.target.redacted()} (PostgreSQL {pg_version(version)})")
+    if settings.metrics and settings.target.is_container:  # the exporter is a Compose profile
+        from pgkura.metrics.exporter import MONITOR_ROLE, ensure_monitor_role
+
+        if ensure_monitor_role(settings):
+            say(f"metrics: created the role {MONITOR_ROLE} (pg_monitor) for the exporter")
+        where = ("postgres-exporter:9187 on the project's network" if settings.is_production
+                 else f"http://127.0.0.1:{settings.metrics_port}/metrics")  # fmt: skip
+        print(f"metrics: postgres_exporter at {where}")
 
 
 @task(

@@ -96,6 +96,9 @@ class Settings:
     pitr: Pitr
     engine_chosen: bool = False  # PGKURA_ENGINE unset: pgkura chose (engine_choice)
     engine_note: str | None = None  # what to tell the user about that choice
+    metrics: bool = False  # PGKURA_METRICS: the exporter beside the server (Compose profile)
+    metrics_port: int = 9187  # its port on 127.0.0.1 in development
+    metrics_textfile: Path | None = None  # pgkura's facts, rewritten after each scheduled job
 
     @property
     def schema_file(self) -> Path:
@@ -211,6 +214,18 @@ def _container(text: str) -> str:
 
 def _path_rule(root: Path, expected: str) -> Rule[Path]:
     return Rule(lambda text: v.project_path(text, root), expected)
+
+
+def _textfile_rule(root: Path) -> Rule[Path | None]:
+    def parse(text: str) -> Path | None:
+        if not text:
+            return None
+        path = v.project_path(text, root)
+        if path.suffix != ".prom":  # node_exporter's textfile collector reads nothing else
+            raise ValueError("")
+        return path
+
+    return Rule(parse, "a file ending in .prom in node_exporter's textfile directory")
 
 
 ENVIRONMENT = Rule(_environment, "development or production (dev and prod are accepted too)")
@@ -388,4 +403,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         ),
         build_network=values.parsed("PGKURA_BUILD_NETWORK", "", BUILD_NETWORK) or None,
         pitr=_pitr(values, project),
+        metrics=values.parsed("PGKURA_METRICS", "off", v.BOOLEAN),
+        metrics_port=values.parsed("PGKURA_METRICS_PORT", "9187", v.PORT),
+        metrics_textfile=values.parsed("PGKURA_METRICS_TEXTFILE", "", _textfile_rule(root)),
     )

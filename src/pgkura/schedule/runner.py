@@ -142,8 +142,11 @@ class _Stopper:
             self.event.wait(min(left, _NAP_S))
 
 
-def run(settings: Settings, root: Path, log: Log) -> None:
-    """Serve the jobs until SIGTERM or SIGINT; one run at a time."""
+def run(
+    settings: Settings, root: Path, log: Log, after_job: Callable[[], object] | None = None
+) -> None:
+    """Serve the jobs until SIGTERM or SIGINT; one run at a time. `after_job` runs at the start
+    and after each job (the metrics textfile: the caller's, as metrics sits above this layer)."""
     found = jobs(settings)
     if not found:
         raise PgkuraError(
@@ -158,6 +161,7 @@ def run(settings: Settings, root: Path, log: Log) -> None:
         for job in found:
             _resume(settings, job, state, log)
         _write_state(settings, state)
+        _after(after_job, log)
         for job in found:
             log(
                 f"{job.name}: {job.schedule.describe()}; next {_iso(job.schedule.next_due(_now()))}"
@@ -167,8 +171,19 @@ def run(settings: Settings, root: Path, log: Log) -> None:
                 now = _now()
                 if due(job, state, now) and not stopper.stopping:
                     _run_job(settings, root, job, now, stopper, state, log)
+                    _after(after_job, log)
             stopper.sleep_until(min(job.schedule.next_due(_now()) for job in found))
         log("stopped")
+
+
+def _after(hook: Callable[[], object] | None, log: Log) -> None:
+    """The hook's failure is logged: it never stops the jobs."""
+    if hook is None:
+        return
+    try:
+        hook()
+    except PgkuraError as exc:
+        log(f"after the job: {exc}")
 
 
 def _resume(settings: Settings, job: Job, state: dict[str, Any], log: Log) -> None:

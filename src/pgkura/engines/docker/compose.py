@@ -61,6 +61,8 @@ def compose_argv(settings: Settings, *args: str) -> list[str]:
     argv += ["--env-file", str(env_file)]
     for path in compose_files(settings):
         argv += ["--file", str(path)]
+    if settings.metrics:
+        argv += ["--profile", "metrics"]  # the exporter beside the server
     return [*argv, *args]
 
 
@@ -84,6 +86,7 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_PITR_VOLUME": settings.pitr.volume,
         "PGKURA_PITR_KEEP_FULL": str(settings.pitr.keep_full),
         "PGKURA_PITR_QUEUE_MAX": settings.pitr.queue_max,
+        "PGKURA_METRICS_PORT": str(settings.metrics_port),
     }
 
 
