@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -131,6 +132,36 @@ def _untracked() -> set[str]:
         check=False,
     )
     return set(listed.stdout.split("\0")) if listed.returncode == 0 else set()
+
+
+@contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A disk of `size` at `path` (a tmpfs) for as long as the block runs: one that fills. The
+    test is skipped where this machine does not allow mounting one."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def large_objects_sql(first_oid: int, owner: str) -> str:
+    """Large objects as applications leave them (pg_dump keeps their OIDs): a Japanese one, one
+    over 1 MiB owned by `owner` with a comment, and an empty one."""
+    text, big, empty = first_oid, first_oid + 1, first_oid + 2
+    # test data: integers and a role name the test chose
+    return f"""
+SELECT lo_from_bytea({text}, convert_to('日本語の大きなオブジェクト', 'UTF8'));
+SELECT lo_from_bytea({big}, convert_to(
+  (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 40000) g), 'UTF8'));
+SELECT lo_create({empty});
+ALTER LARGE OBJECT {big} OWNER TO {owner};
+COMMENT ON LARGE OBJECT {big} IS '1.2 MB の大きなオブジェクト';
+"""  # noqa: S608
 
 
 @pytest.fixture(scope="session", autouse=True)

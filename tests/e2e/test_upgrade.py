@@ -22,7 +22,7 @@ import pytest
 
 from pgkura.config.settings import load_settings
 from pgkura.engines.docker.volume_check import mount_problem
-from tests.conftest import INVOKE, ROOT, run_invoke
+from tests.conftest import INVOKE, ROOT, large_objects_sql, run_invoke, small_disk
 
 from .conftest import Project
 
@@ -56,12 +56,7 @@ SELECT nextval('invoice_no') FROM generate_series(1, 7);
 CREATE ROLE reader LOGIN PASSWORD 'reader-Pw-1';
 CREATE ROLE "report viewer" NOLOGIN;
 GRANT SELECT ON items TO reader, "report viewer";
-SELECT lo_from_bytea(80001, convert_to('日本語の大きなオブジェクト', 'UTF8'));
-SELECT lo_from_bytea(80002, convert_to(
-  (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 40000) g), 'UTF8'));
-SELECT lo_create(80003);
-ALTER LARGE OBJECT 80002 OWNER TO reader;
-COMMENT ON LARGE OBJECT 80002 IS '1.2 MB の大きなオブジェクト';
+{large_objects}
 CREATE DATABASE analytics;
 """
 LARGE_OBJECTS = """SELECT string_agg(concat_ws(' ', oid, pg_get_userbyid(lomowner),
@@ -97,7 +92,8 @@ def make_old_volume(image: str, volume: str, *, root_layout: bool, vector: bool)
             if started and ready.returncode == 0:
                 break
             time.sleep(0.5)
-        seed = SEED.format(**(VECTOR if vector else PLAIN))
+        seed = SEED.format(**(VECTOR if vector else PLAIN),
+                           large_objects=large_objects_sql(80001, "reader"))  # fmt: skip
         if vector:
             seed = "CREATE EXTENSION vector;\n" + seed
         subprocess.run(["docker", "exec", "-i", name, "psql", "-U", "app", "-d", "app", "-X",
@@ -308,17 +304,9 @@ def test_an_upgrade_killed_half_way_leaves_the_old_data_and_a_rerun_starts_clean
 def test_too_little_disk_space_is_refused_before_anything_starts(old_project, tmp_path):
     proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
     make_old_volume(_image(OLD_15), old, root_layout=True, vector=False)
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "small", "1m") as small:
         refused = proj.invoke("db.upgrade", "--yes", "--from-volume", old,
                               PGKURA_BACKUP_DIR=str(small))  # fmt: skip
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
     assert refused.returncode == 1
     assert "not enough free disk space, so nothing was started" in refused.stderr
     assert f"the backup directory {small}" in refused.stderr

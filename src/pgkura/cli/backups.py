@@ -310,11 +310,17 @@ def prune(c: Context, settings: Settings, yes: bool = False) -> None:
         "file": "the .sql.gz to check, or `latest` for the newest backup of the database",
         "restore-test": "also restore into a scratch database, count tables and rows, drop it",
         "remote": "FILE (or `latest`) is in PGKURA_OFFSITE_URL: download it, then check it",
+        "json": "print the verdict and the facts as JSON (for machines)",
     },
     positional=["file"],
 )
 def verify(
-    c: Context, settings: Settings, file: str, restore_test: bool = False, remote: bool = False
+    c: Context,
+    settings: Settings,
+    file: str,
+    restore_test: bool = False,
+    remote: bool = False,
+    json: bool = False,
 ) -> None:
     """backups: check one without restoring it
 
@@ -324,12 +330,13 @@ def verify(
       invoke db.verify latest
       invoke db.verify latest --restore-test
       invoke db.verify latest --remote
+      invoke db.verify latest --json
     """
     with _local_copy(settings, file, "", remote) as spec:
-        _verify(settings, spec, restore_test)
+        _verify(settings, spec, restore_test, as_json=json)
 
 
-def _verify(settings: Settings, file: str, restore_test: bool) -> None:
+def _verify(settings: Settings, file: str, restore_test: bool, *, as_json: bool = False) -> None:
     from pgkura.backups.archive import verify as check_file
     from pgkura.backups.drills import restore_test as try_restore
     from pgkura.backups.operations import resolve_backup
@@ -337,12 +344,25 @@ def _verify(settings: Settings, file: str, restore_test: bool) -> None:
 
     path = resolve_backup(settings, file, settings.target.dbname)
     check = check_file(path, progress())
+    facts: dict[str, object] = {
+        "file": str(path), "ok": check.ok, "kind": check.kind, "sha256": check.sha256,
+        "manifest": bool(check.manifest), "problems": check.problems, "restore_test": None,
+    }  # fmt: skip
     if not check.ok:
+        if as_json:
+            Output.to().json(facts)
+            raise Exit(code=1)
         raise Exit("error: " + path.name + " does not verify:\n"
                    + "\n".join(f"  - {p}" for p in check.problems))  # fmt: skip
     note = "matches its manifest" if check.manifest else "no manifest to compare"
-    print(f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… "
-          f"({note})")  # fmt: skip
+    line = f"{path.name}: {check.kind} intact, dump complete, sha256 {check.sha256[:16]}… ({note})"
+    if not as_json:
+        print(line)
     if restore_test:
         tables, rows = try_restore(settings, path, say, progress())
-        print(said(f"restore test: {tables} tables, {rows} rows restored into a scratch database"))
+        facts["restore_test"] = {"tables": tables, "rows": rows}
+        line = said(f"restore test: {tables} tables, {rows} rows restored into a scratch database")
+        if not as_json:
+            print(line)
+    if as_json:
+        Output.to().json(facts)

@@ -159,15 +159,18 @@ def reset(
     from pgkura.backups.safety_net import before_deleting_volume
     from pgkura.engines.chosen import engine_for
     from pgkura.engines.lifecycle import up as start
-    from pgkura.migrations.runner import Migrator
+    from pgkura.migrations.operations import MigrateOptions
+    from pgkura.migrations.operations import migrate as run_migrate
 
     before_deleting_volume(settings, "reset the database (delete its volume)",
                            consent(yes, force), backup=not no_backup, log=say,
                            progress=progress(), announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=True)
     start(settings, log=say)
-    steps = Migrator(settings, say).migrate()
-    print(f"reset done: fresh database, {len(steps)} migration(s) applied")
+    # the migrations' one path; no backup (the volume is new) and no snapshot (nothing new)
+    fresh = MigrateOptions(backup=False, refresh_schema=False)
+    done = run_migrate(settings, fresh, say, progress=report, reporter=progress())
+    print(f"reset done: fresh database, {len(done.steps)} migration(s) applied")
 
 
 @task(help={"timeout": "how long to wait, e.g. 30s (default PGKURA_CONNECT_WAIT)"})

@@ -30,6 +30,7 @@ from pgkura.errors import PgkuraError, RestoreError
 from pgkura.progress import Reporter
 from pgkura.retention import Policy
 from pgkura.units import size
+from tests.conftest import large_objects_sql
 
 from ..conftest import admin
 
@@ -103,13 +104,7 @@ def test_round_trip_keeps_vectors_japanese_text_and_large_objects(
 LARGE_OBJECTS = """
 DO $$ BEGIN CREATE ROLE pgkura_lo_owner NOLOGIN;
 EXCEPTION WHEN duplicate_object THEN NULL; END $$;
-SELECT lo_from_bytea(70001, convert_to('日本語の大きなオブジェクト', 'UTF8'));
-SELECT lo_from_bytea(70002, convert_to(
-  (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 40000) g), 'UTF8'));
-SELECT lo_create(70003);
-ALTER LARGE OBJECT 70002 OWNER TO pgkura_lo_owner;
-COMMENT ON LARGE OBJECT 70002 IS '1.2 MB の大きなオブジェクト';
-"""
+""" + large_objects_sql(70001, "pgkura_lo_owner")
 # not the owner: db.backup dumps with --no-owner (the restoring role owns what it restores)
 LARGE_OBJECT_FINGERPRINT = """
 SELECT oid::bigint, obj_description(oid, 'pg_largeobject'), length(lo_get(oid)),

@@ -16,7 +16,7 @@ import pytest
 from pgkura.backups.take import take_backup
 from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.settings import load_settings
-from tests.conftest import INVOKE
+from tests.conftest import INVOKE, small_disk
 
 ROWS = "SELECT count(*), md5(string_agg(body, ',' ORDER BY id)) FROM docs"
 
@@ -83,13 +83,7 @@ def test_a_restore_killed_or_interrupted_half_way_changes_nothing(env, tmp_path,
 
 
 def test_a_backup_that_fills_its_disk_leaves_no_partial_file(env, tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)],
-                             capture_output=True, text=True, check=False)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "small", "64k") as small:
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
             conn.execute("INSERT INTO docs SELECT g, md5(g::text) || repeat('x', 200)"
                          " FROM generate_series(5001, 20000) g")  # fmt: skip
@@ -99,8 +93,6 @@ def test_a_backup_that_fills_its_disk_leaves_no_partial_file(env, tmp_path):
             timeout=300,
         )  # fmt: skip
         left = sorted(p.name for p in small.iterdir())
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -213,6 +213,18 @@ def test_reporting_tasks_answer_json_with_the_facts_they_print(pg_server, databa
     assert one["problem"] is None
     assert one["size"] == (tmp_path / "b" / one["file"]).stat().st_size
     assert answer("db.backups", "--verify")["backups"][0]["ok"]
+    verified = answer("db.verify", "latest", "--restore-test")
+    assert set(verified) == {"file", "ok", "kind", "sha256", "manifest", "problems", "restore_test"}
+    assert verified["ok"]
+    assert verified["manifest"]
+    assert verified["problems"] == []
+    assert len(verified["sha256"]) == 64
+    assert verified["restore_test"]["tables"] >= 1
+    broken = tmp_path / "b" / one["file"]
+    broken.write_bytes(broken.read_bytes()[:-64])  # cut short: the gzip stream ends early
+    failed = answer("db.verify", "latest", code=1)
+    assert failed["ok"] is False
+    assert failed["problems"]
 
     said = invoke("db.doctor", env=env, cwd=tmp_path)
     doctor = answer("db.doctor", code=said.returncode)
