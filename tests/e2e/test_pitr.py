@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pgkura.upgrade.major import HelperServer
+from pgkura.engines.docker.helpers import HelperServer
 
 from .conftest import Project
 

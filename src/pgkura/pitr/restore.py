@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from pgkura.config.settings import VOLUME, Settings
 from pgkura.engines.docker import pgbackrest
 from pgkura.engines.docker.compose import container_state, run
+from pgkura.engines.docker.helpers import HelperServer
 from pgkura.engines.lifecycle import up
 from pgkura.errors import PgkuraError
-from pgkura.upgrade.major import HelperServer, point_project_at
+from pgkura.upgrade.major import point_project_at
 
 Log = Callable[[str], None]
 _LABEL = "pgkura.pitr"

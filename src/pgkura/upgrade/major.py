@@ -44,8 +44,19 @@ from pgkura.backups.dump_stream import Transactions
 from pgkura.backups.store import BackupStore
 from pgkura.backups.take import dump_into, record, writer_for
 from pgkura.config.settings import Settings
-from pgkura.engines.docker.compose import image_exists, run
+from pgkura.engines.docker.compose import image_exists
 from pgkura.engines.docker.data_in_use import containers, lock_problem, mounters, volume_path
+from pgkura.engines.docker.helpers import (
+    SOCKET,
+    HelperServer,
+    create_volume,
+    labelled,
+    remove,
+    remove_volume,
+    start,
+    stop,
+    volume_label,
+)
 from pgkura.engines.docker.volume_check import (
     SERVER_MAJOR,
     Cluster,
@@ -58,10 +69,8 @@ from pgkura.errors import PgkuraError
 from pgkura.progress import QUIET, Reporter
 
 Log = Callable[[str], None]
-SOCKET = "/var/run/postgresql"
 _LABEL = "pgkura.upgrade"
 _HEADROOM_KIB = 64 * 1024
-_READY_S = 300
 
 
 class UpgradeError(PgkuraError):
@@ -224,49 +233,8 @@ SELECT 'large-objects' || E'\t' || '(all)' || E'\t' || count(*) || ' ' ||
 """
 
 
-class HelperServer:
-    """A helper PostgreSQL container with no network, reached through its socket (also the
-    trial start of a point-in-time restore)."""
-
-    def __init__(self, name: str, superuser: str = "") -> None:
-        self.name = name
-        self.superuser = superuser
-
-    def psql(
-        self, dbname: str, *, sql: str, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        argv = ["docker", "exec", "-i", self.name, "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1",
-                "-h", SOCKET, "-U", self.superuser, "-d", dbname, "-f", "-"]  # fmt: skip
-        result = subprocess.run(argv, input=sql, capture_output=True, text=True, check=False)
-        if check and result.returncode != 0:
-            raise UpgradeError(f"psql in {self.name} ({dbname}) failed: {result.stderr.strip()}")
-        return result
-
-    def wait(self, *, fresh: bool = False) -> None:
-        """Until the server answers. `fresh`: a first start, whose temporary init server
-        answers on the socket and then stops; only the real server listens on TCP (inside the
-        container: loopback exists even with no network)."""
-        deadline = time.monotonic() + _READY_S
-        host = "127.0.0.1" if fresh else SOCKET
-        while True:
-            ready = subprocess.run(["docker", "exec", self.name, "pg_isready", "-q", "-h", host],
-                                   capture_output=True, check=False)  # fmt: skip
-            if ready.returncode == 0:
-                return
-            state = run(["docker", "inspect", "-f", "{{.State.Status}}", self.name], what="inspect")
-            if state.strip() != "running" or time.monotonic() > deadline:
-                logs = subprocess.run(["docker", "logs", "--tail", "30", self.name],
-                                      capture_output=True, text=True, check=False)  # fmt: skip
-                raise UpgradeError(f"the server in {self.name} did not come up:\n"
-                                   f"{(logs.stdout + logs.stderr).strip()}")  # fmt: skip
-            time.sleep(0.5)
-
-    def databases(self) -> list[str]:
-        """Every database one can connect to, templates aside."""
-        query = (
-            "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1"
-        )
-        return self.psql("postgres", sql=query).stdout.splitlines()
+class _Server(HelperServer):
+    """An upgrade's old or new server, which can also say what it holds."""
 
     def facts(self) -> Facts:
         out = Facts()
@@ -353,7 +321,7 @@ def upgrade(
                 "is as it was")  # fmt: skip
         _remove_helpers(names)  # first: a volume in use cannot be removed
         if not done:
-            _remove_volume(plan.target)
+            remove_volume(plan.target)
 
 
 @dataclass(frozen=True)
@@ -381,34 +349,23 @@ def clear_leftovers(settings: Settings, plan: Plan, log: Log) -> None:
     """What a killed run left: its helper containers (the old server stopped cleanly) and the
     half-made volume (never one the project uses, never one pgkura did not make)."""
     names = _Names(settings.compose_project)
-    left = run(["docker", "ps", "-aq", "--filter", f"label={_LABEL}={names.project}"], what="ps")
-    if left.strip():
+    if labelled(_LABEL, names.project):
         log("removing what an interrupted upgrade left behind")
     _remove_helpers(names)
     if plan.target == settings.volume:
         raise UpgradeError(f"the project already uses {plan.target} (PGKURA_VOLUME): done before?")
-    labels = subprocess.run(
-        ["docker", "volume", "inspect", "-f", f'{{{{index .Labels "{_LABEL}"}}}}', plan.target],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if labels.returncode == 0:
-        if labels.stdout.strip() != plan.source:
+    made_for = volume_label(plan.target, _LABEL)
+    if made_for is not None:
+        if made_for != plan.source:
             raise UpgradeError(f"a volume {plan.target} already exists and pgkura did not make it "
                                "for this upgrade\n→ choose another with --to-volume")  # fmt: skip
-        _remove_volume(plan.target)
+        remove_volume(plan.target)
 
 
 def _remove_helpers(names: _Names) -> None:
     for name in (names.dump, names.new, names.old):
-        # docker stop first: the server shuts down cleanly (the image's stop signal)
-        subprocess.run(["docker", "stop", "-t", "60", name], capture_output=True, check=False)
-        # -v: the anonymous volumes the images' VOLUME lines made go too
-        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
-    subprocess.run(["docker", "volume", "rm", "-f", names.socket], capture_output=True, check=False)
-
-
-def _remove_volume(volume: str) -> None:
-    subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
+        remove(name)  # stopped first (cleanly), with the anonymous volumes the images made
+    remove_volume(names.socket)
 
 
 def _old_mount(plan: Plan) -> tuple[str, str]:
@@ -423,15 +380,14 @@ def _old_mount(plan: Plan) -> tuple[str, str]:
 def _upgrade(
     settings: Settings, plan: Plan, names: _Names, log: Log, progress: Reporter
 ) -> tuple[Path, list[str]]:
-    label = ["--label", f"{_LABEL}={names.project}"]
-    run(["docker", "volume", "create", *label, names.socket], what="docker volume create")
+    label = (_LABEL, names.project)
+    create_volume(names.socket, label)
     mount, pgdata = _old_mount(plan)
     log(f"starting PostgreSQL {plan.cluster.major} ({plan.old_image}) on {plan.source}")
-    run(["docker", "run", "-d", "--init", "--name", names.old, *label, "--network", "none",
-         "-v", f"{plan.source}:{mount}", "-v", f"{names.socket}:{SOCKET}", "-e", f"PGDATA={pgdata}",
-         plan.old_image, "postgres", "-c", "listen_addresses="],
-        what=f"starting {plan.old_image}")  # fmt: skip
-    old = HelperServer(names.old)
+    start(names.old, plan.old_image, "postgres", "-c", "listen_addresses=", label=label,
+          mounts=(f"{plan.source}:{mount}", f"{names.socket}:{SOCKET}"), env=("PGDATA",),
+          environ={**os.environ, "PGDATA": pgdata}, what=f"starting {plan.old_image}")  # fmt: skip
+    old = _Server(names.old)
     with progress.meter(f"starting PostgreSQL {plan.cluster.major}"):
         old.wait()
     old.superuser = _bootstrap_superuser(old, settings)
@@ -439,17 +395,16 @@ def _upgrade(
     log("recording every table's rows, the sequences, extensions and roles of the old cluster")
     with progress.meter("recording the old cluster"):
         before = old.facts()
-        subprocess.run(["docker", "stop", "-t", "60", names.old], capture_output=True, check=False)
+        stop(names.old)
     log(f"creating {plan.target} and starting PostgreSQL {SERVER_MAJOR} on it")
-    run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
-        what="docker volume create")  # fmt: skip
+    create_volume(plan.target, (_LABEL, plan.source))
     # a throwaway password, off argv: the dump's ALTER ROLE sets the real one
     secret = {**os.environ, "POSTGRES_PASSWORD": secrets.token_urlsafe(24)}
-    run(["docker", "run", "-d", "--init", "--name", names.new, *label, "--network", "none",
-         "-v", f"{plan.target}:/var/lib/postgresql", "-e", f"POSTGRES_USER={old.superuser}",
-         "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_DB=postgres", settings.image],
-        what="starting the new server", env=secret)  # fmt: skip
-    new = HelperServer(names.new, old.superuser)
+    start(names.new, settings.image, label=label, mounts=(f"{plan.target}:/var/lib/postgresql",),
+          env=("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"),
+          environ={**secret, "POSTGRES_USER": old.superuser, "POSTGRES_DB": "postgres"},
+          what="starting the new server")  # fmt: skip
+    new = _Server(names.new, old.superuser)
     with progress.meter(f"initialising PostgreSQL {SERVER_MAJOR}"):
         new.wait(fresh=True)
     _load(new, backup, log, progress)
@@ -464,11 +419,11 @@ def _upgrade(
     log(f"verified: {len(after.databases)} databases, {tables} tables (rows and checksums), "
         f"{len(after.roles)} roles, sequences and extensions as before")  # fmt: skip
     with progress.meter(f"stopping PostgreSQL {SERVER_MAJOR}"):
-        subprocess.run(["docker", "stop", "-t", "60", names.new], capture_output=True, check=False)
+        stop(names.new)
     return backup, updated
 
 
-def _bootstrap_superuser(server: HelperServer, settings: Settings) -> str:
+def _bootstrap_superuser(server: _Server, settings: Settings) -> str:
     """The cluster's first superuser (the one initdb made), found by trying the usual names
     over the socket (local connections are trusted in these images)."""
     for candidate in dict.fromkeys([settings.postgres_user, "postgres"]):
@@ -494,7 +449,7 @@ def _dump(
     started = time.monotonic()
 
     def stop_dump() -> None:  # killing `docker run` leaves its container running
-        subprocess.run(["docker", "rm", "-f", names.dump], capture_output=True, check=False)
+        remove(names.dump, timeout_s=0)
 
     writer = writer_for("gzip", settings.backup_level)
     # the dump's text against the old data directory's size: an estimate
@@ -516,8 +471,7 @@ def _load(server: HelperServer, backup: Path, log: Log, progress: Reporter) -> N
     volume is what makes this all or nothing; pg_dump's own transactions around large objects
     stay)."""
     log(f"restoring {backup.name} into the new cluster")
-    argv = ["docker", "exec", "-i", server.name, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
-            "-h", SOCKET, "-U", server.superuser, "-d", "postgres", "-f", "-"]  # fmt: skip
+    argv = server.psql_argv("postgres", "-q")
     meter = progress.meter("restore", backup.stat().st_size)
     with tempfile.TemporaryFile() as errors, _process(argv, errors) as proc, meter as read:
         assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE)
