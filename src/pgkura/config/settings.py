@@ -70,6 +70,7 @@ class Settings:
     env_file: Path
     required_extensions: tuple[str, ...]
     database_url: str | None = field(repr=False)
+    migration_url: str | None = field(repr=False)  # pgkura's direct connection, past any pooler
     migrations_dir: Path
     init_sql: Path
     migrations_schema: str
@@ -112,9 +113,13 @@ class Settings:
 
     @property
     def target(self) -> Target:
-        """DATABASE_URL when set (a managed or remote server), else the local container: over
-        its published port in development, over its bind-mounted socket in production; or the
-        embedded engine's server on 127.0.0.1."""
+        """PGKURA_MIGRATION_URL or DATABASE_URL when set (a managed or remote server; the first
+        reaches it directly where applications go through a pooler), else the local container:
+        over its published port in development, over its bind-mounted socket in production;
+        or the embedded engine's server on 127.0.0.1."""
+        if self.migration_url:
+            url = parse_database_url(self.migration_url)
+            return Target(url, TargetKind.URL, "PGKURA_MIGRATION_URL")
         if self.database_url:
             return Target(parse_database_url(self.database_url), TargetKind.URL, "DATABASE_URL")
         if self.is_embedded:
@@ -353,6 +358,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         env_file=values.env_file,
         required_extensions=values.parsed("PGKURA_EXTENSIONS", "vector,pg_bigm", EXTENSIONS),
         database_url=values.parsed("DATABASE_URL", "", DATABASE_URL) or None,
+        migration_url=values.parsed("PGKURA_MIGRATION_URL", "", DATABASE_URL) or None,
         migrations_dir=values.parsed("PGKURA_MIGRATIONS_DIR", "db/migrations", directory),
         init_sql=values.parsed("PGKURA_INIT_SQL", "db/init.sql", file),
         migrations_schema=values.parsed("PGKURA_MIGRATIONS_SCHEMA", "public", v.SCHEMA),

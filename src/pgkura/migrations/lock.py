@@ -13,10 +13,10 @@ from contextlib import contextmanager
 
 import psycopg
 
-from pgkura.connect.connection import connect
+from pgkura.connect.connection import connect, through_pooler
 from pgkura.dsn import Target
 from pgkura.durations import render_ms
-from pgkura.errors import LockTimeoutError
+from pgkura.errors import ConnectError, LockTimeoutError
 
 
 def lock_key(name: str) -> int:
@@ -56,6 +56,8 @@ def runner_lock(
     key = lock_key(name)
     conn = connect(target, purpose="migration lock")
     try:
+        if through_pooler(conn):
+            raise ConnectError(_pooled_message(target))
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not (got and got[0]):
             holder = describe_holder(conn, key)
@@ -73,6 +75,17 @@ def runner_lock(
         yield
     finally:
         conn.close()
+
+
+def _pooled_message(target: Target) -> str:
+    return (
+        f"{target.redacted()} leads through a connection pooler (PgBouncer or similar), not "
+        "to the server itself: the migration lock is held by a session, and a pooler in "
+        "transaction mode hands that session to other clients between transactions (the lock "
+        "leaks and runners deadlock).\n"
+        "→ set PGKURA_MIGRATION_URL to the server's own address (its host and port, not the "
+        "pooler's); applications keep DATABASE_URL on the pooler"
+    )
 
 
 def _held_message(name: str, wait_ms: int, holder: str) -> str:
