@@ -24,6 +24,8 @@ from pgkura.config.engine_choice import ENGINES
 from pgkura.config.offsite import SSE_CHOICES, Offsite, aws_settings, parse_s3_url
 from pgkura.config.schedule import EXPECTED as SCHEDULE_FORMS
 from pgkura.config.schedule import Schedule, parse_schedule
+from pgkura.config.tls import MODES as TLS_MODES
+from pgkura.config.tls import Tls, parse_names
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.retention import Policy
 from pgkura.validation import Rule, SafeValueError
@@ -95,6 +97,7 @@ class Settings:
     pg_bigm: BigmSource
     build_network: str | None
     pitr: Pitr
+    tls: Tls
     engine_chosen: bool = False  # PGKURA_ENGINE unset: pgkura chose (engine_choice)
     engine_note: str | None = None  # what to tell the user about that choice
 
@@ -136,6 +139,8 @@ class Settings:
             "port": str(port),
             "user": self.postgres_user,
             "dbname": self.postgres_db,
+            # TLS over TCP only: a Unix socket never needs it (libpq does not encrypt one)
+            **({} if self.is_production else self.tls.client_params()),
         }
         if self.postgres_password:
             params["password"] = self.postgres_password
@@ -277,6 +282,8 @@ OFFSITE_URL = Rule(
 )
 S3_ENDPOINT = Rule(_endpoint, "the S3 API's http:// or https:// URL", shown=v.redact_url)
 SCHEDULE = Rule(parse_schedule, SCHEDULE_FORMS)
+TLS = Rule(_choice(*TLS_MODES), " or ".join(TLS_MODES))
+TLS_NAMES = Rule(parse_names, "comma-separated host names or IP addresses")
 S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
 
 
@@ -394,4 +401,9 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         ),
         build_network=values.parsed("PGKURA_BUILD_NETWORK", "", BUILD_NETWORK) or None,
         pitr=_pitr(values, project),
+        tls=Tls(
+            mode=values.parsed("PGKURA_TLS", "off", TLS),
+            directory=values.parsed("PGKURA_TLS_DIR", "tls", directory),
+            names=values.parsed("PGKURA_TLS_NAMES", "", TLS_NAMES),
+        ),
     )

@@ -22,6 +22,7 @@ COMPOSE_FILES = {
     "production": ("docker-compose.yml", "docker-compose.prod.yml"),
 }
 PITR_FILE = "docker-compose.pitr.yml"  # added when PGKURA_PITR=on
+TLS_FILE = "docker-compose.tls.yml"  # added when PGKURA_TLS is not off
 SERVICE = "postgres"
 
 
@@ -47,7 +48,9 @@ class ContainerState:
 
 
 def compose_files(settings: Settings) -> list[Path]:
-    extra = (PITR_FILE,) if settings.pitr.enabled else ()
+    extra = ((PITR_FILE,) if settings.pitr.enabled else ()) + (
+        (TLS_FILE,) if settings.tls.enabled else ()
+    )
     return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
 
 
@@ -84,6 +87,9 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_PITR_VOLUME": settings.pitr.volume,
         "PGKURA_PITR_KEEP_FULL": str(settings.pitr.keep_full),
         "PGKURA_PITR_QUEUE_MAX": settings.pitr.queue_max,
+        "PGKURA_TLS_DIR": str(settings.tls.directory),
+        # production: TCP only with TLS (docker/postgres/pgkura-entrypoint)
+        "PGKURA_TLS_ONLY": "on" if settings.is_production else "off",
     }
 
 
