@@ -56,8 +56,7 @@ def runner_lock(
     key = lock_key(name)
     conn = connect(target, purpose="migration lock")
     try:
-        if through_pooler(conn):
-            raise ConnectError(_pooled_message(target))
+        _refuse_pooler(conn, target)
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not (got and got[0]):
             holder = describe_holder(conn, key)
@@ -77,8 +76,17 @@ def runner_lock(
         conn.close()
 
 
-def _pooled_message(target: Target) -> str:
-    return (
+def require_direct(target: Target) -> None:
+    """ConnectError when `target` leads through a pooler: checked before anything slow (the
+    backup before migrating) as well as when the lock is taken."""
+    with connect(target, purpose="pooler check") as conn:
+        _refuse_pooler(conn, target)
+
+
+def _refuse_pooler(conn: psycopg.Connection, target: Target) -> None:
+    if not through_pooler(conn):
+        return
+    raise ConnectError(
         f"{target.redacted()} leads through a connection pooler (PgBouncer or similar), not "
         "to the server itself: the migration lock is held by a session, and a pooler in "
         "transaction mode hands that session to other clients between transactions (the lock "

@@ -17,6 +17,7 @@ import pytest
 from pgkura.config.settings import load_settings
 from pgkura.connect.connection import connect, through_pooler
 from pgkura.errors import ConnectError
+from pgkura.migrations.operations import MigrateOptions, migrate
 from pgkura.migrations.runner import Migrator
 
 from ..conftest import tables
@@ -90,3 +91,15 @@ def test_migrate_through_pgbouncer_refused_and_direct_applied(
 def test_direct_connection_is_not_taken_for_a_pooler(settings):
     with connect(settings.target) as conn:
         assert not through_pooler(conn)
+
+
+def test_production_migrate_through_pgbouncer_refused_before_its_backup(
+    pgbouncer, tmp_path, write_migration
+):
+    write_migration("001_a.sql", "CREATE TABLE a (id int);")
+    environ = {"DATABASE_URL": pgbouncer, "PGKURA_MIGRATIONS_DIR": "migrations",
+               "PGKURA_ENV": "production", "PGKURA_BACKUP_DIR": "backups"}  # fmt: skip
+    settings = load_settings(tmp_path, environ)
+    with pytest.raises(ConnectError, match="connection pooler"):
+        migrate(settings, MigrateOptions(), lambda _: None)
+    assert not (tmp_path / "backups").exists() or not any((tmp_path / "backups").iterdir())
