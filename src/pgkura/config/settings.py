@@ -310,6 +310,23 @@ def _pitr(values: _Values, project: str) -> Pitr:
     )
 
 
+def _tls(values: _Values, engine: str, directory: Rule[Path]) -> Tls:
+    tls = Tls(
+        mode=values.parsed("PGKURA_TLS", "off", TLS),
+        directory=values.parsed("PGKURA_TLS_DIR", "tls", directory),
+        names=values.parsed("PGKURA_TLS_NAMES", "", TLS_NAMES),
+    )
+    if tls.enabled and engine == "embedded":
+        from pgkura.errors import ConfigError
+
+        raise ConfigError(
+            f"PGKURA_TLS={tls.mode} (from {values.where('PGKURA_TLS')}) is for the Docker "
+            "engine's container; the embedded engine listens on 127.0.0.1 only.\n"
+            "→ set PGKURA_TLS=off, or PGKURA_ENGINE=docker"
+        )
+    return tls
+
+
 def _wheel_tools() -> Path | None:
     from pgkura.clusters.local import bin_dir
     from pgkura.errors import PgkuraError
@@ -401,9 +418,5 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         ),
         build_network=values.parsed("PGKURA_BUILD_NETWORK", "", BUILD_NETWORK) or None,
         pitr=_pitr(values, project),
-        tls=Tls(
-            mode=values.parsed("PGKURA_TLS", "off", TLS),
-            directory=values.parsed("PGKURA_TLS_DIR", "tls", directory),
-            names=values.parsed("PGKURA_TLS_NAMES", "", TLS_NAMES),
-        ),
+        tls=_tls(values, engine, directory),
     )

@@ -63,3 +63,8 @@ def test_clients_verify_the_server_over_tcp_only(tmp_path):
 def test_bad_tls_settings_name_the_variable(tmp_path, name, value):
     with pytest.raises(ConfigError, match=name):
         tls_settings(tmp_path, **{name: value})
+
+
+def test_tls_with_the_embedded_engine_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"PGKURA_TLS=self-signed .* Docker"):
+        tls_settings(tmp_path, PGKURA_ENGINE="embedded")
