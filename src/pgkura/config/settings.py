@@ -98,6 +98,8 @@ class Settings:
     build_network: str | None
     pitr: Pitr
     tls: Tls
+    pooler: str  # off, or pgbouncer: a PgBouncer container for applications
+    pooler_port: int  # PgBouncer's port on 127.0.0.1 in development
     engine_chosen: bool = False  # PGKURA_ENGINE unset: pgkura chose (engine_choice)
     engine_note: str | None = None  # what to tell the user about that choice
 
@@ -283,6 +285,7 @@ OFFSITE_URL = Rule(
 S3_ENDPOINT = Rule(_endpoint, "the S3 API's http:// or https:// URL", shown=v.redact_url)
 SCHEDULE = Rule(parse_schedule, SCHEDULE_FORMS)
 TLS = Rule(_choice(*TLS_MODES), " or ".join(TLS_MODES))
+POOLER = Rule(_choice("off", "pgbouncer"), "off or pgbouncer")
 TLS_NAMES = Rule(parse_names, "comma-separated host names or IP addresses")
 S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
 
@@ -419,4 +422,6 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         build_network=values.parsed("PGKURA_BUILD_NETWORK", "", BUILD_NETWORK) or None,
         pitr=_pitr(values, project),
         tls=_tls(values, engine, directory),
+        pooler=values.parsed("PGKURA_POOLER", "off", POOLER),
+        pooler_port=values.parsed("PGKURA_POOLER_PORT", "6432", v.PORT),
     )

@@ -23,6 +23,11 @@ COMPOSE_FILES = {
 }
 PITR_FILE = "docker-compose.pitr.yml"  # added when PGKURA_PITR=on
 TLS_FILE = "docker-compose.tls.yml"  # added when PGKURA_TLS is not off
+# PGKURA_POOLER=pgbouncer: the service, and its port on 127.0.0.1 in development
+POOLER_FILES = {
+    "development": ("docker-compose.pgbouncer.yml", "docker-compose.pgbouncer.dev.yml"),
+    "production": ("docker-compose.pgbouncer.yml",),
+}
 SERVICE = "postgres"
 
 
@@ -51,6 +56,8 @@ def compose_files(settings: Settings) -> list[Path]:
     extra = ((PITR_FILE,) if settings.pitr.enabled else ()) + (
         (TLS_FILE,) if settings.tls.enabled else ()
     )
+    if settings.pooler == "pgbouncer":
+        extra += POOLER_FILES[settings.environment]
     return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
 
 
@@ -90,6 +97,7 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_TLS_DIR": str(settings.tls.directory),
         # production: TCP only with TLS (docker/postgres/pgkura-entrypoint)
         "PGKURA_TLS_ONLY": "on" if settings.is_production else "off",
+        "PGKURA_POOLER_PORT": str(settings.pooler_port),
     }
 
 
