@@ -20,6 +20,7 @@ _SCHEME = re.compile(r"^(postgres|postgresql)(\+[a-z0-9_]+)?://", re.IGNORECASE)
 # Frameworks built on asyncpg spell the TLS option `ssl=`; libpq wants `sslmode=`.
 _ASYNCPG_SSL = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
 _SHOWN_IN_URL = {"host", "port", "user", "password", "dbname"}
+_SECRET_OPTIONS = {"sslpassword"}  # the client key's passphrase: shown as *** like the password
 _SAFE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,30}$")
 _OPTION_NAME = re.compile(r"^[a-z_]{1,40}$")
 _PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -155,7 +156,8 @@ def redact(params: dict[str, str]) -> str:
     user = _shown(params.get("user", ""))
     auth = f"{user}:***@" if params.get("password") else (f"{user}@" if user else "")
     host = params.get("host", "")
-    extra = {k: v for k, v in params.items() if k not in _SHOWN_IN_URL}
+    extra = {k: "***" if k in _SECRET_OPTIONS else v
+             for k, v in params.items() if k not in _SHOWN_IN_URL}  # fmt: skip
     if host.startswith("/"):  # a Unix socket directory is a query option in URL form
         extra = {"host": host, **extra}
         host = ""
@@ -166,5 +168,5 @@ def redact(params: dict[str, str]) -> str:
     if port and not host:
         extra = {**extra, "port": port}
     path = "/" + _shown(params.get("dbname", ""))
-    query = ("?" + urlencode(extra, safe="/")) if extra else ""
+    query = ("?" + urlencode(extra, safe="/*")) if extra else ""
     return f"postgresql://{netloc}{path}{query}"

@@ -189,3 +189,28 @@ def wait(c: Context, settings: Settings, timeout: str = "") -> None:
     timeout_ms = v.DURATION.flag(timeout or None, "--timeout")
     version = ready(settings, timeout_ms=timeout_ms)
     print(f"ready: {settings.target.redacted()} (server {version // 10000}.{version % 10000})")
+
+
+@task(help={"force": "replace existing certificates (clients need the new ca.crt)"})
+def tls_cert(c: Context, settings: Settings, force: bool = False) -> None:
+    """server: make a development CA and TLS certificate
+
+    Make a development CA and a server certificate for PGKURA_TLS=self-signed in PGKURA_TLS_DIR
+    (ca.crt for clients; server.crt and server.key for the server). The certificate names
+    localhost, 127.0.0.1, ::1, the container, the Compose service `postgres` and
+    PGKURA_TLS_NAMES (e.g. db.example.internal). `invoke db.up` makes them when missing;
+    restart the server after --force.
+
+    Examples:
+      invoke db.tls-cert
+      invoke db.tls-cert --force
+    """
+    from pgkura.engines.docker.tls import make_certificates, server_names
+
+    written = make_certificates(settings, force=force)
+    if not written:
+        print(f"kept the certificates in {settings.tls.directory} (--force replaces them)")
+        return
+    print(f"made {', '.join(p.name for p in written)} in {settings.tls.directory}")
+    print(f"names: {', '.join(server_names(settings))}")
+    print(f"clients: sslmode=verify-full sslrootcert={settings.tls.directory / 'ca.crt'}")

@@ -24,6 +24,8 @@ from pgkura.config.engine_choice import ENGINES
 from pgkura.config.offsite import SSE_CHOICES, Offsite, aws_settings, parse_s3_url
 from pgkura.config.schedule import EXPECTED as SCHEDULE_FORMS
 from pgkura.config.schedule import Schedule, parse_schedule
+from pgkura.config.tls import MODES as TLS_MODES
+from pgkura.config.tls import Tls, parse_names
 from pgkura.dsn import Target, TargetKind, parse_database_url
 from pgkura.retention import Policy
 from pgkura.validation import Rule, SafeValueError
@@ -70,6 +72,7 @@ class Settings:
     env_file: Path
     required_extensions: tuple[str, ...]
     database_url: str | None = field(repr=False)
+    migration_url: str | None = field(repr=False)  # pgkura's direct connection, past any pooler
     migrations_dir: Path
     init_sql: Path
     migrations_schema: str
@@ -94,6 +97,9 @@ class Settings:
     pg_bigm: BigmSource
     build_network: str | None
     pitr: Pitr
+    tls: Tls
+    pooler: str  # off, or pgbouncer: a PgBouncer container for applications
+    pooler_port: int  # PgBouncer's port on 127.0.0.1 in development
     engine_chosen: bool = False  # PGKURA_ENGINE unset: pgkura chose (engine_choice)
     engine_note: str | None = None  # what to tell the user about that choice
     metrics: bool = False  # PGKURA_METRICS: the exporter beside the server (Compose profile)
@@ -115,9 +121,13 @@ class Settings:
 
     @property
     def target(self) -> Target:
-        """DATABASE_URL when set (a managed or remote server), else the local container: over
-        its published port in development, over its bind-mounted socket in production; or the
-        embedded engine's server on 127.0.0.1."""
+        """PGKURA_MIGRATION_URL or DATABASE_URL when set (a managed or remote server; the first
+        reaches it directly where applications go through a pooler), else the local container:
+        over its published port in development, over its bind-mounted socket in production;
+        or the embedded engine's server on 127.0.0.1."""
+        if self.migration_url:
+            url = parse_database_url(self.migration_url)
+            return Target(url, TargetKind.URL, "PGKURA_MIGRATION_URL")
         if self.database_url:
             return Target(parse_database_url(self.database_url), TargetKind.URL, "DATABASE_URL")
         if self.is_embedded:
@@ -134,6 +144,8 @@ class Settings:
             "port": str(port),
             "user": self.postgres_user,
             "dbname": self.postgres_db,
+            # TLS over TCP only: a Unix socket never needs it (libpq does not encrypt one)
+            **({} if self.is_production else self.tls.client_params()),
         }
         if self.postgres_password:
             params["password"] = self.postgres_password
@@ -287,6 +299,9 @@ OFFSITE_URL = Rule(
 )
 S3_ENDPOINT = Rule(_endpoint, "the S3 API's http:// or https:// URL", shown=v.redact_url)
 SCHEDULE = Rule(parse_schedule, SCHEDULE_FORMS)
+TLS = Rule(_choice(*TLS_MODES), " or ".join(TLS_MODES))
+POOLER = Rule(_choice("off", "pgbouncer"), "off or pgbouncer")
+TLS_NAMES = Rule(parse_names, "comma-separated host names or IP addresses")
 S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
 
 
@@ -311,6 +326,23 @@ def _pitr(values: _Values, project: str) -> Pitr:
         queue_max=values.parsed("PGKURA_PITR_QUEUE_MAX", "4GiB", SIZE),
         schedule=values.parsed("PGKURA_PITR_SCHEDULE", "off", SCHEDULE),
     )
+
+
+def _tls(values: _Values, engine: str, directory: Rule[Path]) -> Tls:
+    tls = Tls(
+        mode=values.parsed("PGKURA_TLS", "off", TLS),
+        directory=values.parsed("PGKURA_TLS_DIR", "tls", directory),
+        names=values.parsed("PGKURA_TLS_NAMES", "", TLS_NAMES),
+    )
+    if tls.enabled and engine == "embedded":
+        from pgkura.errors import ConfigError
+
+        raise ConfigError(
+            f"PGKURA_TLS={tls.mode} (from {values.where('PGKURA_TLS')}) is for the Docker "
+            "engine's container; the embedded engine listens on 127.0.0.1 only.\n"
+            "→ set PGKURA_TLS=off, or PGKURA_ENGINE=docker"
+        )
+    return tls
 
 
 def _wheel_tools() -> Path | None:
@@ -368,6 +400,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         env_file=values.env_file,
         required_extensions=values.parsed("PGKURA_EXTENSIONS", "vector,pg_bigm", EXTENSIONS),
         database_url=values.parsed("DATABASE_URL", "", DATABASE_URL) or None,
+        migration_url=values.parsed("PGKURA_MIGRATION_URL", "", DATABASE_URL) or None,
         migrations_dir=values.parsed("PGKURA_MIGRATIONS_DIR", "db/migrations", directory),
         init_sql=values.parsed("PGKURA_INIT_SQL", "db/init.sql", file),
         migrations_schema=values.parsed("PGKURA_MIGRATIONS_SCHEMA", "public", v.SCHEMA),
@@ -406,4 +439,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         metrics=values.parsed("PGKURA_METRICS", "off", v.BOOLEAN),
         metrics_port=values.parsed("PGKURA_METRICS_PORT", "9187", v.PORT),
         metrics_textfile=values.parsed("PGKURA_METRICS_TEXTFILE", "", _textfile_rule(root)),
+        tls=_tls(values, engine, directory),
+        pooler=values.parsed("PGKURA_POOLER", "off", POOLER),
+        pooler_port=values.parsed("PGKURA_POOLER_PORT", "6432", v.PORT),
     )

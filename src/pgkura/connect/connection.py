@@ -96,6 +96,16 @@ def connect(target: Target, *, purpose: str = "", connect_timeout: int = 10) -> 
         raise ConnectionRefused(explain(target, exc, refusal), refusal) from None
 
 
+def through_pooler(conn: psycopg.Connection) -> bool:
+    """Whether a pooler (PgBouncer, pgcat, Supavisor...) stands between us and the server.
+
+    libpq's backend PID is the one announced when the connection opened; a pooler announces a
+    key of its own, never the pid of the server process that runs our statements (which it may
+    change between transactions), so the two differ. A direct connection always agrees."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    return row is not None and row[0] != conn.info.backend_pid
+
+
 def classify(target: Target, exc: psycopg.OperationalError) -> Refusal:
     """Why `exc` happened, from libpq's state and a PQping of the same server."""
     pgconn = exc.pgconn
@@ -184,8 +194,9 @@ def _remedy(target: Target, refusal: Refusal) -> str:
                 "over)")  # fmt: skip
     if not target.is_container:
         if refusal is Refusal.UNREACHABLE:
-            return "check the host and port in DATABASE_URL, and that the server lets you in"
-        return "check DATABASE_URL (user, password, database, sslmode)"
+            return (f"check the host and port in {target.credentials}, and that the server "
+                    "lets you in")  # fmt: skip
+        return f"check {target.credentials} (user, password, database, sslmode, sslrootcert)"
     if refusal.transient:
         return "start it with `invoke db.up` (and check POSTGRES_HOST / POSTGRES_PORT)"
     if refusal is Refusal.NO_PASSWORD:

@@ -38,6 +38,10 @@ _CONNECT_FAILED = re.compile(
 )
 
 
+# libpq options that name a file on the client's machine
+_CLIENT_FILES = ("sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir")
+
+
 @dataclass(frozen=True)
 class Tool:
     """A client program ready to run: argv up to its own options, connection options, env."""
@@ -153,7 +157,7 @@ def choose(
                 f"{server_major} client tools and set PGKURA_PG_BIN to their directory"
             )
         warn(f"the host's {program} {version} is older than the server; using a one-off container")
-    tool = _one_off(settings, program, target.params.get("host", ""), connection, env, stdin)
+    tool = _one_off(settings, program, target.params, connection, env, stdin)
     return dataclasses.replace(tool, session=session)
 
 
@@ -166,12 +170,15 @@ def direct(program: Path, target: Target, source: str) -> Tool:
 def _one_off(
     settings: Settings,
     program: str,
-    host: str,
+    params: dict[str, str],
     connection: list[str],
     env: dict[str, str],
     stdin: bool,
 ) -> Tool:
-    """`docker run --rm` of the project's image: PostgreSQL 18 tools for any server."""
+    """`docker run --rm` of the project's image: PostgreSQL 18 tools for any server. The
+    files the connection names (sslrootcert, sslcert, sslkey, sslcrl) are mounted read-only
+    at the same paths, so `sslmode=verify-full` checks the same CA as on the host."""
+    host = params.get("host", "")
     if not image_exists(settings.image):
         raise PgkuraError(
             f"no {program} of PostgreSQL 18 on this machine: the host has none (or an older one) "
@@ -183,6 +190,10 @@ def _one_off(
         argv += ["--volume", f"{host}:{host}"]
     elif _is_loopback(host):
         argv += ["--network", "host"]
+    for name in _CLIENT_FILES:
+        path = params.get(name, "")
+        if path.startswith("/") and Path(path).exists():
+            argv += ["--volume", f"{path}:{path}:ro"]
     # the values come from our environment, not argv
     argv += [arg for name in env for arg in ("--env", name)]
     argv += ["--entrypoint", program, settings.image]

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 
 import psycopg
 
-from pgkura.connect.connection import connect
+from pgkura.connect.connection import connect, through_pooler
 from pgkura.dsn import Target
 from pgkura.durations import render_ms
-from pgkura.errors import LockTimeoutError
+from pgkura.errors import ConnectError, LockTimeoutError
 
 
 def lock_key(name: str) -> int:
@@ -56,6 +56,7 @@ def runner_lock(
     key = lock_key(name)
     conn = connect(target, purpose="migration lock")
     try:
+        _refuse_pooler(conn, target)
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not (got and got[0]):
             holder = describe_holder(conn, key)
@@ -73,6 +74,26 @@ def runner_lock(
         yield
     finally:
         conn.close()
+
+
+def require_direct(target: Target) -> None:
+    """ConnectError when `target` leads through a pooler: checked before anything slow (the
+    backup before migrating) as well as when the lock is taken."""
+    with connect(target, purpose="pooler check") as conn:
+        _refuse_pooler(conn, target)
+
+
+def _refuse_pooler(conn: psycopg.Connection, target: Target) -> None:
+    if not through_pooler(conn):
+        return
+    raise ConnectError(
+        f"{target.redacted()} leads through a connection pooler (PgBouncer or similar), not "
+        "to the server itself: the migration lock is held by a session, and a pooler in "
+        "transaction mode hands that session to other clients between transactions (the lock "
+        "leaks and runners deadlock).\n"
+        "→ set PGKURA_MIGRATION_URL to the server's own address (its host and port, not the "
+        "pooler's); applications keep DATABASE_URL on the pooler"
+    )
 
 
 def _held_message(name: str, wait_ms: int, holder: str) -> str:

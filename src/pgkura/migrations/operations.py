@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pgkura import validation as v
 from pgkura.config.settings import Settings
 from pgkura.errors import PendingMigrationsError, PgkuraError
+from pgkura.migrations.lock import require_direct
 from pgkura.migrations.plan import StatusEntry
 from pgkura.migrations.runner import Migrator, Step
 from pgkura.progress import QUIET, Reporter
@@ -90,6 +91,7 @@ def migrate(
             # only when a backup may be taken: a heavy import
             from pgkura.backups.safety_net import backup_before
 
+            require_direct(settings.target)  # refused before a backup that would be for nothing
             outcome.backup = backup_before(settings, "before migrating", log=log,
                                            progress=reporter, announce=announce,
                                            report=progress)  # fmt: skip

@@ -129,6 +129,8 @@ def test_passwords_never_render(tmp_path):
         ({"host": "/run/pg", "user": "app", "dbname": "app", "port": "5432"},
          "postgresql://app@/app?host=/run/pg&port=5432"),
         ({"host": "::1", "port": "5432", "dbname": "d"}, "postgresql://[::1]:5432/d"),
+        ({"host": "h", "dbname": "d", "sslmode": "verify-full", "sslpassword": "keypass"},
+         "postgresql://h/d?sslmode=verify-full&sslpassword=***"),
     ],
 )  # fmt: skip
 def test_redact_renders_urls(params, rendered):

@@ -40,6 +40,20 @@ def test_production_uses_the_prod_file_and_the_env_file(tmp_path):
     assert all("s3cret" not in a for a in argv)
 
 
+@pytest.mark.parametrize(
+    ("environment", "added"),
+    [("development", ["docker-compose.tls.yml", "docker-compose.pgbouncer.yml",
+                      "docker-compose.pgbouncer.dev.yml"]),
+     ("production", ["docker-compose.tls.yml", "docker-compose.pgbouncer.yml"])],
+)  # fmt: skip
+def test_tls_and_pooler_add_their_files(tmp_path, environment, added):
+    env = {"POSTGRES_PASSWORD": "s3cret", "PGKURA_ENGINE": "docker", "PGKURA_ENV": environment,
+           "PGKURA_TLS": "self-signed", "PGKURA_POOLER": "pgbouncer"}  # fmt: skip
+    argv = compose_argv(load_settings(tmp_path, env), "ps")
+    files = [argv[i + 1] for i, a in enumerate(argv) if a == "--file"]
+    assert files[2:] == [str(tmp_path / name) for name in added]
+
+
 def test_exec_allocates_a_tty_only_when_asked(settings):
     assert exec_argv(settings, "pg_dump") == ["docker", "exec", "pg", "pg_dump"]
     assert exec_argv(settings, "psql", stdin=True, tty=True) == [

@@ -22,6 +22,12 @@ COMPOSE_FILES = {
     "production": ("docker-compose.yml", "docker-compose.prod.yml"),
 }
 PITR_FILE = "docker-compose.pitr.yml"  # added when PGKURA_PITR=on
+TLS_FILE = "docker-compose.tls.yml"  # added when PGKURA_TLS is not off
+# PGKURA_POOLER=pgbouncer: the service, and its port on 127.0.0.1 in development
+POOLER_FILES = {
+    "development": ("docker-compose.pgbouncer.yml", "docker-compose.pgbouncer.dev.yml"),
+    "production": ("docker-compose.pgbouncer.yml",),
+}
 SERVICE = "postgres"
 
 
@@ -47,7 +53,11 @@ class ContainerState:
 
 
 def compose_files(settings: Settings) -> list[Path]:
-    extra = (PITR_FILE,) if settings.pitr.enabled else ()
+    extra = ((PITR_FILE,) if settings.pitr.enabled else ()) + (
+        (TLS_FILE,) if settings.tls.enabled else ()
+    )
+    if settings.pooler == "pgbouncer":
+        extra += POOLER_FILES[settings.environment]
     return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
 
 
@@ -87,6 +97,10 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_PITR_KEEP_FULL": str(settings.pitr.keep_full),
         "PGKURA_PITR_QUEUE_MAX": settings.pitr.queue_max,
         "PGKURA_METRICS_PORT": str(settings.metrics_port),
+        "PGKURA_TLS_DIR": str(settings.tls.directory),
+        # production: TCP only with TLS (docker/postgres/pgkura-entrypoint)
+        "PGKURA_TLS_ONLY": "on" if settings.is_production else "off",
+        "PGKURA_POOLER_PORT": str(settings.pooler_port),
     }
 
 

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pgkura.config.settings import Settings
 from pgkura.connect.connection import wait_until_ready
 from pgkura.engines.base import Log, State
-from pgkura.engines.docker import pgbackrest
+from pgkura.engines.docker import pgbackrest, tls
 from pgkura.engines.docker.compose import (
     ContainerState,
     DockerError,
@@ -130,6 +130,7 @@ class DockerEngine:
         settings.socket_dir.mkdir(parents=True, exist_ok=True)
         before = container_state(settings)
         check_volume(settings)  # never an empty PostgreSQL 18 cluster beside (or instead of) data
+        tls.prepare(settings, log)
         if not build and is_published(settings.image) and not image_exists(settings.image):
             pull(settings, log)  # PGKURA_IMAGE names a registry: run what was published
         # Compose builds the image when it is missing: its inputs must be in place then too.
