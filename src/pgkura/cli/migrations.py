@@ -124,8 +124,29 @@ def new(
     for path in new_migration(
         settings.migrations_dir, name, down=down, no_transaction=no_transaction
     ):
-        root = settings.root
-        print(f"created {path.relative_to(root) if path.is_relative_to(root) else path}")
+        _created(settings, path)
+
+
+def _created(settings: Settings, path: Path) -> None:
+    root = settings.root
+    print(f"created {path.relative_to(root) if path.is_relative_to(root) else path}")
+
+
+@task
+def example(c: Context, settings: Settings) -> None:
+    """migrations: add the example schema (documents, pgvector, pg_bigm)
+
+    Copy the example migrations (a `documents` table with an embedding and a pg_bigm index) into
+    the migrations directory, numbered after your own; `invoke db.migrate` then applies them.
+    Nothing of the example is applied unless you run this.
+
+    Examples:
+      invoke db.example db.migrate
+    """
+    from pgkura.migrations.scaffold import EXAMPLES, add_examples
+
+    for path in add_examples(settings.root / EXAMPLES, settings.migrations_dir):
+        _created(settings, path)
 
 
 @task(
