@@ -1,11 +1,12 @@
-"""The full image (pgvector base + pg_bigm built from PG_BIGM_SOURCE) with the example schema in
-db/: both extensions, the committed schema snapshot, and Japanese search through the bigram
-index, on a real engine."""
+"""The full image (pgvector base + pg_bigm built from PG_BIGM_SOURCE) with the example schema
+(examples/documents): both extensions, the committed schema snapshot, and Japanese search
+through the bigram index, on a real engine; and a fresh clone's clean start."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -161,6 +162,11 @@ def test_a_fresh_clone_starts_clean_and_adds_the_example_when_asked(engine, tmp_
         added = fresh.invoke("db.example", "db.migrate")
         assert added.returncode == 0, added.stdout + added.stderr
         assert "applied 004_add_documents_language.sql" in added.stdout
+        # the snapshot refresh: one line with its time, not the migrations seemingly run twice
+        assert re.search(r"^refreshed \S+schema\.sql in \d+ s ", added.stdout, re.M)
+        assert added.stderr.count("applying 001_create_documents.sql") == 1
+        assert "scratch database" not in added.stderr
+        assert "running init.sql" not in added.stderr
         built = (fresh.schema / "schema.sql").read_text()
         assert built == (EXAMPLE_SCHEMA / "schema.sql").read_text()
     finally:

@@ -63,7 +63,10 @@ def migrate(
     if not done.steps:
         print("database is up to date")
     if done.schema_written:
-        print(f"refreshed {done.schema_written} (commit it with the migration)")
+        from pgkura.units import duration
+
+        took = duration(done.schema_seconds)
+        print(f"refreshed {done.schema_written} in {took} (commit it with the migration)")
     if done.schema_problem:
         say(f"warning: could not refresh {settings.schema_file.name}: {done.schema_problem}")
 
