@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -32,7 +31,8 @@ from pgkura.engines.docker.volume_check import check as check_volume
 from pgkura.errors import ConfigError, ConnectError
 from pgkura.extensions.bigm_source import staged
 
-_KEPT_LINES = 400  # BuildKit ends with the failing step and its last output
+_CHUNK = 64 * 1024
+_KEPT_BYTES = 256 * 1024  # BuildKit ends with the failing step and its last output
 
 
 def _compose(settings: Settings, *args: str) -> None:
@@ -52,15 +52,20 @@ def _compose_building(settings: Settings, *args: str) -> None:
     when not on a terminal) still reaches the person as it comes, on stderr like all progress,
     and is kept to name the setting that fixes a failed build."""
     argv = compose_argv(settings, *args)
-    kept: deque[str] = deque(maxlen=_KEPT_LINES)
+    kept = bytearray()
     env = compose_env(settings)
-    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
-        for raw in proc.stdout or ():
-            sys.stderr.buffer.write(raw)
+    # unbuffered: each read returns what has come, so a question Compose asks (no newline at
+    # its end) shows at once
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          bufsize=0) as proc:  # fmt: skip
+        out = proc.stdout
+        for chunk in iter(lambda: out.read(_CHUNK) if out else b"", b""):
+            sys.stderr.buffer.write(chunk)
             sys.stderr.buffer.flush()
-            kept.append(raw.decode(errors="replace"))
+            kept += chunk
+            del kept[:-_KEPT_BYTES]
     if proc.returncode != 0:
-        why = explain(settings, "".join(kept))
+        why = explain(settings, kept.decode(errors="replace"))
         raise DockerError(_failed(args, proc.returncode) + (f".\n{why}" if why else ""))
 
 
