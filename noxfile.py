@@ -49,7 +49,11 @@ def lint(session: nox.Session) -> None:
     session.run("hadolint", "docker/postgres/Dockerfile", "docker/exporter/Dockerfile")
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
-    dirs = ("db/migrations", "tests/fixtures/vector_only/migrations")
+    dirs = (
+        "db/migrations",
+        "examples/documents/migrations",
+        "tests/fixtures/vector_only/migrations",
+    )
     ups = [p for p in _sql("*.sql", *dirs) if not p.endswith(".down.sql")]
     session.run("squawk", "--config", ".squawk.toml", *ups)
     # Down files undo things by nature: dropping what the up file added is their job. A
@@ -70,9 +74,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def migrations(session: nox.Session) -> None:
-    """init.sql + every migration on a fresh server, version rows, rollback round trip."""
+    """init.sql + every migration on a fresh server, version rows, rollback round trip: db/,
+    then the example schema (examples/documents)."""
     _install(session)
     session.run("invoke", "db.check-migrations", *session.posargs)
+    examples = {"PGKURA_MIGRATIONS_DIR": str(ROOT / "examples" / "documents" / "migrations")}
+    session.run("invoke", "db.check-migrations", *session.posargs, env=examples)
 
 
 @nox.session(python=PYTHON)

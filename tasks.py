@@ -14,7 +14,8 @@ from pgkura.cli import upgrade as major
 db = Collection(
     "db", server.up, server.down, server.restart, server.logs, server.ps, server.psql,
     server.reset, server.tls_cert, inspection.extensions, inspection.doctor,
-    migrations.migrate, migrations.status, migrations.new, migrations.rollback,
+    migrations.migrate, migrations.status, migrations.new, migrations.example,
+    migrations.rollback,
     migrations.baseline, migrations.adopt, migrations.repair, server.wait,
     migrations.check_migrations, migrations.dump_schema, migrations.drift,
     backups.backup, backups.restore, backups.list_backups, backups.prune, backups.verify,

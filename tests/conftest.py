@@ -20,6 +20,7 @@ from pgkura.clusters.local import root_home
 pytest_plugins = ["tests.scheduling"]  # the `runners` fixture, for both tiers
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SCHEMA = ROOT / "examples" / "documents"  # migrations/ and their schema.sql
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
 
 # What a test run may be given from outside: the build inputs CI passes (no network here for
@@ -76,6 +77,14 @@ def copy_tracked(target: Path, *parts: str) -> Path:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination)
     return target
+
+
+def with_examples(dest: Path) -> Path:
+    """`dest` laid out as db/ is after `invoke db.example` on a fresh clone: db/init.sql, the
+    example migrations and the schema.sql they build."""
+    shutil.copytree(EXAMPLE_SCHEMA, dest)
+    shutil.copy2(ROOT / "db" / "init.sql", dest / "init.sql")
+    return dest
 
 
 def _state_snapshot() -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Japanese search through pg_bigm, checked the same way on the throwaway server (integration
-tier) and on the full image (e2e tier), in a database built from db/ (the `documents` table and
-its GIN `gin_bigm_ops` index).
+tier) and on the full image (e2e tier), in a database with the example schema (examples/documents:
+the `documents` table and its GIN `gin_bigm_ops` index).
 
 The data is chosen so that the scans give different answers: 旅行's body holds both bigrams of
 東京都 (東京, 京都) but not the word. A sequential scan (or an index scan with its recheck)

@@ -189,13 +189,6 @@ def test_compose_files_are_valid_and_read_only_the_named_env_file(engine, tmp_pa
     assert "POSTGRES_PASSWORD is not set" in missing.stderr
 
 
-def test_a_missing_base_image_is_named(project):
-    result = project.invoke("docker.build", PG_BASE_IMAGE="local/pgkura-no-such-base:1")
-    assert result.returncode == 1
-    assert "local/pgkura-no-such-base:1 (PG_BASE_IMAGE)" in result.stderr
-    assert "PGKURA_BUILD_TARGET" in result.stderr
-
-
 def test_a_failed_first_start_is_not_reported_ready(engine, tmp_path):
     broken = Project(tmp_path)
     (broken.schema / "init.sql").write_text(

@@ -1,11 +1,12 @@
-"""The full image (pgvector base + pg_bigm built from PG_BIGM_SOURCE) with the example schema in
-db/: both extensions, the committed schema snapshot, and Japanese search through the bigram
-index, on a real engine."""
+"""The full image (pgvector base + pg_bigm built from PG_BIGM_SOURCE) with the example schema
+(examples/documents): both extensions, the committed schema snapshot, and Japanese search
+through the bigram index, on a real engine; and a fresh clone's clean start."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import psycopg
 import pytest
 
 from pgkura.config.settings import load_settings
-from tests.conftest import ROOT, copy_tracked
+from tests.conftest import EXAMPLE_SCHEMA, ROOT, copy_tracked, with_examples
 from tests.japanese_search import CHECKS, check_like_uses_the_bigram_index, load
 
 from .conftest import TARGET, Project
@@ -25,7 +26,6 @@ pytestmark = [
         TARGET != "full", reason=f"PGKURA_E2E_TARGET={TARGET}: the image has no pg_bigm"
     ),
 ]
-DB = ROOT / "db"
 
 
 def _connect(p: Project) -> psycopg.Connection:
@@ -41,8 +41,11 @@ def _connect(p: Project) -> psycopg.Connection:
 
 @pytest.fixture(scope="module")
 def example(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """The full image up with db/init.sql, db/migrations applied and the documents loaded."""
-    proj = Project(tmp_path_factory.mktemp("bigm"), fixtures=DB, extensions="vector,pg_bigm")
+    """The full image up with db/init.sql, the example migrations applied and the documents
+    loaded."""
+    base = tmp_path_factory.mktemp("bigm")
+    schema = with_examples(base / "examples")
+    proj = Project(base, fixtures=schema, extensions="vector,pg_bigm")
     proj.env["PGKURA_IMAGE"] = "pgkura-postgres:e2e-full"
     try:
         proj.up_and_migrate()
@@ -55,7 +58,9 @@ def example(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def test_the_committed_schema_is_what_the_container_builds(example):
-    assert (example.schema / "schema.sql").read_text() == (DB / "schema.sql").read_text()
+    assert (example.schema / "schema.sql").read_text() == (
+        EXAMPLE_SCHEMA / "schema.sql"
+    ).read_text()
     drift = example.invoke("db.drift")
     assert drift.returncode == 0, drift.stdout + drift.stderr
 
@@ -142,3 +147,28 @@ def test_the_dockerfile_checks_the_sha256_itself(engine, tmp_path):
     right = build(good)
     assert right.returncode == 0, right.stdout[-2000:] + right.stderr
     subprocess.run(["docker", "image", "rm", "pgkura-e2e:pg_bigm-stage"], capture_output=True)
+
+
+def test_a_fresh_clone_starts_clean_and_adds_the_example_when_asked(engine, tmp_path):
+    """ "Run it" as CI runs it (db/ of a fresh clone, then a backup), then `db.example`."""
+    fresh = Project(tmp_path, fixtures=ROOT / "db", extensions="vector,pg_bigm")
+    fresh.env["PGKURA_IMAGE"] = "pgkura-postgres:e2e-full"
+    try:
+        for step in (("db.up", "--build", "db.migrate"), ("db.backup",), ("db.verify", "latest")):
+            done = fresh.invoke(*step)
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert fresh.sql("SELECT to_regclass('documents') IS NULL").split()[2] == "t"
+
+        added = fresh.invoke("db.example", "db.migrate")
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert "applied 004_add_documents_language.sql" in added.stdout
+        # the snapshot refresh: one line with its time, not the migrations seemingly run twice
+        assert re.search(r"^refreshed \S+schema\.sql in \d+ s ", added.stdout, re.M)
+        assert added.stderr.count("applying 001_create_documents.sql") == 1
+        assert "scratch database" not in added.stderr
+        assert "running init.sql" not in added.stderr
+        built = (fresh.schema / "schema.sql").read_text()
+        assert built == (EXAMPLE_SCHEMA / "schema.sql").read_text()
+    finally:
+        gone = fresh.invoke("db.down", "--volumes", "--yes", "--no-backup")
+        assert gone.returncode == 0, gone.stderr

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import INVOKE, ROOT
+from tests.conftest import INVOKE, with_examples
 from tests.e2e.conftest import Project, engine  # noqa: F401 (a fixture)
 from tests.e2e.test_upgrade import docker
 from tests.integration.conftest import s3_server  # noqa: F401 (a fixture)
@@ -142,10 +142,11 @@ def timed(step: str, size: str, action: Callable[[], object]) -> float:
 
 @pytest.fixture(scope="module")
 def rehearsal(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:  # noqa: F811
-    """The full image with db/, SIZE_MB of generated data, and the load running."""
-    proj = Project(
-        tmp_path_factory.mktemp("rehearsal"), fixtures=ROOT / "db", extensions="vector,pg_bigm"
-    )
+    """The full image with db/ and the example schema, SIZE_MB of generated data, and the load
+    running."""
+    base = tmp_path_factory.mktemp("rehearsal")
+    schema = with_examples(base / "examples")
+    proj = Project(base, fixtures=schema, extensions="vector,pg_bigm")
     proj.env["PGKURA_IMAGE"] = "pgkura-postgres:e2e-full"
     try:
         proj.up_and_migrate()

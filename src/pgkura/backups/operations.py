@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pgkura.backups.consent import Consent
 from pgkura.backups.restore import Restored, restore
-from pgkura.backups.store import BackupStore
+from pgkura.backups.store import Backup, BackupStore, read_manifest
 from pgkura.config.settings import Settings
 from pgkura.progress import QUIET, Reporter
 
@@ -38,7 +38,9 @@ def restore_backup(
     """Resolve `spec`, confirm, restore (all or nothing, after a safety copy)."""
     name = database or settings.target.dbname
     path = resolve_backup(settings, spec, name, safety=from_safety)
-    consent.require(settings, f"replace the contents of {name} with {path.name}")
+    backup = Backup(path, read_manifest(path))
+    consent.require(settings, f"replace the contents of {name} with {path.name} "
+                              f"({backup.summary()})")  # fmt: skip
     done = restore(settings, path, dbname=database or None, create=create,
                    safety_backup=safety_backup, log=log, progress=progress)  # fmt: skip
     return path, done

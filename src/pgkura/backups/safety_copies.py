@@ -139,17 +139,36 @@ def copies(settings: Settings, db: str) -> list[SafetyCopy]:
     return sorted(found, key=lambda c: (c.taken_at, c.name))
 
 
-def prune(settings: Settings, db: str, policy: Policy) -> list[str]:
-    """Drop the safety copies of `db` that the retention policy does not keep (the same rules
-    as for safety backup files; an inactive policy drops nothing); the names dropped."""
+def asked_policy(policy: Policy) -> Policy:
+    """What `db.prune` keeps of the safety copies: the retention rules, or where none is set
+    the newest copy alone (what `db.restore latest --safety` puts back), since each copy takes
+    the database's whole space on the server and a person asked to prune."""
+    return policy if policy.active else Policy(last=1)
+
+
+def retention_plan(
+    settings: Settings, db: str, policy: Policy
+) -> list[tuple[SafetyCopy, list[str]]]:
+    """The safety copies of `db`, oldest first, each with why `policy` keeps it (empty: it
+    would be dropped); the same rules as for safety backup files."""
     found = copies(settings, db)
-    reasons = reasons_to_keep([c.taken_at for c in found], policy)
+    return list(zip(found, reasons_to_keep([c.taken_at for c in found], policy), strict=True))
+
+
+def prune(settings: Settings, db: str, policy: Policy) -> list[str]:
+    """Drop the safety copies of `db` that the retention policy does not keep (an inactive
+    policy drops nothing); the names dropped. A copy with sessions connected is left for the
+    next time (DROP DATABASE would wait for no one: it fails)."""
     dropped = []
     with admin_connection(settings) as conn:
-        for copy, why in zip(found, reasons, strict=True):
-            if not why:
+        for copy, why in retention_plan(settings, db, policy):
+            if why:
+                continue
+            try:
                 conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(copy.name)))
-                dropped.append(copy.name)
+            except psycopg.errors.ObjectInUse:
+                continue
+            dropped.append(copy.name)
     return dropped
 
 

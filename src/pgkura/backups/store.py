@@ -16,13 +16,14 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pgkura import validation as v
 from pgkura.errors import PgkuraError
 from pgkura.retention import Policy, reasons_to_keep
+from pgkura.units import age, size
 
 MANIFEST_FORMAT = "pgkura-backup/1"
 SUFFIXES = {"gzip": ".sql.gz", "zstd": ".sql.zst"}
@@ -59,6 +60,14 @@ def read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _created_at(text: object) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when and when.tzinfo is None else when
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -99,6 +108,27 @@ class Backup:
         """The (local) time in the file's name."""
         match = _NAME.match(self.path.name)
         return datetime.strptime(match["stamp"], "%Y%m%d_%H%M%S") if match else None
+
+    def summary(self, now: datetime | None = None) -> str:
+        """What a person deciding to restore it needs: its age, size and origin (the database
+        and server it came from, and why it was taken), from its manifest where there is one."""
+        created = _created_at(self.manifest.get("created_at"))
+        now = now or datetime.now(UTC)
+        if created is None:
+            created = datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+        parts = [f"taken {age(max(0.0, (now - created).total_seconds()))} ago",
+                 size(self.path.stat().st_size)]  # fmt: skip
+        if not self.ours:
+            return ", ".join([*parts, "no pgkura manifest: origin unknown"])
+        server = self.manifest.get("server_version")
+        parts.append(f"of database {self.manifest.get('database', '?')}"
+                     + (f" on PostgreSQL {server}" if server else ""))  # fmt: skip
+        why = self.manifest.get("reason") or ""
+        if self.purpose == SAFETY:
+            parts.append(f"a safety copy{f' ({why})' if why else ''}")
+        elif why:
+            parts.append(str(why))
+        return ", ".join(parts)
 
     def unread_problem(self) -> str | None:
         """What is wrong at a glance, without reading the file: no pgkura manifest, or a size

@@ -279,9 +279,11 @@ def _list_remote(settings: Settings, out: Output, json: bool) -> None:
     }
 )
 def prune(c: Context, settings: Settings, yes: bool = False) -> None:
-    """backups: apply the retention policy
+    """backups: apply the retention policy, to files and safety copies
 
-    Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY).
+    Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY) to the
+    backup files, and to the safety copies that restores kept on the server (with no rule set:
+    the newest copy alone is kept).
 
     Examples:
       invoke db.prune
@@ -298,11 +300,45 @@ def prune(c: Context, settings: Settings, yes: bool = False) -> None:
             for e, why in plan]  # fmt: skip
     print(table(["file", "purpose", "decision"], rows) if rows else "no backups")
     doomed = sum(1 for _, why in plan if not why)
+    copies = _safety_copies_plan(settings)
     if not yes:
-        print(f"dry run: {doomed} file(s) would be deleted; run again with --yes to delete")
+        also = "" if copies is None else f" and {copies} safety cop{'y' if copies == 1 else 'ies'}"
+        print(f"dry run: {doomed} file(s){also} would be deleted; run again with --yes to delete")
         return
     for path in store.prune(name, "full", policy):
         print(f"deleted {path.name}")
+    if copies:
+        from pgkura.backups import safety_copies
+
+        keep = safety_copies.asked_policy(policy)
+        for dropped in safety_copies.prune(settings, name, keep):
+            print(f"dropped the safety copy {dropped}")
+
+
+def _safety_copies_plan(settings: Settings) -> int | None:
+    """Show what `db.prune` does with the safety copies (databases) on the server; how many
+    would be dropped (None when the server cannot be asked: the files are pruned regardless)."""
+    from pgkura.backups import safety_copies
+    from pgkura.cli.report import table
+    from pgkura.errors import PgkuraError
+    from pgkura.units import size
+
+    name, policy = settings.target.dbname, settings.backup_retention
+    keep = safety_copies.asked_policy(policy)
+    try:
+        plan = safety_copies.retention_plan(settings, name, keep)
+    except PgkuraError as exc:
+        say(f"safety copies of {name} on the server: not checked ({exc})")
+        return None
+    if not plan:
+        print(f"no safety copies of {name} on the server")
+        return 0
+    rule = keep.describe() if policy.active else "the newest, as no retention rule is set"
+    print(f"safety copies of {name} on the server (databases), keeping {rule}:")
+    rows = [[c.name, size(c.size), "keep: " + "; ".join(why) if why else "DROP"]
+            for c, why in plan]  # fmt: skip
+    print(table(["safety copy", "size", "decision"], rows))
+    return sum(1 for _, why in plan if not why)
 
 
 @task(

@@ -63,7 +63,10 @@ def migrate(
     if not done.steps:
         print("database is up to date")
     if done.schema_written:
-        print(f"refreshed {done.schema_written} (commit it with the migration)")
+        from pgkura.units import duration
+
+        took = duration(done.schema_seconds)
+        print(f"refreshed {done.schema_written} in {took} (commit it with the migration)")
     if done.schema_problem:
         say(f"warning: could not refresh {settings.schema_file.name}: {done.schema_problem}")
 
@@ -124,8 +127,29 @@ def new(
     for path in new_migration(
         settings.migrations_dir, name, down=down, no_transaction=no_transaction
     ):
-        root = settings.root
-        print(f"created {path.relative_to(root) if path.is_relative_to(root) else path}")
+        _created(settings, path)
+
+
+def _created(settings: Settings, path: Path) -> None:
+    root = settings.root
+    print(f"created {path.relative_to(root) if path.is_relative_to(root) else path}")
+
+
+@task
+def example(c: Context, settings: Settings) -> None:
+    """migrations: add the example schema (documents, pgvector, pg_bigm)
+
+    Copy the example migrations (a `documents` table with an embedding and a pg_bigm index) into
+    the migrations directory, numbered after your own; `invoke db.migrate` then applies them.
+    Nothing of the example is applied unless you run this.
+
+    Examples:
+      invoke db.example db.migrate
+    """
+    from pgkura.migrations.scaffold import EXAMPLES, add_examples
+
+    for path in add_examples(settings.root / EXAMPLES, settings.migrations_dir):
+        _created(settings, path)
 
 
 @task(

@@ -238,7 +238,8 @@ def _safety_copies(settings: Settings) -> Finding | None:
         "safety",
         "warn",
         f"{len(found)} safety cop{'y' if len(found) == 1 else 'ies'} kept by restores: {names} "
-        "→ DROP DATABASE each once it is no longer needed",
+        "→ `invoke db.prune` lists them and `--yes` drops all but what the retention rules "
+        "keep (with no rule set, the newest)",
     )
 
 

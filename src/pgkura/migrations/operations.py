@@ -7,6 +7,7 @@ rollback needs, and what `status --check` calls out of sync.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,12 @@ class MigrateOutcome:
     steps: list[Step] = field(default_factory=list)
     backup: Backup | None = None
     schema_written: Path | None = None
+    schema_seconds: float = 0.0  # how long the refresh took (a scratch build: seconds)
     schema_problem: str | None = None
+
+
+def _quiet(_: str) -> None:
+    return None
 
 
 def migrate(
@@ -107,9 +113,13 @@ def migrate(
         # reported, not raised: the migrations themselves went through
         from pgkura.migrations.schema_build import build_snapshot
 
+        start = time.monotonic()
         try:
-            settings.schema_file.write_text(build_snapshot(settings, log))
+            # quiet: its steps (a scratch database, init.sql, every migration again) would read
+            # as the migrations running twice; the caller shows one line with its time
+            settings.schema_file.write_text(build_snapshot(settings, _quiet, warn=log))
             outcome.schema_written = settings.schema_file
+            outcome.schema_seconds = time.monotonic() - start
         except PgkuraError as exc:
             outcome.schema_problem = str(exc)
     return outcome

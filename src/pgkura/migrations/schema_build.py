@@ -15,10 +15,11 @@ from pgkura.migrations.workspaces import scratch
 Log = Callable[[str], None]
 
 
-def build_snapshot(settings: Settings, log: Log) -> str:
+def build_snapshot(settings: Settings, log: Log, *, warn: Log | None = None) -> str:
     """init.sql + every migration in a scratch database on the target server, dumped by the
-    server's own pg_dump, then dropped."""
-    with scratch(settings, log) as ws:
+    server's own pg_dump, then dropped. `log` hears each step; `warn` (default `log`) the
+    warnings, for a caller that shows no steps."""
+    with scratch(settings, log, warn=warn) as ws:
         return build(settings, ws, log)
 
 

@@ -52,8 +52,10 @@ def throwaway(settings: Settings, log: Log) -> Iterator[Workspace]:
 
 
 @contextmanager
-def scratch(settings: Settings, log: Log) -> Iterator[Workspace]:
-    """A scratch database on the target server, used through the server's own tools."""
+def scratch(settings: Settings, log: Log, *, warn: Log | None = None) -> Iterator[Workspace]:
+    """A scratch database on the target server, used through the server's own tools. `warn`:
+    where a tool's warnings go when `log` (the steps) is not shown (default: `log`)."""
+    warn = warn or log
     server = ready(settings)
     name = f"pgkura_scratch_{secrets.token_hex(4)}"
     create_database(settings, name)
@@ -61,8 +63,8 @@ def scratch(settings: Settings, log: Log) -> Iterator[Workspace]:
     try:
         yield Workspace(
             settings.target.for_database(name),
-            choose(settings, "psql", server, stdin=True, warn=log, dbname=name),
-            choose(settings, "pg_dump", server, warn=log, dbname=name),
+            choose(settings, "psql", server, stdin=True, warn=warn, dbname=name),
+            choose(settings, "pg_dump", server, warn=warn, dbname=name),
         )
     finally:
         drop_database(settings, name)

@@ -179,6 +179,40 @@ def test_safety_copies_follow_the_retention_policy(app_settings, pg_server, data
     drop(pg_server, second)
 
 
+def test_prune_lists_the_safety_copies_and_drops_all_but_the_newest(
+    app_settings, pg_server, database, tmp_path
+):
+    """With no retention rule, restores keep every copy; `db.prune --yes` keeps the newest."""
+    from tests.conftest import run_invoke
+
+    done = take_backup(app_settings, log=QUIET)
+    first = restore(app_settings, done.path, log=QUIET).safety_copy
+    time.sleep(1.1)  # copies are named by the second
+    second = restore(app_settings, done.path, log=QUIET).safety_copy
+    assert first is not None
+    assert second is not None
+    env = {
+        "DATABASE_URL": app_settings.database_url or "",
+        "PGKURA_PG_BIN": str(bin_dir()),
+        "PGKURA_BACKUP_DIR": str(app_settings.backup_dir),
+        "PGKURA_ENV_FILE": str(tmp_path / "none.env"),
+    }
+    listed = run_invoke("db.prune", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.strip()}
+    assert rows[first].endswith("DROP")
+    assert "keep: one of the newest 1" in rows[second]
+    assert "1 safety copy would be deleted" in listed.stdout
+    assert [c.name for c in safety_copies.copies(app_settings, database)] == [first, second]
+
+    pruned = run_invoke("db.prune", "--yes", env=env, cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"dropped the safety copy {first}" in pruned.stdout
+    assert [c.name for c in safety_copies.copies(app_settings, database)] == [second]
+    assert done.path.exists()  # no file rule is set: the files stay
+    drop(pg_server, second)
+
+
 def test_a_safety_copy_keeps_owner_settings_grants_and_says_what_it_is(
     app_settings, pg_server, database
 ):
@@ -567,6 +601,24 @@ def test_restore_cli_refuses_without_confirmation(app_settings, tmp_path):
     result = run_invoke("db.restore", str(done.path), env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "non-interactive run; pass --yes" in result.stderr
+
+
+def test_the_restore_prompt_shows_the_backups_age_size_and_origin(app_settings, database):
+    from pgkura.backups.consent import Consent
+    from pgkura.backups.operations import restore_backup
+    from pgkura.errors import ConfirmationRequired
+
+    done = take_backup(app_settings, reason="before migrating", log=QUIET)
+    asked: list[str] = []
+    refused = Consent(interactive=True, ask=lambda q: asked.append(q) or "n")
+    with pytest.raises(ConfirmationRequired, match="not confirmed"):
+        restore_backup(app_settings, "latest", refused, log=QUIET)
+    expected = (
+        rf"replace the contents of {re.escape(database)} with {re.escape(done.path.name)} "
+        rf"\(taken \d+ min ago, {re.escape(size(done.path.stat().st_size))}, of database "
+        rf"{re.escape(database)} on PostgreSQL 18\.\d+, before migrating\)\? \[y/N\] "
+    )
+    assert re.fullmatch(expected, asked[0]), asked[0]
 
 
 PARTITIONED = """

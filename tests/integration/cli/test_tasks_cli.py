@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from pgkura.clusters.throwaway import bin_dir
-from tests.conftest import ROOT, run_invoke
+from tests.conftest import EXAMPLE_SCHEMA, ROOT, run_invoke
 
 
 def invoke(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -60,6 +60,30 @@ def test_new_creates_the_next_file(tmp_path):
         "001_add_users.down.sql",
         "001_add_users.sql",
     ]
+
+
+def test_example_adds_the_example_schema_after_the_projects_own(tmp_path):
+    """Nothing of the example is applied unless asked; asked, it follows the user's history."""
+    env = {"PGKURA_MIGRATIONS_DIR": str(tmp_path / "m")}
+    assert invoke("db.new", "add users", env=env, cwd=tmp_path).returncode == 0
+    result = invoke("db.example", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    added = sorted(p.name for p in (tmp_path / "m").iterdir() if p.name != "001_add_users.sql")
+    assert added == [
+        "002_create_documents.sql",
+        "003_documents_embedding_hnsw.sql",
+        "004_documents_body_bigm.sql",
+        "005_add_documents_language.down.sql",
+        "005_add_documents_language.sql",
+    ]
+    source = EXAMPLE_SCHEMA / "migrations" / "001_create_documents.sql"
+    assert (tmp_path / "m" / added[0]).read_bytes() == source.read_bytes()
+    assert "created " in result.stdout
+
+    again = invoke("db.example", env=env, cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already in" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 def test_a_failure_leaves_an_accurate_account_of_what_committed(

@@ -18,16 +18,16 @@ from pgkura.extensions import bigm_build as pg_bigm_build
 from pgkura.extensions import check as extensions
 from pgkura.migrations.check import check_migrations
 from pgkura.migrations.runner import Migrator
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLE_SCHEMA, ROOT
 from tests.japanese_search import CHECKS, load
 
 
 @pytest.fixture
 def example(bigm_build: Path, pg_server: ThrowawayServer, database: str) -> Settings:
-    """The test database built from db/init.sql and db/migrations."""
+    """The test database built from db/init.sql and the example migrations."""
     environ = {
         "DATABASE_URL": pg_server.url(database),
-        "PGKURA_MIGRATIONS_DIR": str(ROOT / "db" / "migrations"),
+        "PGKURA_MIGRATIONS_DIR": str(EXAMPLE_SCHEMA / "migrations"),
         "PGKURA_INIT_SQL": str(ROOT / "db" / "init.sql"),
     }
     settings = load_settings(ROOT, environ)
@@ -117,9 +117,12 @@ def test_a_missing_archive_is_named(tmp_path):
         pg_bigm_build.for_throwaway(BigmSource(path=missing))
 
 
-def test_the_migration_check_uses_pg_bigm_on_the_throwaway_server(bigm_build, tmp_path):
-    """`nox -s migrations` with no arguments: db/ itself, compared with db/schema.sql."""
+@pytest.mark.parametrize("migrations", [ROOT / "db" / "migrations", EXAMPLE_SCHEMA / "migrations"])
+def test_the_migration_check_uses_pg_bigm_on_the_throwaway_server(bigm_build, migrations):
+    """`nox -s migrations`: db/ itself, then the example schema, each compared with the
+    schema.sql beside its migrations."""
     messages: list[str] = []
-    check_migrations(load_settings(ROOT, {**os.environ, "DATABASE_URL": ""}), messages.append)
+    environ = {**os.environ, "DATABASE_URL": "", "PGKURA_MIGRATIONS_DIR": str(migrations)}
+    check_migrations(load_settings(ROOT, environ), messages.append)
     assert "schema.sql matches the fresh build" in messages
     assert not any("no pg_bigm" in m for m in messages)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import string
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pgkura.backups.store import (
     MANIFEST_FORMAT,
     SAFETY,
+    Backup,
     BackupNotFound,
     BackupStore,
     file_stem,
@@ -142,9 +143,12 @@ def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
         "PGKURA_BACKUP_KEEP": "2",
         "PGKURA_BACKUP_KEEP_DAILY": "0",
         "PGKURA_BACKUP_KEEP_WEEKLY": "2",
+        # no server: the files are pruned regardless, the safety copies said to be unchecked
+        "DATABASE_URL": f"postgresql://app@/app?host={tmp_path / 'no-server'}",
     }
     dry = run_invoke("db.prune", env=env, cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
+    assert "safety copies of app on the server: not checked" in dry.stderr
     assert "retention for app: 2 newest, 2 weekly" in dry.stdout
     assert "keep: one of the newest 2; weekly 2026-W47" in dry.stdout  # the 20th, a Friday
     assert "keep: weekly 2026-W46" in dry.stdout  # Sunday the 15th
@@ -154,3 +158,19 @@ def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
     assert done.returncode == 0, done.stderr
     left = sorted(p.name for p in backups.glob("*.sql.gz"))
     assert left == [foreign.name, days[5], days[9], days[10]]
+
+
+def test_a_summary_says_age_size_and_origin_from_the_manifest(tmp_path):
+    """The restore prompt's facts; a file without a manifest says its origin is unknown."""
+    path = tmp_path / "app_20261130_031500.sql.gz"
+    path.write_bytes(b"x" * 2048)
+    bare = Backup(path, {})
+    assert bare.summary().endswith(", 2.0 KiB, no pgkura manifest: origin unknown")
+    manifest = {"format": MANIFEST_FORMAT, "created_at": "2026-11-30T03:15:00+00:00",
+                "database": "アプリ", "server_version": "18.6", "purpose": SAFETY,
+                "reason": "before restoring app_20261129_031500.sql.gz"}  # fmt: skip
+    now = datetime(2026, 11, 30, 6, 15, tzinfo=UTC)
+    assert Backup(path, manifest).summary(now) == (
+        "taken 3.0 h ago, 2.0 KiB, of database アプリ on PostgreSQL 18.6, a safety copy "
+        "(before restoring app_20261129_031500.sql.gz)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
@@ -11,6 +12,7 @@ from pgkura.config.settings import Settings
 from pgkura.connect.connection import wait_until_ready
 from pgkura.engines.base import Log, State
 from pgkura.engines.docker import pgbackrest, tls
+from pgkura.engines.docker.build_errors import explain
 from pgkura.engines.docker.compose import (
     ContainerState,
     DockerError,
@@ -29,33 +31,49 @@ from pgkura.engines.docker.volume_check import check as check_volume
 from pgkura.errors import ConfigError, ConnectError
 from pgkura.extensions.bigm_source import staged
 
+_CHUNK = 64 * 1024
+_KEPT_BYTES = 256 * 1024  # BuildKit ends with the failing step and its last output
+
 
 def _compose(settings: Settings, *args: str) -> None:
     """Run a docker compose command with its output on the terminal (progress for a person)."""
     argv = compose_argv(settings, *args)
     result = subprocess.run(argv, env=compose_env(settings), check=False)
     if result.returncode != 0:
-        raise DockerError(
-            f"docker compose {args[0]} failed (exit {result.returncode}); see the output above"
-        )
+        raise DockerError(_failed(args, result.returncode))
+
+
+def _failed(args: tuple[str, ...], code: int) -> str:
+    return f"docker compose {args[0]} failed (exit {code}); see the output above"
+
+
+def _compose_building(settings: Settings, *args: str) -> None:
+    """`_compose` for a command that may build: BuildKit's account (stdout and stderr, plain
+    when not on a terminal) still reaches the person as it comes, on stderr like all progress,
+    and is kept to name the setting that fixes a failed build."""
+    argv = compose_argv(settings, *args)
+    kept = bytearray()
+    env = compose_env(settings)
+    # unbuffered: each read returns what has come, so a question Compose asks (no newline at
+    # its end) shows at once
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          bufsize=0) as proc:  # fmt: skip
+        out = proc.stdout
+        for chunk in iter(lambda: out.read(_CHUNK) if out else b"", b""):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.buffer.flush()
+            kept += chunk
+            del kept[:-_KEPT_BYTES]
+    if proc.returncode != 0:
+        why = explain(settings, kept.decode(errors="replace"))
+        raise DockerError(_failed(args, proc.returncode) + (f".\n{why}" if why else ""))
 
 
 def build(settings: Settings, *, no_cache: bool = False, pull: bool = False) -> None:
     require_docker()
     flags = (["--no-cache"] if no_cache else []) + (["--pull"] if pull else [])
-    had_base = image_exists(settings.base_image)
-    try:
-        with _build_inputs(settings, building=True):
-            _compose(settings, "build", *flags)
-    except DockerError as exc:
-        if had_base or image_exists(settings.base_image):
-            raise
-        raise DockerError(
-            f"{exc}.\nThe base image {settings.base_image} (PG_BASE_IMAGE) is not on this "
-            f"machine and could not be pulled for the {settings.build_target!r} target "
-            "(PGKURA_BUILD_TARGET).\n→ `docker pull` it where a registry is reachable (or "
-            "`docker load` it), or set PG_BASE_IMAGE to an image this machine has"
-        ) from None
+    with _build_inputs(settings, building=True):
+        _compose_building(settings, "build", *flags)
 
 
 def _build_inputs(settings: Settings, *, building: bool) -> AbstractContextManager[None]:
@@ -135,7 +153,7 @@ class DockerEngine:
             pull(settings, log)  # PGKURA_IMAGE names a registry: run what was published
         # Compose builds the image when it is missing: its inputs must be in place then too.
         with _build_inputs(settings, building=build or not image_exists(settings.image)):
-            _compose(settings, "up", "--detach", *(["--build"] if build else []))
+            _compose_building(settings, "up", "--detach", *(["--build"] if build else []))
         watch = _StartWatch(settings, before)
         try:
             version = self._wait(log, watch)
