@@ -137,7 +137,7 @@ def _created(settings: Settings, path: Path) -> None:
 
 @task
 def example(c: Context, settings: Settings) -> None:
-    """migrations: add the example schema (documents, pgvector, pg_bigm)
+    """migrations: add the example schema (documents)
 
     Copy the example migrations (a `documents` table with an embedding and a pg_bigm index) into
     the migrations directory, numbered after your own; `invoke db.migrate` then applies them.
