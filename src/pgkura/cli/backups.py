@@ -279,7 +279,7 @@ def _list_remote(settings: Settings, out: Output, json: bool) -> None:
     }
 )
 def prune(c: Context, settings: Settings, yes: bool = False) -> None:
-    """backups: apply the retention policy, to files and safety copies
+    """backups: prune backups and safety copies by retention
 
     Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY) to the
     backup files, and to the safety copies that restores kept on the server (with no rule set:
