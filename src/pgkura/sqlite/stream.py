@@ -53,7 +53,8 @@ def _numeric(value: Any) -> str:
 
 
 def _moment(value: datetime) -> str:
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.isoformat(" ", "microseconds")[:-6]  # without its +00:00
 
 
 def _bytea(value: Any) -> str:
