@@ -94,24 +94,32 @@ class Rows:
 
     def __init__(self, types: list[str], converters: list[Callable[[Any], Any]]) -> None:
         forms = [_FORMS[t] for t in types]
-        self.sends = [_composed(f.send, c) for f, c in zip(forms, converters, strict=True)]
-        self.checks = [(i, _composed(f.check, c)) for i, (f, c)
-                       in enumerate(zip(forms, converters, strict=True)) if f.check]  # fmt: skip
+        self.fields = [_field(f, c) for f, c in zip(forms, converters, strict=True)]
+        self.pairs = [i for i, f in enumerate(forms) if f.check]  # (sent, checked) fields
         self.count, self.total = 0, 0
 
     def blocks(self, rows: Iterable[tuple[Any, ...]], size: int = 1000) -> Iterator[bytes]:
         """`size` rows at a time (memory stays flat), each block counted before it is yielded."""
-        sends, checks, block = self.sends, self.checks, []
+        fields, pairs, block = self.fields, self.pairs, []
         for row in rows:
-            fields = [NULL if v is None else send(v) for send, v in zip(sends, row, strict=True)]
-            line = "\t".join(fields)
+            sent: list[Any] = [NULL if v is None else field(v)
+                               for field, v in zip(fields, row, strict=True)]  # fmt: skip
+            if pairs:
+                checked = list(sent)
+                for i in pairs:
+                    if row[i] is not None:
+                        sent[i], checked[i] = sent[i]
+                line = "\t".join(sent)
+                self.add("\t".join(checked))
+            else:
+                line = "\t".join(sent)
+                self.add(line)
             block.append(line)
-            for i, check in checks:
-                fields[i] = NULL if row[i] is None else check(row[i])
-            self.add("\t".join(fields) if checks else line)
             if len(block) == size:
                 yield "\n".join(block).encode() + b"\n"
                 block.clear()
+                if self.count == 10 * size:
+                    _forget_unrepeated(fields)
         if block:
             yield "\n".join(block).encode() + b"\n"
 
@@ -122,12 +130,30 @@ class Rows:
         self.total += hash(line)
 
 
-def _composed(form: Callable[[Any], str], convert: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """`form(convert(value))`, remembered for repeated values (prices, flags, dates) where
-    computing it costs more than looking it up; typed, so 1 and 1.0 stay apart."""
-    if convert is unchanged and form in (str, text):
-        return form
-    return functools.lru_cache(maxsize=4096, typed=True)(lambda v: form(convert(v)))
+def _field(form: Form, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A value's COPY field (or, where the read-back differs, the pair sent and expected),
+    converted once; remembered for repeated values (prices, flags, dates), typed so that 1 and
+    1.0 stay apart."""
+    if convert is unchanged and form.send in (str, text):
+        return form.send
+    send, check = form.send, form.check
+    if check is None:
+        return functools.lru_cache(maxsize=4096, typed=True)(lambda v: send(convert(v)))
+
+    def both(value: Any) -> tuple[str, str]:
+        converted = convert(value)
+        return send(converted), check(converted)
+
+    return functools.lru_cache(maxsize=4096, typed=True)(both)
+
+
+def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
+    """Stop remembering where values rarely repeated in the first rows (keys, timestamps): a
+    miss costs more than the conversion."""
+    for i, field in enumerate(fields):
+        info = getattr(field, "cache_info", None)
+        if info and info().hits < info().misses:
+            fields[i] = field.__wrapped__  # type: ignore[attr-defined]
 
 
 def read_back(types: list[str], columns: list[str]) -> sql.Composed:
