@@ -134,9 +134,9 @@ def _field(form: Form, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A value's COPY field (or, where the read-back differs, the pair sent and expected),
     converted once; remembered for repeated values (prices, flags, dates), typed so that 1 and
     1.0 stay apart."""
-    if convert is unchanged and form.send in (str, text):
-        return form.send
     send, check = form.send, form.check
+    if convert is unchanged and send in (str, text) and check is None:
+        return send
     if check is None:
         return functools.lru_cache(maxsize=4096, typed=True)(lambda v: send(convert(v)))
 
