@@ -327,6 +327,7 @@ def import_sqlite(
                     conn.execute(
                         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
                     )
+                    conn.execute("SET LOCAL client_encoding TO 'UTF8'")  # the COPY text is UTF-8
                     refused = _run(conn, steps.before)
                     with progress.meter("import", sum(t.rows for t in tables),
                                         unit="rows") as meter:  # fmt: skip

@@ -186,6 +186,26 @@ def test_json_reports_the_dry_run_and_the_import(pg_server, database, tmp_path):
     assert set(plan["notes"]) <= set(imported["notes"])
 
 
+def test_a_database_in_another_encoding_gets_the_japanese_text_intact(pg_server, tmp_path):
+    """The COPY text is UTF-8 whatever the database's encoding (EUC_JP here) would default to."""
+    path = tmp_path / "jp.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (name TEXT, at DATETIME)")
+        conn.execute("INSERT INTO t VALUES ('山田太郎 ｶﾅ', '2024-01-02 03:04:05')")
+    conn.close()
+    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE euc ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' "
+                      "TEMPLATE template0")  # fmt: skip
+    try:
+        done = cli(tmp_path, pg_server.url("euc"), str(path))
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(pg_server.url("euc")) as conn:
+            assert conn.execute("SELECT name FROM t").fetchone() == ("山田太郎 ｶﾅ",)
+    finally:
+        with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
+            admin.execute("DROP DATABASE euc WITH (FORCE)")
+
+
 def test_a_file_that_is_not_sqlite_is_refused(pg_server, database, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     refused = cli(tmp_path, pg_server.url(database), str(tmp_path / "notes.txt"))
