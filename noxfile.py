@@ -7,6 +7,7 @@ nox -s migrations -- --migrations-dir DIR --init-sql FILE
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -106,8 +107,10 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
     session.run("python", "-m", "benchmarks.backup_vs_raw")
     session.run("python", "-m", "benchmarks.startup")
+    # real SQLite files to import (e.g. Northwind), and a generated one of three million rows
     sqlite_files = [f for f in os.environ.get("PGKURA_BENCH_SQLITE", "").split(os.pathsep) if f]
-    if sqlite_files:  # real SQLite files to import, e.g. the Chinook sample database
-        session.run("python", "-m", "benchmarks.sqlite_vs_pgloader", *sqlite_files)
+    if shutil.which("pgloader"):
+        session.run("python", "-m", "benchmarks.sqlite_vs_pgloader", *sqlite_files,
+                    "--generated", "3000000", "--repeat", "1")  # fmt: skip
     else:
-        session.log("sqlite_vs_pgloader skipped: set PGKURA_BENCH_SQLITE to SQLite files")
+        session.log("sqlite_vs_pgloader skipped: pgloader is not installed")

@@ -2,7 +2,11 @@
 files given on the command line, into a throwaway PostgreSQL 18: time, and correctness as row
 counts per table and a checksum of every value read back, both against the SQLite file.
 
-    python -m benchmarks.sqlite_vs_pgloader FILE.sqlite [FILE ...] [--repeat 3]
+    python -m benchmarks.sqlite_vs_pgloader [FILE.sqlite ...] [--generated ROWS] [--repeat 3]
+
+`--generated ROWS` adds a file made here, the same every time: an `orders` table of ROWS rows
+(integers, prices, amounts, timestamps, flags, Japanese and escaped text, NULLs, small blobs)
+referencing 100,000 `customers`, built by SQLite itself in seconds.
 
 Values are compared after a neutral normalisation (numbers as decimals, timestamps in UTC, text
 as text), since the two tools choose different column types (pgloader's numeric where pgkura
@@ -21,6 +25,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -112,11 +117,42 @@ def reset(url: str, schema: str) -> None:
             conn.execute("CREATE SCHEMA public")
 
 
+GENERATED = """
+CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, since DATE);
+CREATE TABLE orders (
+  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers (id),
+  ordered_at DATETIME NOT NULL, price NUMERIC, amount REAL, paid BOOLEAN, note TEXT, tag BLOB
+);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+INSERT INTO customers SELECT i, CASE i % 3 WHEN 0 THEN '顧客 ' || i ELSE 'customer ' || i END,
+  date(1500000000 + i * 613, 'unixepoch') FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :rows)
+INSERT INTO orders SELECT i, (i * 7919) % 100000 + 1, datetime(1600000000 + i * 37, 'unixepoch'),
+  ((i * 104729) % 100000) / 100.0, (i % 977) * 1.25e-3, i % 2,
+  CASE WHEN i % 7 = 0 THEN NULL WHEN i % 5 = 0 THEN '配送: 午前' ELSE 'note	' || i END,
+  CASE WHEN i % 11 = 0 THEN x'' ELSE x'00ff10' END FROM n;
+"""
+
+
+def generated(directory: Path, rows: int) -> Path:
+    """The generated benchmark file (made once per size in `directory`)."""
+    path = directory / f"generated-{rows}.sqlite"
+    if not path.exists():
+        with sqlite3.connect(path) as conn:
+            for statement in GENERATED.split(";")[:-1]:
+                conn.execute(statement, {"rows": rows} if ":rows" in statement else {})
+        conn.close()
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--generated", type=int, metavar="ROWS", help="add a generated file")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.generated:
+        args.files.append(generated(Path(tempfile.gettempdir()), args.generated))
     pgloader = shutil.which("pgloader")
     if pgloader is None:
         sys.exit("pgloader is not installed (Debian: apt-get install pgloader)")

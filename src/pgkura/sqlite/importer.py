@@ -11,18 +11,14 @@ rolls everything back and the target is as it was.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -42,6 +38,7 @@ from pgkura.sqlite.schema import (
     read_source,
     tokenize,
 )
+from pgkura.sqlite.stream import Rows, checksum, read_back
 
 
 class SqliteImportError(PgkuraError):
@@ -102,21 +99,25 @@ def plan(source: Source, schema: str) -> Plan:
     return Plan(before, after, _views(source, schema))
 
 
-def dry_run(path: Path, schema: str) -> list[str]:
-    """What an import would do: each table's types, the notes, the DDL."""
+@dataclass
+class Preview:
+    """What an import would do (`--dry-run`): the tables and their types, the DDL in order,
+    and everything that is not carried over exactly."""
+
+    schema: str
+    tables: list[Table]
+    steps: list[Step]
+    notes: list[str]
+
+
+def dry_run(path: Path, schema: str) -> Preview:
     conn = open_readonly(path)
     try:
         source = read_source(conn)
     finally:
         conn.close()
-    out = [f"{t.name} ({t.rows} rows): " + "; ".join(column_line(c) for c in t.columns)
-           for t in source.tables]  # fmt: skip
-    out += ["-- the DDL (data is loaded after the tables; -- tried: kept only if PostgreSQL "
-            "accepts it):"]  # fmt: skip
-    out += [("-- tried: " if s.carries else "") + s.statement.as_string(None) + ";"
-            for s in plan(source, schema).all()]  # fmt: skip
-    out += [f"note: {n}" for n in notes_for(source)]
-    return [*out, "dry run: nothing was changed"]
+    steps = plan(source, schema).all()  # first: planning names what it cannot carry
+    return Preview(schema, source.tables, steps, notes_for(source))
 
 
 def _create(tables: list[Table], schema: str) -> list[sql.Composed]:
@@ -318,6 +319,7 @@ def import_sqlite(
         if not tables:
             raise SqliteImportError(f"{path} holds no tables")
         steps = plan(found, schema)
+        sent: dict[str, Rows] = {}
         with connect(target, purpose="SQLite import") as conn:
             _refuse_existing(conn, tables, schema)
             try:
@@ -325,19 +327,21 @@ def import_sqlite(
                     conn.execute(
                         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
                     )
+                    conn.execute("SET LOCAL client_encoding TO 'UTF8'")  # the COPY text is UTF-8
                     refused = _run(conn, steps.before)
                     with progress.meter("import", sum(t.rows for t in tables),
                                         unit="rows") as meter:  # fmt: skip
                         rows = 0
                         for t in tables:
-                            rows += _copy(source, conn, t, schema, meter, rows)
+                            sent[t.name] = _copy(source, conn, t, schema, meter, rows)
+                            rows += sent[t.name].count
                     refused += _run(conn, steps.after)
                     _advance_identities(conn, tables, schema)
                     conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(
                         sql.Identifier(schema)))  # fmt: skip  # views name tables unqualified
                     refused += _run(conn, steps.views)
                     log("comparing every table with the SQLite file")
-                    wrong = [p for t in tables for p in _compare(source, conn, t, schema)]
+                    wrong = [p for t in tables for p in _compare(conn, t, schema, sent[t.name])]
                     if wrong:
                         raise SqliteImportError("the data read back differs from SQLite's:\n"
                                            + "\n".join(f"  - {w}" for w in wrong))  # fmt: skip
@@ -401,25 +405,18 @@ def _select(t: Table) -> str:
     return f'SELECT {cols} FROM "{t.name.replace(chr(34), chr(34) * 2)}"'  # noqa: S608 - quoted
 
 
-def _rows(source: sqlite3.Connection, t: Table) -> Iterator[list[Any]]:
-    """Each row with its values converted as the column's type was decided."""
-    converters = [c.convert for c in t.columns]
-    for row in source.execute(_select(t)):
-        yield [None if v is None else f(v) for f, v in zip(converters, row, strict=True)]
-
-
 def _copy(source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table, schema: str,
-          meter: Meter, before: int) -> int:  # fmt: skip
-    """Copy one table; the meter hears the rows of all tables so far (`before` this one)."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+          meter: Meter, before: int) -> Rows:  # fmt: skip
+    """Copy one table as COPY text, summing the checksum of what was sent; the meter hears the
+    rows of all tables so far (`before` this one)."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
         sql.Identifier(schema, t.name), _idents([c.name for c in t.columns]))  # fmt: skip
-    done = 0
+    rows = Rows([c.pg_type for c in t.columns], [c.convert for c in t.columns])
     with conn.cursor().copy(statement) as copy:
-        for row in _rows(source, t):
-            copy.write_row(row)
-            done += 1
-            meter.update(before + done, t.name)
-    return done
+        for block in rows.blocks(source.execute(_select(t))):
+            copy.write(block)
+            meter.update(before + rows.count, t.name)
+    return rows
 
 
 def _advance_identities(conn: psycopg.Connection[Any], tables: list[Table], schema: str) -> None:
@@ -433,62 +430,15 @@ def _advance_identities(conn: psycopg.Connection[Any], tables: list[Table], sche
             conn.execute(query, (table.as_string(conn), c.name))
 
 
-def canonical(value: Any) -> str:
-    """One text for a value, whichever side it was read from (SQLite after conversion, or
-    PostgreSQL through psycopg)."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, bytes | memoryview):
-        return "\\x" + bytes(value).hex()
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Decimal):
-        return str(value)  # numeric keeps the scale it was given
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).isoformat()  # PostgreSQL answers in the session's zone
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return str(value)
-
-
-def _jsonish(pg_type: str, value: Any) -> Any:
-    if pg_type == "jsonb" and isinstance(value, str):
-        return json.loads(value)
-    return value
-
-
-def _digest(rows: Iterator[list[Any]], types: list[str]) -> tuple[int, str]:
-    """(count, a checksum of all rows independent of their order)."""
-    hashes = []
-    for row in rows:
-        text = "\t".join(canonical(_jsonish(t, v)) for t, v in zip(types, row, strict=True))
-        hashes.append(hashlib.sha256(text.encode()).digest())
-    total = hashlib.sha256(b"".join(sorted(hashes)))
-    return len(hashes), total.hexdigest()
-
-
-def _compare(source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table,
-             schema: str) -> list[str]:  # fmt: skip
+def _compare(conn: psycopg.Connection[Any], t: Table, schema: str, sent: Rows) -> list[str]:
+    """The table read back (COPY, through expressions whose output the checksum of what was
+    sent expects) against what SQLite held."""
     types = [c.pg_type for c in t.columns]
-    expected = _digest(_rows(source, t), types)
-    query = sql.SQL("SELECT {} FROM {}").format(
-        _idents([c.name for c in t.columns]), sql.Identifier(schema, t.name))  # fmt: skip
-    with conn.cursor(name=f"pgkura_check_{abs(hash(t.name))}") as cur:
-        cur.execute(query)
-        found = _digest((list(r) for r in cur), types)
-    if found == expected:
+    query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
+        read_back(types, [c.name for c in t.columns]), sql.Identifier(schema, t.name))  # fmt: skip
+    with conn.cursor().copy(query) as copy:
+        found = checksum(types, copy)
+    if found == (sent.count, sent.total):
         return []
-    return [f"{t.name}: {found[0]} rows read back, {expected[0]} in SQLite; checksums "
-            f"{'match' if found[1] == expected[1] else 'differ'}"]  # fmt: skip
-
-
-def column_line(c: Column) -> str:
-    return f"{c.name} {c.declared or '(no type)'} → {c.pg_type}" + (
-        " identity" if c.identity else ""
-    )
+    return [f"{t.name}: {found[0]} rows read back, {sent.count} in SQLite; checksums "
+            f"{'match' if found[1] == sent.total else 'differ'}"]  # fmt: skip

@@ -44,6 +44,10 @@ def damaged(path: Path, exc: sqlite3.Error | str) -> NotSqlite:
     )
 
 
+def unchanged(value: Any) -> Any:
+    return value
+
+
 @dataclass
 class Column:
     name: str
@@ -53,7 +57,7 @@ class Column:
     default: str | None = None  # the DEFAULT expression as SQLite keeps it
     pg_type: str = "text"
     identity: bool = False
-    convert: Callable[[Any], Any] = field(default=lambda v: v, repr=False)
+    convert: Callable[[Any], Any] = field(default=unchanged, repr=False)
     note: str = ""  # why the type differs from the declaration, when it does
 
 
@@ -256,10 +260,18 @@ def _affinity(declared: str) -> str:
     return "numeric"
 
 
-def _values(conn: sqlite3.Connection, table: str, column: str) -> Iterable[Any]:
-    return (r[0] for r in conn.execute(
-        f"SELECT {_q(column)} FROM {_q(table)} WHERE {_q(column)} IS NOT NULL"  # noqa: S608
+def _values(conn: sqlite3.Connection, table: str, column: str, only_text: bool) -> Iterable[Any]:
+    """Each distinct stored value once (by type and bytes: 1 and 1.0, 'a' and 'A' stay apart):
+    a type is decided by what values there are, not how often, and SQLite deduplicates far
+    faster than Python converts. `only_text`: just the text values (their UTF-8 and NULs)."""
+    c = _q(column)
+    which = f"typeof({c}) = 'text'" if only_text else f"{c} IS NOT NULL"
+    return (r[1] for r in conn.execute(
+        f"SELECT DISTINCT typeof({c}), {c} COLLATE BINARY FROM {_q(table)} WHERE {which}"  # noqa: S608
     ))  # fmt: skip
+
+
+_KINDS = {"integer": int, "real": float, "blob": bytes, "text": str, "null": type(None)}
 
 
 def _decide(conn: sqlite3.Connection, table: Table, column: Column) -> None:
@@ -271,9 +283,10 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column) -> None:
     if affinity == "numeric":
         candidates.append(("numeric", _decimal))
     fitting = [True] * len(candidates)
-    kinds: set[type] = set()
+    stored = conn.execute(f"SELECT DISTINCT typeof({_q(column.name)}) FROM {_q(table.name)}")  # noqa: S608
+    kinds = {_KINDS[r[0]] for r in stored} - {type(None), str}  # text: str, or bytes if not UTF-8
     nul = False
-    for value in _values(conn, table.name, column.name):
+    for value in _values(conn, table.name, column.name, only_text=not candidates):
         kinds.add(type(value))
         nul = nul or (isinstance(value, str) and "\x00" in value)
         for i, (_type, convert) in enumerate(candidates):
@@ -334,9 +347,10 @@ def _boolean(value: Any) -> bool:
 
 def _timestamp(value: Any) -> datetime:
     """ISO-8601 text (SQLite's own date functions write it), or Unix time in seconds."""
-    if isinstance(value, str) and _ISO_TIME.match(value.strip()):
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    found = _ISO_TIME.match(value.strip()) if isinstance(value, str) else None
+    if found:  # naive text is UTC; saying so in the text is 4x faster than .replace(tzinfo=)
+        text = found.group().replace("Z", "+00:00")
+        return datetime.fromisoformat(text if found.group(3) else text + "+00:00")
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 2**33:
         return datetime.fromtimestamp(value, tz=UTC)
     raise ValueError("not a timestamp")

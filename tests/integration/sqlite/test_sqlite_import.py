@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import sqlite3
 from pathlib import Path
 
@@ -153,6 +154,58 @@ def test_the_dry_run_prints_the_ddl_and_changes_nothing(pg_server, database, tmp
         assert conn.execute("SELECT to_regclass('public.users')").fetchone() == (None,)
 
 
+def test_json_reports_the_dry_run_and_the_import(pg_server, database, tmp_path):
+    """--json: one document with the same facts, for the dry run and the committed import."""
+    url = pg_server.url(database)
+    path = str(make_fidelity(tmp_path / "northwind.db"))
+    planned = cli(tmp_path, url, path, "--dry-run", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert (plan["dry_run"], plan["verified"], plan["seconds"], plan["rows"]) == (True, False,
+                                                                                  None, 5)  # fmt: skip
+    details = next(t for t in plan["tables"] if t["name"] == "Order Details")
+    assert details["rows"] == 2
+    assert {"name": "Added", "declared": "DATETIME", "type": "timestamp with time zone",
+            "identity": False} in details["columns"]  # fmt: skip
+    assert any(d["tried"] and d["statement"].startswith('CREATE VIEW "public"."Expensive"')
+               for d in plan["ddl"])  # fmt: skip
+    assert "trigger touch: not carried over; rewrite it as a PostgreSQL trigger function" in (
+        plan["notes"])  # fmt: skip
+    with psycopg.connect(url) as conn:  # the dry run changed nothing
+        assert conn.execute("SELECT to_regclass('public.notes')").fetchone() == (None,)
+    done = cli(tmp_path, url, path, "--json")
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)  # nothing but the document on stdout
+    assert (imported["dry_run"], imported["verified"], imported["ddl"]) == (False, True, None)
+    assert imported["rows"] == 5
+    assert imported["seconds"] >= 0
+    assert imported["target"].startswith("postgresql://")
+    # what PostgreSQL refused comes after the plan's own notes, by table and CHECK
+    assert "Order Details: CHECK (ProductID < 3): not carried over (not every row satisfies it)" \
+        in imported["notes"]  # fmt: skip
+    assert set(plan["notes"]) <= set(imported["notes"])
+
+
+def test_a_database_in_another_encoding_gets_the_japanese_text_intact(pg_server, tmp_path):
+    """The COPY text is UTF-8 whatever the database's encoding (EUC_JP here) would default to."""
+    path = tmp_path / "jp.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (name TEXT, at DATETIME)")
+        conn.execute("INSERT INTO t VALUES ('山田太郎 ｶﾅ', '2024-01-02 03:04:05')")
+    conn.close()
+    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE euc ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' "
+                      "TEMPLATE template0")  # fmt: skip
+    try:
+        done = cli(tmp_path, pg_server.url("euc"), str(path))
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(pg_server.url("euc")) as conn:
+            assert conn.execute("SELECT name FROM t").fetchone() == ("山田太郎 ｶﾅ",)
+    finally:
+        with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
+            admin.execute("DROP DATABASE euc WITH (FORCE)")
+
+
 def test_a_file_that_is_not_sqlite_is_refused(pg_server, database, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     refused = cli(tmp_path, pg_server.url(database), str(tmp_path / "notes.txt"))
@@ -184,30 +237,34 @@ def test_whatever_users_stored_comes_back_equal(pg_server, database, tmp_path_fa
     assert done.rows == len(rows)
 
 
-def test_the_import_check_notices_a_difference(pg_server, database, tmp_path, monkeypatch):
-    """The verification is real: a value changed on its way in makes the import fail."""
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE posts SET body = 'changed' WHERE title = '初投稿'",
+        "UPDATE users SET score = score + 1e-15 WHERE id = 1",  # one step of the double's last bit
+        "UPDATE users SET created_at = created_at + interval '1 microsecond' WHERE id = 1",
+        """UPDATE users SET settings = '{"a": [1, 2], "名前": "値", "b": 0}' WHERE id = 1""",
+        "UPDATE users SET avatar = '\\x0001fe' WHERE id = 1",
+        "UPDATE users SET balance = 10.50 WHERE id = 1",  # 10.5 in SQLite: the scale counts
+        'DELETE FROM "Order Items" WHERE "Tag" = \'b\'',
+    ],
+)
+def test_the_import_check_notices_a_difference(pg_server, database, tmp_path, monkeypatch, change):
+    """The verification is real: a value changed in PostgreSQL after the COPY (by the smallest
+    step its type has) makes the import fail, and nothing is left behind."""
     from pgkura.sqlite import importer as sqlite_import
 
     path = make_sqlite(tmp_path / "app.db")
     target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
-    original = sqlite_import._rows
+    original = sqlite_import._advance_identities
 
-    def tampered(source, table):
-        for i, row in enumerate(original(source, table)):
-            if table.name == "posts" and i == 0:
-                row[3] = "changed"
-            yield row
+    def then_tamper(conn, tables, schema):
+        original(conn, tables, schema)
+        conn.execute(change)
 
-    calls = {"n": 0}
-
-    def once_tampered(source, table):  # the COPY gets the tampered rows, the check the true ones
-        calls["n"] += 1
-        return tampered(source, table) if calls["n"] <= 3 else original(source, table)
-
-    monkeypatch.setattr(sqlite_import, "_rows", once_tampered)
-    with pytest.raises(
-        SqliteImportError, match="posts: 3 rows read back, 3 in SQLite; checksums differ"
-    ):
+    monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
+    with pytest.raises(SqliteImportError, match=r"rows read back, 3 in SQLite; checksums differ|"
+                       r"2 rows read back, 3 in SQLite"):  # fmt: skip
         import_sqlite(path, target, log=lambda _m: None)
     with psycopg.connect(pg_server.url(database)) as conn:
         assert conn.execute("SELECT to_regclass('public.posts')").fetchone() == (None,)
@@ -220,8 +277,9 @@ def test_progress_counts_the_rows_of_all_tables(pg_server, database, tmp_path):
     target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
     import_sqlite(source, target, progress=every_row, log=lambda _m: None)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("import: 1 rows of 9 rows, 11%, ")
+    assert lines[0].startswith("import: 3 rows of 9 rows, 33%, ")  # a block at a time
     assert lines[0].endswith(", Order Items")  # the table being copied
+    assert lines[1].startswith("import: 6 rows of 9 rows, 66%, ")  # the next table adds on
     assert lines[-2].startswith("import: 9 rows of 9 rows, 99%, ")  # done only once committed
     assert lines[-1].startswith("import: 9 rows in ")
 
