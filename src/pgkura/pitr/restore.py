@@ -17,7 +17,6 @@ A failure before step 5 removes the helper and the half-made volume; the project
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -56,7 +55,7 @@ def parse_moment(text: str) -> datetime:
 @dataclass(frozen=True)
 class Plan:
     moment: datetime
-    backup: pgbackrest.BaseBackup  # the newest that ended before the moment
+    backup: pgbackrest.BaseBackup  # the newest that ended before the moment, local if any
     source: str  # the live volume (kept, the undo)
     target: str  # the new volume
 
@@ -64,8 +63,8 @@ class Plan:
         return [
             f"moment: {pgbackrest.local(self.moment)} "
             f"({self.moment.astimezone(UTC).isoformat(sep=' ', timespec='seconds')})",
-            f"from: base backup {self.backup.label} ({self.backup.kind}, ended "
-            f"{pgbackrest.local(self.backup.stopped)}) and the archived WAL after it",
+            f"from: base backup {self.backup.label} ({self.backup.kind}, {self.backup.where}, "
+            f"ended {pgbackrest.local(self.backup.stopped)}) and the archived WAL after it",
             f"to: a new volume {self.target}; then the project switches to it (PGKURA_VOLUME) "
             "and takes a full base backup",
             f"kept: {self.source} as it is now; going back is PGKURA_VOLUME={self.source}",
@@ -82,6 +81,8 @@ def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan
         )
     found, _ = pgbackrest.backups(settings)
     before = [b for b in found if b.stopped <= moment]
+    # the local repository when it has one (faster), else the off-site one
+    before = [b for b in before if b.repo == min(b.repo for b in before)]
     if not before:
         reach = f"from {pgbackrest.local(found[0].stopped)} on" if found else "nothing yet"
         raise pgbackrest.PitrError(
@@ -98,7 +99,7 @@ def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan
 class Restored:
     timeline: int
     switched: str  # what was changed to point the project at the new volume
-    backup: pgbackrest.BaseBackup  # the fresh full backup
+    backups: list[pgbackrest.BaseBackup]  # the fresh full backup, in each repository
 
 
 def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
@@ -146,22 +147,21 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
 
 def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     """Steps 3 and 4: the restored, promoted and cleaned cluster in plan.target; its timeline."""
-    command, env = pgbackrest.server_definition(settings)
+    definition = pgbackrest.server_definition(settings)
     run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
         what="docker volume create")  # fmt: skip
     log(f"restoring {plan.backup.label} into {plan.target}")
     target = plan.moment.isoformat(sep=" ")
     pgbackrest.in_repository(settings, "restore", "--type=time", f"--target={target}",
                        "--target-action=promote", f"--set={plan.backup.label}",
+                       f"--repo={plan.backup.repo}",
                        what="pgbackrest restore",
                        mounts=(f"{plan.target}:/var/lib/postgresql",))  # fmt: skip
-    log("replaying the archived WAL up to the moment (a helper server, no network)")
+    log("replaying the archived WAL up to the moment (a helper server, no published port)")
     run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
-         "--network", "none", *[a for k in env for a in ("-e", k)],
-         "-v", f"{plan.target}:/var/lib/postgresql",
-         "-v", f"{settings.pitr.volume}:{pgbackrest.REPO}",
-         settings.image, *command],
-        what="starting the helper server", env={**os.environ, **env})  # fmt: skip
+         *definition.run_flags(), "-v", f"{plan.target}:/var/lib/postgresql",
+         settings.image, *definition.command],
+        what="starting the helper server", env=definition.docker_env())  # fmt: skip
     server = HelperServer(helper, settings.postgres_user)
     server.wait()
     _until_promoted(server)

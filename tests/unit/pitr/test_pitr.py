@@ -39,11 +39,18 @@ INFO = [{
                  "min": "000000010000000000000001"}],
     "backup": [
         {"label": "20261130-200137F", "type": "full", "error": False,
+         "database": {"id": 1, "repo-key": 1},
          "info": {"size": 23702099, "repository": {"size": 3081320}},
          "timestamp": {"start": 1796068897, "stop": 1796068906}},
         {"label": "20261130-210000F_20261130-210500I", "type": "incr", "error": True,
+         "database": {"id": 1, "repo-key": 1},
          "info": {"size": 1, "repository": {"size": 1}},
          "timestamp": {"start": 1796072700, "stop": 1796072710}},
+        # the same moment's backup in the off-site repository ended a little later
+        {"label": "20261130-200140F", "type": "full", "error": False,
+         "database": {"id": 1, "repo-key": 2},
+         "info": {"size": 23702099, "repository": {"size": 3081320}},
+         "timestamp": {"start": 1796068900, "stop": 1796068912}},
     ],
     "name": "pgkura", "status": {"code": 0, "message": "ok"},
 }]  # fmt: skip
@@ -113,7 +120,9 @@ def test_any_to_time_is_a_moment_with_an_offset_or_one_clear_error(text):
 def test_info_lists_usable_backups_oldest_first():
     found, status = parse_info(json.dumps(INFO))
     assert status == "ok"
-    assert [b.label for b in found] == ["20261130-200137F"]  # the failed one is no backup
+    # the failed one is no backup; each repository's own are told apart
+    assert [(b.label, b.where) for b in found] == [
+        ("20261130-200137F", "local"), ("20261130-200140F", "off-site")]  # fmt: skip
     assert found[0].stopped == datetime.fromtimestamp(1796068906, UTC)
     assert found[0].stored == 3081320
     assert parse_info("[]") == ([], "no stanza")

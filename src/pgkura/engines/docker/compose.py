@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgkura.config.settings import Settings
+from pgkura.engines.docker import s3_repository
 from pgkura.errors import PgkuraError
 
 COMPOSE_FILES = {
@@ -47,7 +48,9 @@ class ContainerState:
 
 
 def compose_files(settings: Settings) -> list[Path]:
-    extra = (PITR_FILE,) if settings.pitr.enabled else ()
+    extra = [PITR_FILE] if settings.pitr.enabled else []
+    if s3_repository.configured(settings):
+        extra.append(s3_repository.FILE)
     return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
 
 
@@ -84,6 +87,7 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_PITR_VOLUME": settings.pitr.volume,
         "PGKURA_PITR_KEEP_FULL": str(settings.pitr.keep_full),
         "PGKURA_PITR_QUEUE_MAX": settings.pitr.queue_max,
+        **s3_repository.compose_values(settings),
     }
 
 
