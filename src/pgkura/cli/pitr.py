@@ -116,3 +116,23 @@ def restore_to(
           f"full base backup {', '.join(b.label for b in done.backups)}")  # fmt: skip
     print(f"undo: set PGKURA_VOLUME={plan.source} and `invoke db.up` ({plan.source} is as "
           "it was before the restore)")  # fmt: skip
+
+
+@task(name="pitr-drill")
+def pitr_drill(c: Context, settings: Settings) -> None:
+    """pitr: prove the WAL archive restores
+
+    PGKURA_PITR: restore to a restore point made now into a throwaway server and compare its
+    tables' rows with the live database's; nothing of the project is touched. The scheduler
+    runs it on PGKURA_DRILL_SCHEDULE beside the dumps' drill.
+
+    Examples:
+      invoke db.pitr-drill
+    """
+    from pgkura.pitr.drill import drill
+
+    done = drill(settings, say)
+    busy = f"; written meanwhile, not compared: {', '.join(done.busy)}" if done.busy else ""
+    print(f"drill passed: restored {done.point} from {done.backup.label} "
+          f"({done.backup.where}): {done.tables} tables, {done.rows} rows; {done.compared} "
+          f"compared, identical{busy}")  # fmt: skip

@@ -105,7 +105,7 @@ class Restored:
 def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     """Carry it out (see the module's steps)."""
     helper = f"pgkura-pitr-{settings.compose_project}"
-    _remove(helper)  # what a killed run left
+    remove(helper)  # what a killed run left
     exists = ["docker", "volume", "inspect", plan.target]
     if subprocess.run(exists, capture_output=True, check=False).returncode == 0:
         raise pgbackrest.PitrError(
@@ -124,7 +124,7 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
         timeline = _restore_into(settings, plan, helper, log)
         done = True
     finally:
-        _remove(helper)
+        remove(helper)
         if not done:
             log(f"stopping: removing {plan.target}; the project is as it was")
             subprocess.run(
@@ -147,24 +147,9 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
 
 def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     """Steps 3 and 4: the restored, promoted and cleaned cluster in plan.target; its timeline."""
-    definition = pgbackrest.server_definition(settings)
-    run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
-        what="docker volume create")  # fmt: skip
-    log(f"restoring {plan.backup.label} into {plan.target}")
     target = plan.moment.isoformat(sep=" ")
-    pgbackrest.in_repository(settings, "restore", "--type=time", f"--target={target}",
-                       "--target-action=promote", f"--set={plan.backup.label}",
-                       f"--repo={plan.backup.repo}",
-                       what="pgbackrest restore",
-                       mounts=(f"{plan.target}:/var/lib/postgresql",))  # fmt: skip
-    log("replaying the archived WAL up to the moment (a helper server, no published port)")
-    run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
-         *definition.run_flags(), "-v", f"{plan.target}:/var/lib/postgresql",
-         settings.image, *definition.command],
-        what="starting the helper server", env=definition.docker_env())  # fmt: skip
-    server = HelperServer(helper, settings.postgres_user)
-    server.wait()
-    _until_promoted(server)
+    server = recovered(settings, plan.backup, plan.target, helper,
+                       ["--type=time", f"--target={target}"], plan.source, log)  # fmt: skip
     timeline = int(server.psql("postgres", sql="SELECT timeline_id FROM pg_control_checkpoint()")
                    .stdout.strip())  # fmt: skip
     server.psql("postgres", sql="".join(f"ALTER SYSTEM RESET {name};\n" for name in _RECOVERY))
@@ -176,6 +161,37 @@ def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     log(f"recovered and promoted onto timeline {timeline}; recovery settings cleared")
     subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
     return timeline
+
+
+def recovered(
+    settings: Settings,
+    backup: pgbackrest.BaseBackup,
+    volume: str,
+    helper: str,
+    target: list[str],
+    made_for: str,
+    log: Log,
+) -> HelperServer:
+    """A new `volume` (labelled with `made_for`) filled by pgBackRest from `backup` up to
+    `target` (its --type and --target options), and a helper server on it with the project's
+    command and settings that replayed the WAL and was promoted: running, no published port."""
+    definition = pgbackrest.server_definition(settings)
+    run(["docker", "volume", "create", "--label", f"{_LABEL}={made_for}", volume],
+        what="docker volume create")  # fmt: skip
+    log(f"restoring {backup.label} ({backup.where}) into {volume}")
+    pgbackrest.in_repository(settings, "restore", *target, "--target-action=promote",
+                             f"--set={backup.label}", f"--repo={backup.repo}",
+                             what="pgbackrest restore",
+                             mounts=(f"{volume}:/var/lib/postgresql",))  # fmt: skip
+    log("replaying the archived WAL up to the target (a helper server, no published port)")
+    run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
+         *definition.run_flags(), "-v", f"{volume}:/var/lib/postgresql",
+         settings.image, *definition.command],
+        what="starting the helper server", env=definition.docker_env())  # fmt: skip
+    server = HelperServer(helper, settings.postgres_user)
+    server.wait()
+    _until_promoted(server)
+    return server
 
 
 # pg_file_settings reads the files afresh: what the next start would apply
@@ -200,6 +216,6 @@ def _until_promoted(server: HelperServer) -> None:
         time.sleep(0.5)
 
 
-def _remove(helper: str) -> None:
+def remove(helper: str) -> None:
     subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
     subprocess.run(["docker", "rm", "-f", "-v", helper], capture_output=True, check=False)

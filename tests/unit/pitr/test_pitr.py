@@ -184,6 +184,11 @@ def test_newest_base_backup_age():
     assert base_backup_finding([fresh], now)[0] == "ok"
     assert base_backup_finding([stale], now)[0] == "warn"
     assert base_backup_finding([], now)[0] == "fail"
+    # with the off-site repository: one without a base backup fails, named
+    level, detail = base_backup_finding([fresh], now, (1, 2))
+    assert (level, detail.split("; ")[1][:30]) == ("fail", "none in the off-site repositor")
+    offsite = BaseBackup("R", "full", now - timedelta(hours=2), now - timedelta(hours=1), 1, 1, 2)
+    assert base_backup_finding([fresh, offsite], now, (1, 2))[0] == "ok"
 
 
 @pytest.mark.parametrize(
@@ -215,6 +220,12 @@ def test_the_scheduler_runs_base_backups_on_their_own_schedule(tmp_path):
         ("base backup", ["db.basebackup", "--type", "auto"])
     ]
     assert jobs(settings_with(tmp_path, PGKURA_PITR="on")) == []
+    # the restore drills: the dumps' and, with PITR, the WAL archive's
+    drills = jobs(settings_with(tmp_path, PGKURA_PITR="on", PGKURA_DRILL_SCHEDULE="daily 04:00"))
+    assert [j.argv[0] for j in drills] == ["db.verify", "db.pitr-drill"]
+    assert [j.name for j in jobs(settings_with(tmp_path, PGKURA_DRILL_SCHEDULE="daily"))] == [
+        "drill"
+    ]
 
 
 def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +57,8 @@ _REMEDIES = {
     126: _NO_PGBACKREST,  # docker exec: the command cannot be run
     127: _NO_PGBACKREST,  # docker run: the command is not found
 }
+_LOCKED = 50  # LockAcquireError: another pgBackRest process holds the lock
+_LOCK_WAIT_S = 120
 _GENERIC = "see pgBackRest's message above; `invoke db.logs` shows the server's side"
 
 
@@ -97,7 +100,11 @@ class BaseBackup:
 
     @property
     def where(self) -> str:
-        return "local" if self.repo == 1 else "off-site"
+        return where(self.repo)
+
+
+def where(repo: int) -> str:
+    return "local" if repo == 1 else "off-site"
 
 
 def _when(epoch: int) -> datetime:
@@ -135,10 +142,14 @@ def failure(what: str, result: subprocess.CompletedProcess[str]) -> PitrError:
 
 
 def in_server(settings: Settings, *args: str, what: str) -> str:
-    """pgBackRest in the running container, as the server's user; its stdout."""
+    """pgBackRest in the running container, as the server's user; its stdout. While the
+    asynchronous archiver holds the stanza's lock (a server that just started hands over its
+    WAL), commands that need it wait for it, up to _LOCK_WAIT_S."""
     require_running(settings)
     argv = ["docker", "exec", "--user", "postgres", settings.container_name, "pgbackrest", *args]
-    result = _run(argv)
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while (result := _run(argv)).returncode == _LOCKED and time.monotonic() < deadline:
+        time.sleep(1)
     if result.returncode != 0:
         raise failure(what, result)
     return result.stdout
@@ -336,14 +347,23 @@ def archiving_finding(state: Archiver) -> tuple[str, str]:
     return "ok", detail
 
 
-def base_backup_finding(found: list[BaseBackup], now: datetime) -> tuple[str, str]:
+def base_backup_finding(
+    found: list[BaseBackup], now: datetime, repos: tuple[int, ...] = (1,)
+) -> tuple[str, str]:
     """(level, detail) for `db.doctor`: the newest base backup's age (WAL since then is
-    replayed by a restore, so an old one makes restores slow and the archive large)."""
+    replayed by a restore, so an old one makes restores slow and the archive large), and a
+    repository that has none (a restore from it alone would have nothing to start from)."""
     if not found:
         return "fail", "no base backup: nothing to restore from → `invoke db.basebackup`"
     newest = found[-1]
     age_h = (now - newest.stopped).total_seconds() / 3600
-    detail = f"newest {newest.label} ({newest.kind}), {age_h:.1f} h old"
+    detail = f"newest {newest.label} ({newest.kind}, {newest.where}), {age_h:.1f} h old"
+    empty = [where(r) for r in repos if all(b.repo != r for b in found)]
+    if empty:
+        return (
+            "fail",
+            detail + f"; none in the {' or '.join(empty)} repository → `invoke db.basebackup`",
+        )
     if age_h > NEWEST_BACKUP_WARN_H:
         return "warn", detail + " → `invoke db.basebackup` (or schedule one)"
     return "ok", detail
