@@ -99,6 +99,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
     session.run("python", "-m", "benchmarks.backup_vs_raw")
     session.run("python", "-m", "benchmarks.startup")
+    session.run("python", "-m", "benchmarks.pitr_vs_logical")
     sqlite_files = [f for f in os.environ.get("PGKURA_BENCH_SQLITE", "").split(os.pathsep) if f]
     if sqlite_files:  # real SQLite files to import, e.g. the Chinook sample database
         session.run("python", "-m", "benchmarks.sqlite_vs_pgloader", *sqlite_files)

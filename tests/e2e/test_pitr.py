@@ -50,9 +50,11 @@ def archiving(project: Project) -> Iterator[Project]:
     assert up.returncode == 0, up.stderr
     assert "checking pgBackRest's stanza" in up.stderr
     assert project.invoke("db.migrate").returncode == 0
-    volume = f"{project.container}_pgdata"
     yield project
-    subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
+    # the volumes the restores left (each keeps the one before as the undo); db.down removes
+    # only the one in use
+    left = docker("volume", "ls", "-q", "--filter", f"name={project.container}_pgdata").split()
+    subprocess.run(["docker", "volume", "rm", "-f", *left], capture_output=True, check=False)
 
 
 def test_refused_before_anything_changes(archiving: Project):
