@@ -63,6 +63,7 @@ def main() -> None:
             "-U", "app", "-d", "app"]  # fmt: skip
 
     def task(*argv: str) -> float:
+        print(f"… {' '.join(argv)}", file=sys.stderr, flush=True)  # a long run shows where it is
         started = time.perf_counter()
         done = subprocess.run([*invoke, *argv], env=env, capture_output=True, text=True)
         if done.returncode != 0:
