@@ -107,6 +107,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.up_vs_compose_wait")
     session.run("python", "-m", "benchmarks.backup_vs_raw")
     session.run("python", "-m", "benchmarks.startup")
+    session.run("python", "-m", "benchmarks.pitr_vs_logical")
     # real SQLite files to import (e.g. Northwind), and a generated one of three million rows
     sqlite_files = [f for f in os.environ.get("PGKURA_BENCH_SQLITE", "").split(os.pathsep) if f]
     if shutil.which("pgloader"):

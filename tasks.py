@@ -20,7 +20,7 @@ db = Collection(
     migrations.check_migrations, migrations.dump_schema, migrations.drift,
     backups.backup, backups.restore, backups.list_backups, backups.prune, backups.verify,
     schedule.schedule, major.upgrade, sqlite.import_sqlite, inspection.inspect,
-    pitr.basebackup, pitr.restore_to, inspection.metrics,
+    pitr.basebackup, pitr.restore_to, pitr.pitr_drill, inspection.metrics,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", images.docker_build, images.docker_push))
 # the tasks find the project (its .env, db/, backups/) beside this file

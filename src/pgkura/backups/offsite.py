@@ -379,4 +379,5 @@ def _client(offsite: Offsite) -> Any:
         connect_timeout=10,
         read_timeout=60,
     )
-    return session.client("s3", endpoint_url=offsite.endpoint, config=config)
+    verify = str(offsite.ca_file) if offsite.ca_file else None  # None: the system's CAs
+    return session.client("s3", endpoint_url=offsite.endpoint, config=config, verify=verify)

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 def basebackup(c: Context, settings: Settings, type: str = "full") -> None:
     """pitr: take a verified base backup
 
-    Take a verified pgBackRest base backup: the start of the point-in-time window.
+    Take a verified pgBackRest base backup in each repository (local, and off-site when
+    PGKURA_OFFSITE_URL is set): the start of the point-in-time window.
 
     Examples:
       invoke db.basebackup
@@ -31,9 +32,9 @@ def basebackup(c: Context, settings: Settings, type: str = "full") -> None:
     from pgkura.engines.docker.pgbackrest import base_backup, local
     from pgkura.units import size
 
-    done = base_backup(settings, type)
-    print(f"base backup {done.label} ({done.kind}): {size(done.size)} of data, "
-          f"{size(done.stored)} stored, ended {local(done.stopped)}, verified")  # fmt: skip
+    for done in base_backup(settings, type):
+        print(f"base backup {done.label} ({done.kind}, {done.where}): {size(done.size)} of data, "
+              f"{size(done.stored)} stored, ended {local(done.stopped)}, verified")  # fmt: skip
 
 
 def base_backup_facts(settings: Settings) -> dict[str, Any]:
@@ -57,8 +58,8 @@ def base_backup_facts(settings: Settings) -> dict[str, Any]:
     return {
         "problem": None,
         "base_backups": [
-            {"label": b.label, "type": b.kind, "started": b.started, "ended": b.stopped,
-             "size": b.size, "stored": b.stored} for b in found
+            {"label": b.label, "type": b.kind, "repository": b.where, "started": b.started,
+             "ended": b.stopped, "size": b.size, "stored": b.stored} for b in found
         ],
         "window": window_line(found, archived_at),
         "archived_at": archived_at,
@@ -74,10 +75,11 @@ def show_base_backups(facts: dict[str, Any], out: Output) -> None:
     if facts["problem"]:
         out.line(f"point-in-time recovery: {facts['problem']}\n", "warn")
         return
-    rows = [[b["label"], b["type"], local(b["started"]), local(b["ended"]), size(b["size"]),
-             size(b["stored"])] for b in facts["base_backups"]]  # fmt: skip
+    rows = [[b["label"], b["type"], b["repository"], local(b["started"]), local(b["ended"]),
+             size(b["size"]), size(b["stored"])] for b in facts["base_backups"]]  # fmt: skip
     if rows:
-        out.line(table(["base backup", "type", "started", "ended", "data", "stored"], rows))
+        heads = ["base backup", "type", "repository", "started", "ended", "data", "stored"]
+        out.line(table(heads, rows))
     stanza = facts["stanza"]
     out.line(facts["window"] + ("" if stanza == "ok" else f" (stanza: {stanza})"))
     out.line()
@@ -111,6 +113,26 @@ def restore_to(
                           f"{plan.target} and switch the project to it")  # fmt: skip
     done = restore(settings, plan, say)
     print(f"restored: the project runs on {plan.target} (timeline {done.timeline}); fresh "
-          f"full base backup {done.backup.label}")  # fmt: skip
+          f"full base backup {', '.join(b.label for b in done.backups)}")  # fmt: skip
     print(f"undo: set PGKURA_VOLUME={plan.source} and `invoke db.up` ({plan.source} is as "
           "it was before the restore)")  # fmt: skip
+
+
+@task(name="pitr-drill")
+def pitr_drill(c: Context, settings: Settings) -> None:
+    """pitr: prove the WAL archive restores
+
+    PGKURA_PITR: restore to a restore point made now into a throwaway server and compare its
+    tables' rows with the live database's; nothing of the project is touched. The scheduler
+    runs it on PGKURA_DRILL_SCHEDULE beside the dumps' drill.
+
+    Examples:
+      invoke db.pitr-drill
+    """
+    from pgkura.pitr.drill import drill
+
+    done = drill(settings, say)
+    busy = f"; written meanwhile, not compared: {', '.join(done.busy)}" if done.busy else ""
+    print(f"drill passed: restored {done.point} from {done.backup.label} "
+          f"({done.backup.where}): {done.tables} tables, {done.rows} rows; {done.compared} "
+          f"compared, identical{busy}")  # fmt: skip

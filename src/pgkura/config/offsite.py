@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SSE_CHOICES = ("AES256", "aws:kms")
 
@@ -28,6 +29,7 @@ class Offsite:
     endpoint: str | None = None  # None: AWS itself (or AWS_ENDPOINT_URL)
     sse: str | None = None
     aws: dict[str, str] = field(default_factory=dict, repr=False)
+    ca_file: Path | None = None  # PGKURA_S3_CA_FILE: the CA of an endpoint with a private one
 
     @property
     def url(self) -> str:
@@ -35,6 +37,10 @@ class Offsite:
 
     def key(self, name: str) -> str:
         return self.prefix + name
+
+    @property
+    def region(self) -> str:
+        return self.aws.get("AWS_REGION") or self.aws.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def parse_s3_url(text: str) -> tuple[str, str]:

@@ -305,16 +305,30 @@ TLS_NAMES = Rule(parse_names, "comma-separated host names or IP addresses")
 S3_SSE = Rule(lambda t: _choice("", *SSE_CHOICES)(t) or None, "AES256 or aws:kms (or empty)")
 
 
-def _offsite(values: _Values) -> Offsite | None:
+def _ca_file(root: Path) -> Rule[Path | None]:
+    def parse(text: str) -> Path | None:
+        if not text:
+            return None
+        path = v.project_path(text, root)
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        return path
+
+    return Rule(parse, "a CA certificate file (PEM)")
+
+
+def _offsite(values: _Values, root: Path) -> Offsite | None:
     """PGKURA_OFFSITE_URL and its companions (checked even when unused: a typo shows at once);
     None when no off-site location is set."""
     location = values.parsed("PGKURA_OFFSITE_URL", "", OFFSITE_URL)
     endpoint = values.parsed("PGKURA_S3_ENDPOINT", "", S3_ENDPOINT) or None
     sse = values.parsed("PGKURA_S3_SSE", "", S3_SSE)
+    ca_file = values.parsed("PGKURA_S3_CA_FILE", "", _ca_file(root))
     if location is None:
         return None
     bucket, prefix = location
-    return Offsite(bucket, prefix, endpoint=endpoint, sse=sse, aws=aws_settings(values.raw))
+    return Offsite(bucket, prefix, endpoint=endpoint, sse=sse, aws=aws_settings(values.raw),
+                   ca_file=ca_file)  # fmt: skip
 
 
 def _pitr(values: _Values, project: str) -> Pitr:
@@ -421,7 +435,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         backup_compression=values.parsed("PGKURA_BACKUP_COMPRESSION", "gzip", v.COMPRESSION),
         alert_url=values.parsed("PGKURA_ALERT_URL", "", ALERT_URL) or None,
         alert_success=values.parsed("PGKURA_ALERT_SUCCESS", "false", v.BOOLEAN),
-        offsite=_offsite(values),
+        offsite=_offsite(values, root),
         backup_schedule=values.parsed("PGKURA_BACKUP_SCHEDULE", "off", SCHEDULE),
         drill_schedule=values.parsed("PGKURA_DRILL_SCHEDULE", "off", SCHEDULE),
         # the embedded engine's own PostgreSQL 18 client tools unless told otherwise

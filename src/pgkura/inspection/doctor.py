@@ -282,7 +282,8 @@ def _base_backups(settings: Settings) -> Finding:
         found, _ = pgbackrest.backups(settings)
     except PgkuraError as exc:
         return Finding("base backups", "fail", str(exc))
-    return Finding("base backups", *pgbackrest.base_backup_finding(found, datetime.now(UTC)))
+    repos = pgbackrest.repositories(settings)
+    return Finding("base backups", *pgbackrest.base_backup_finding(found, datetime.now(UTC), repos))
 
 
 def _backups(settings: Settings) -> Finding:

@@ -17,7 +17,6 @@ A failure before step 5 removes the helper and the half-made volume; the project
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -57,7 +56,7 @@ def parse_moment(text: str) -> datetime:
 @dataclass(frozen=True)
 class Plan:
     moment: datetime
-    backup: pgbackrest.BaseBackup  # the newest that ended before the moment
+    backup: pgbackrest.BaseBackup  # the newest that ended before the moment, local if any
     source: str  # the live volume (kept, the undo)
     target: str  # the new volume
 
@@ -65,8 +64,8 @@ class Plan:
         return [
             f"moment: {pgbackrest.local(self.moment)} "
             f"({self.moment.astimezone(UTC).isoformat(sep=' ', timespec='seconds')})",
-            f"from: base backup {self.backup.label} ({self.backup.kind}, ended "
-            f"{pgbackrest.local(self.backup.stopped)}) and the archived WAL after it",
+            f"from: base backup {self.backup.label} ({self.backup.kind}, {self.backup.where}, "
+            f"ended {pgbackrest.local(self.backup.stopped)}) and the archived WAL after it",
             f"to: a new volume {self.target}; then the project switches to it (PGKURA_VOLUME) "
             "and takes a full base backup",
             f"kept: {self.source} as it is now; going back is PGKURA_VOLUME={self.source}",
@@ -83,6 +82,8 @@ def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan
         )
     found, _ = pgbackrest.backups(settings)
     before = [b for b in found if b.stopped <= moment]
+    # the local repository when it has one (faster), else the off-site one
+    before = [b for b in before if b.repo == min(b.repo for b in before)]
     if not before:
         reach = f"from {pgbackrest.local(found[0].stopped)} on" if found else "nothing yet"
         raise pgbackrest.PitrError(
@@ -99,13 +100,13 @@ def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan
 class Restored:
     timeline: int
     switched: str  # what was changed to point the project at the new volume
-    backup: pgbackrest.BaseBackup  # the fresh full backup
+    backups: list[pgbackrest.BaseBackup]  # the fresh full backup, in each repository
 
 
 def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     """Carry it out (see the module's steps)."""
     helper = f"pgkura-pitr-{settings.compose_project}"
-    _remove(helper)  # what a killed run left
+    remove(helper)  # what a killed run left
     exists = ["docker", "volume", "inspect", plan.target]
     if subprocess.run(exists, capture_output=True, check=False).returncode == 0:
         raise pgbackrest.PitrError(
@@ -124,7 +125,7 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
         timeline = _restore_into(settings, plan, helper, log)
         done = True
     finally:
-        _remove(helper)
+        remove(helper)
         if not done:
             log(f"stopping: removing {plan.target}; the project is as it was")
             subprocess.run(
@@ -147,25 +148,9 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
 
 def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     """Steps 3 and 4: the restored, promoted and cleaned cluster in plan.target; its timeline."""
-    command, env = pgbackrest.server_definition(settings)
-    run(["docker", "volume", "create", "--label", f"{_LABEL}={plan.source}", plan.target],
-        what="docker volume create")  # fmt: skip
-    log(f"restoring {plan.backup.label} into {plan.target}")
     target = plan.moment.isoformat(sep=" ")
-    pgbackrest.in_repository(settings, "restore", "--type=time", f"--target={target}",
-                       "--target-action=promote", f"--set={plan.backup.label}",
-                       what="pgbackrest restore",
-                       mounts=(f"{plan.target}:/var/lib/postgresql",))  # fmt: skip
-    log("replaying the archived WAL up to the moment (a helper server, no network)")
-    run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
-         "--network", "none", *[a for k in env for a in ("-e", k)],
-         "-v", f"{plan.target}:/var/lib/postgresql",
-         "-v", f"{settings.pitr.volume}:{pgbackrest.REPO}",
-         settings.image, *command],
-        what="starting the helper server", env={**os.environ, **env})  # fmt: skip
-    server = HelperServer(helper, settings.postgres_user)
-    server.wait()
-    _until_promoted(server)
+    server = recovered(settings, plan.backup, plan.target, helper,
+                       ["--type=time", f"--target={target}"], plan.source, log)  # fmt: skip
     timeline = int(server.psql("postgres", sql="SELECT timeline_id FROM pg_control_checkpoint()")
                    .stdout.strip())  # fmt: skip
     server.psql("postgres", sql="".join(f"ALTER SYSTEM RESET {name};\n" for name in _RECOVERY))
@@ -177,6 +162,37 @@ def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
     log(f"recovered and promoted onto timeline {timeline}; recovery settings cleared")
     subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
     return timeline
+
+
+def recovered(
+    settings: Settings,
+    backup: pgbackrest.BaseBackup,
+    volume: str,
+    helper: str,
+    target: list[str],
+    made_for: str,
+    log: Log,
+) -> HelperServer:
+    """A new `volume` (labelled with `made_for`) filled by pgBackRest from `backup` up to
+    `target` (its --type and --target options), and a helper server on it with the project's
+    command and settings that replayed the WAL and was promoted: running, no published port."""
+    definition = pgbackrest.server_definition(settings)
+    run(["docker", "volume", "create", "--label", f"{_LABEL}={made_for}", volume],
+        what="docker volume create")  # fmt: skip
+    log(f"restoring {backup.label} ({backup.where}) into {volume}")
+    pgbackrest.in_repository(settings, "restore", *target, "--target-action=promote",
+                             f"--set={backup.label}", f"--repo={backup.repo}",
+                             what="pgbackrest restore",
+                             mounts=(f"{volume}:/var/lib/postgresql",))  # fmt: skip
+    log("replaying the archived WAL up to the target (a helper server, no published port)")
+    run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
+         *definition.run_flags(), "-v", f"{volume}:/var/lib/postgresql",
+         settings.image, *definition.command],
+        what="starting the helper server", env=definition.docker_env())  # fmt: skip
+    server = HelperServer(helper, settings.postgres_user)
+    server.wait()
+    _until_promoted(server)
+    return server
 
 
 # pg_file_settings reads the files afresh: what the next start would apply
@@ -201,6 +217,6 @@ def _until_promoted(server: HelperServer) -> None:
         time.sleep(0.5)
 
 
-def _remove(helper: str) -> None:
+def remove(helper: str) -> None:
     subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
     subprocess.run(["docker", "rm", "-f", "-v", helper], capture_output=True, check=False)

@@ -64,8 +64,8 @@ class Job:
 
 
 def jobs(settings: Settings) -> list[Job]:
-    """The configured jobs; a drill restores the newest off-site copy when there is one; each
-    backup is followed by a size snapshot."""
+    """The configured jobs; a drill restores the newest off-site copy when there is one (and,
+    with PITR, the WAL archive to a moment); each backup is followed by a size snapshot."""
     found = []
     if settings.backup_schedule is not None:
         found.append(Job("backup", settings.backup_schedule, ["db.backup"], alerts_itself=True))
@@ -76,6 +76,9 @@ def jobs(settings: Settings) -> list[Job]:
         remote = ["--remote"] if settings.offsite is not None else []
         argv = ["db.verify", "latest", "--restore-test", *remote]
         found.append(Job("drill", settings.drill_schedule, argv, alerts_itself=False))
+        if settings.pitr.enabled:  # the WAL archive restores too
+            pitr = ["db.pitr-drill"]
+            found.append(Job("pitr drill", settings.drill_schedule, pitr, alerts_itself=False))
     if settings.pitr.schedule is not None:
         argv = ["db.basebackup", "--type", "auto"]
         found.append(Job("base backup", settings.pitr.schedule, argv, alerts_itself=False))

@@ -39,11 +39,18 @@ INFO = [{
                  "min": "000000010000000000000001"}],
     "backup": [
         {"label": "20261130-200137F", "type": "full", "error": False,
+         "database": {"id": 1, "repo-key": 1},
          "info": {"size": 23702099, "repository": {"size": 3081320}},
          "timestamp": {"start": 1796068897, "stop": 1796068906}},
         {"label": "20261130-210000F_20261130-210500I", "type": "incr", "error": True,
+         "database": {"id": 1, "repo-key": 1},
          "info": {"size": 1, "repository": {"size": 1}},
          "timestamp": {"start": 1796072700, "stop": 1796072710}},
+        # the same moment's backup in the off-site repository ended a little later
+        {"label": "20261130-200140F", "type": "full", "error": False,
+         "database": {"id": 1, "repo-key": 2},
+         "info": {"size": 23702099, "repository": {"size": 3081320}},
+         "timestamp": {"start": 1796068900, "stop": 1796068912}},
     ],
     "name": "pgkura", "status": {"code": 0, "message": "ok"},
 }]  # fmt: skip
@@ -113,7 +120,9 @@ def test_any_to_time_is_a_moment_with_an_offset_or_one_clear_error(text):
 def test_info_lists_usable_backups_oldest_first():
     found, status = parse_info(json.dumps(INFO))
     assert status == "ok"
-    assert [b.label for b in found] == ["20261130-200137F"]  # the failed one is no backup
+    # the failed one is no backup; each repository's own are told apart
+    assert [(b.label, b.where) for b in found] == [
+        ("20261130-200137F", "local"), ("20261130-200140F", "off-site")]  # fmt: skip
     assert found[0].stopped == datetime.fromtimestamp(1796068906, UTC)
     assert found[0].stored == 3081320
     assert parse_info("[]") == ([], "no stanza")
@@ -175,6 +184,11 @@ def test_newest_base_backup_age():
     assert base_backup_finding([fresh], now)[0] == "ok"
     assert base_backup_finding([stale], now)[0] == "warn"
     assert base_backup_finding([], now)[0] == "fail"
+    # with the off-site repository: one without a base backup fails, named
+    level, detail = base_backup_finding([fresh], now, (1, 2))
+    assert (level, detail.split("; ")[1][:30]) == ("fail", "none in the off-site repositor")
+    offsite = BaseBackup("R", "full", now - timedelta(hours=2), now - timedelta(hours=1), 1, 1, 2)
+    assert base_backup_finding([fresh, offsite], now, (1, 2))[0] == "ok"
 
 
 @pytest.mark.parametrize(
@@ -206,6 +220,12 @@ def test_the_scheduler_runs_base_backups_on_their_own_schedule(tmp_path):
         ("base backup", ["db.basebackup", "--type", "auto"])
     ]
     assert jobs(settings_with(tmp_path, PGKURA_PITR="on")) == []
+    # the restore drills: the dumps' and, with PITR, the WAL archive's
+    drills = jobs(settings_with(tmp_path, PGKURA_PITR="on", PGKURA_DRILL_SCHEDULE="daily 04:00"))
+    assert [j.argv[0] for j in drills] == ["db.verify", "db.pitr-drill"]
+    assert [j.name for j in jobs(settings_with(tmp_path, PGKURA_DRILL_SCHEDULE="daily"))] == [
+        "drill"
+    ]
 
 
 def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgkura.config.settings import Settings
+from pgkura.engines.docker import s3_repository
 from pgkura.errors import PgkuraError
 
 COMPOSE_FILES = {
@@ -56,6 +57,8 @@ def compose_files(settings: Settings) -> list[Path]:
     extra = ((PITR_FILE,) if settings.pitr.enabled else ()) + (
         (TLS_FILE,) if settings.tls.enabled else ()
     )
+    if s3_repository.configured(settings):
+        extra += (s3_repository.FILE,)
     if settings.pooler == "pgbouncer":
         extra += POOLER_FILES[settings.environment]
     return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
@@ -101,6 +104,7 @@ def compose_env(settings: Settings) -> dict[str, str]:
         # production: TCP only with TLS (docker/postgres/pgkura-entrypoint)
         "PGKURA_TLS_ONLY": "on" if settings.is_production else "off",
         "PGKURA_POOLER_PORT": str(settings.pooler_port),
+        **s3_repository.compose_values(settings),
     }
 
 

@@ -3,8 +3,9 @@ repository can restore, and how archiving is doing.
 
 pgBackRest runs inside the project's image as the server's user, with the PGBACKREST_*
 settings that docker-compose.pitr.yml gives the server: `docker exec` into the container for
-what needs the server (stanza, check, backup), a throwaway container on the repository's volume
-for what needs only the repository (info, restore), so both work while the server is down.
+what needs the server (stanza, check, backup), a throwaway container on the repositories (the
+local volume; the off-site storage over the project's network) for what needs only them (info,
+restore), so both work while the server is down.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from pgkura.config.settings import Settings
 from pgkura.engines.base import PITR_NEEDS_DOCKER
+from pgkura.engines.docker import s3_repository
 from pgkura.engines.docker.compose import (
     DockerError,
     compose_argv,
@@ -54,6 +57,8 @@ _REMEDIES = {
     126: _NO_PGBACKREST,  # docker exec: the command cannot be run
     127: _NO_PGBACKREST,  # docker run: the command is not found
 }
+_LOCKED = 50  # LockAcquireError: another pgBackRest process holds the lock
+_LOCK_WAIT_S = 120
 _GENERIC = "see pgBackRest's message above; `invoke db.logs` shows the server's side"
 
 
@@ -78,6 +83,11 @@ def require(settings: Settings) -> None:
     require_docker()
 
 
+def repositories(settings: Settings) -> tuple[int, ...]:
+    """pgBackRest's repositories: 1 the local volume, 2 the off-site storage when set."""
+    return (1, s3_repository.REPO) if s3_repository.configured(settings) else (1,)
+
+
 @dataclass(frozen=True)
 class BaseBackup:
     label: str
@@ -86,6 +96,15 @@ class BaseBackup:
     stopped: datetime  # a restore can reach any moment from here on
     size: int  # the cluster's size
     stored: int  # in the repository
+    repo: int = 1
+
+    @property
+    def where(self) -> str:
+        return where(self.repo)
+
+
+def where(repo: int) -> str:
+    return "local" if repo == 1 else "off-site"
 
 
 def _when(epoch: int) -> datetime:
@@ -93,8 +112,8 @@ def _when(epoch: int) -> datetime:
 
 
 def parse_info(text: str) -> tuple[list[BaseBackup], str]:
-    """`pgbackrest info --output=json` for one stanza: its backups, oldest first, and its
-    status message ("ok" when usable)."""
+    """`pgbackrest info --output=json` for one stanza: its backups in every repository, oldest
+    first, and its status message ("ok" when usable)."""
     found = json.loads(text)
     if not found:
         return [], "no stanza"
@@ -102,9 +121,10 @@ def parse_info(text: str) -> tuple[list[BaseBackup], str]:
     backups = [
         BaseBackup(b["label"], b["type"], _when(b["timestamp"]["start"]),
                    _when(b["timestamp"]["stop"]), int(b["info"]["size"]),
-                   int(b["info"]["repository"]["size"]))
+                   int(b["info"]["repository"]["size"]), int(b["database"]["repo-key"]))
         for b in stanza.get("backup", []) if not b.get("error")
     ]  # fmt: skip
+    backups.sort(key=lambda b: (b.stopped, b.repo))
     return backups, str(stanza.get("status", {}).get("message", "?"))
 
 
@@ -122,36 +142,68 @@ def failure(what: str, result: subprocess.CompletedProcess[str]) -> PitrError:
 
 
 def in_server(settings: Settings, *args: str, what: str) -> str:
-    """pgBackRest in the running container, as the server's user; its stdout."""
+    """pgBackRest in the running container, as the server's user; its stdout. While the
+    asynchronous archiver holds the stanza's lock (a server that just started hands over its
+    WAL), commands that need it wait for it, up to _LOCK_WAIT_S."""
     require_running(settings)
     argv = ["docker", "exec", "--user", "postgres", settings.container_name, "pgbackrest", *args]
-    result = _run(argv)
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while (result := _run(argv)).returncode == _LOCKED and time.monotonic() < deadline:
+        time.sleep(1)
     if result.returncode != 0:
         raise failure(what, result)
     return result.stdout
 
 
-def server_definition(settings: Settings) -> tuple[list[str], dict[str, str]]:
+@dataclass(frozen=True)
+class ServerDefinition:
     """The server's command and pgBackRest's settings as Compose gives them to the service:
     helpers (restore, its trial start) run exactly what the project's server runs."""
+
+    command: list[str]
+    env: dict[str, str] = field(repr=False)  # PGBACKREST_*: the S3 keys among them
+    network: str  # none, or the project's when a repository is reached over the network
+    mounts: tuple[str, ...]  # the repository's volume, the S3 CA file
+
+    def run_flags(self) -> list[str]:
+        """`docker run` flags; the settings by name only (values from `docker_env`)."""
+        return ["--network", self.network, *[a for k in self.env for a in ("-e", k)],
+                *[a for m in self.mounts for a in ("-v", m)]]  # fmt: skip
+
+    def docker_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+
+def server_definition(settings: Settings) -> ServerDefinition:
     argv = compose_argv(settings, "config", "--format", "json")
     result = _run(argv, compose_env(settings))
     if result.returncode != 0:
         raise DockerError(f"docker compose config failed: {result.stderr.strip()}")
-    service = json.loads(result.stdout)["services"]["postgres"]
+    config = json.loads(result.stdout)
+    service = config["services"]["postgres"]
     env = {k: str(v) for k, v in service["environment"].items() if k.startswith("PGBACKREST_")}
-    return [str(a) for a in service["command"]], env
+    mounts = [f"{settings.pitr.volume}:{REPO}"]
+    network = "none"
+    if s3_repository.configured(settings):
+        network = config["networks"]["default"]["name"]
+        if _run(["docker", "network", "inspect", network]).returncode != 0:
+            raise PitrError(
+                f"the project's network {network} is gone (the project is down), and the "
+                "off-site repository is reached through it\n→ `invoke db.up`, then again"
+            )
+        mounts += [f"{m['source']}:{m['target']}:ro" for m in service["volumes"]
+                   if m["target"] == s3_repository.CA_IN_CONTAINER]  # fmt: skip
+    return ServerDefinition([str(a) for a in service["command"]], env, network, tuple(mounts))
 
 
 def in_repository(settings: Settings, *args: str, what: str, mounts: tuple[str, ...] = ()) -> str:
-    """pgBackRest in a throwaway container on the repository's volume (no network, the
-    server's user; `mounts` adds `-v` volumes); its stdout."""
-    _, env = server_definition(settings)
-    volumes = [f"{settings.pitr.volume}:{REPO}", *mounts]
-    argv = ["docker", "run", "--rm", "--network", "none", "--user", "postgres",
-            *[a for k in env for a in ("-e", k)], *[a for v in volumes for a in ("-v", v)],
+    """pgBackRest in a throwaway container on the repositories (the server's user; `mounts`
+    adds `-v` volumes); its stdout."""
+    server = server_definition(settings)
+    extra = [a for v in mounts for a in ("-v", v)]
+    argv = ["docker", "run", "--rm", "--user", "postgres", *server.run_flags(), *extra,
             settings.image, "pgbackrest", *args]  # fmt: skip
-    result = _run(argv, {**os.environ, **env})
+    result = _run(argv, server.docker_env())
     if result.returncode != 0:
         raise failure(what, result)
     return result.stdout
@@ -175,22 +227,35 @@ def backups(settings: Settings) -> tuple[list[BaseBackup], str]:
     return parse_info(in_repository(settings, "info", "--output=json", what="pgbackrest info"))
 
 
-def base_backup(settings: Settings, kind: str) -> BaseBackup:
-    """A base backup of the running server (`kind` full, diff, incr, or auto: see
-    `auto_kind`; pgBackRest makes the first one full whatever is asked), verified in the
-    repository; expiry by PGKURA_PITR_KEEP_FULL follows each backup."""
+def base_backup(settings: Settings, kind: str) -> list[BaseBackup]:
+    """A base backup of the running server into each repository (`kind` full, diff, incr, or
+    auto: see `auto_kind`; pgBackRest makes a repository's first one full whatever is asked),
+    verified there; expiry by PGKURA_PITR_KEEP_FULL follows each backup."""
     if kind not in KINDS:
         raise PitrError(f"--type {kind!r} is not a base backup type: choose {', '.join(KINDS)}")
     require(settings)
-    if kind == "auto":
-        kind = auto_kind(backups(settings)[0], datetime.now(UTC))
-    in_server(settings, "backup", f"--type={kind}", what=f"the {kind} base backup")
-    found, _ = parse_info(in_server(settings, "info", "--output=json", what="pgbackrest info"))
-    if not found:
-        raise PitrError("pgBackRest reported success but lists no backup → `invoke db.doctor`")
-    newest = found[-1]
-    in_server(settings, "verify", f"--set={newest.label}", what=f"verifying {newest.label}")
-    return newest
+    taken = []
+    for repo in repositories(settings):
+        before = _backups_in(settings, repo)
+        chosen = auto_kind(before, datetime.now(UTC)) if kind == "auto" else kind
+        in_server(settings, "backup", f"--repo={repo}", f"--type={chosen}",
+                  what=f"the {chosen} base backup (repository {repo})")  # fmt: skip
+        found = _backups_in(settings, repo)
+        if not found:
+            raise PitrError(
+                f"pgBackRest reported success but lists no backup in repository {repo} → "
+                "`invoke db.doctor`"
+            )
+        newest = found[-1]
+        in_server(settings, "verify", f"--repo={repo}", f"--set={newest.label}",
+                  what=f"verifying {newest.label} (repository {repo})")  # fmt: skip
+        taken.append(newest)
+    return taken
+
+
+def _backups_in(settings: Settings, repo: int) -> list[BaseBackup]:
+    text = in_server(settings, "info", f"--repo={repo}", "--output=json", what="pgbackrest info")
+    return parse_info(text)[0]
 
 
 def auto_kind(found: list[BaseBackup], now: datetime) -> str:
@@ -282,14 +347,23 @@ def archiving_finding(state: Archiver) -> tuple[str, str]:
     return "ok", detail
 
 
-def base_backup_finding(found: list[BaseBackup], now: datetime) -> tuple[str, str]:
+def base_backup_finding(
+    found: list[BaseBackup], now: datetime, repos: tuple[int, ...] = (1,)
+) -> tuple[str, str]:
     """(level, detail) for `db.doctor`: the newest base backup's age (WAL since then is
-    replayed by a restore, so an old one makes restores slow and the archive large)."""
+    replayed by a restore, so an old one makes restores slow and the archive large), and a
+    repository that has none (a restore from it alone would have nothing to start from)."""
     if not found:
         return "fail", "no base backup: nothing to restore from → `invoke db.basebackup`"
     newest = found[-1]
     age_h = (now - newest.stopped).total_seconds() / 3600
-    detail = f"newest {newest.label} ({newest.kind}), {age_h:.1f} h old"
+    detail = f"newest {newest.label} ({newest.kind}, {newest.where}), {age_h:.1f} h old"
+    empty = [where(r) for r in repos if all(b.repo != r for b in found)]
+    if empty:
+        return (
+            "fail",
+            detail + f"; none in the {' or '.join(empty)} repository → `invoke db.basebackup`",
+        )
     if age_h > NEWEST_BACKUP_WARN_H:
         return "warn", detail + " → `invoke db.basebackup` (or schedule one)"
     return "ok", detail
