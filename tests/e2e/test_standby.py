@@ -5,6 +5,7 @@ primary refused afterwards. One flow, in order: each step starts from the one be
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -88,6 +89,15 @@ def test_standby_cloned_while_the_application_writes_then_streams(pair):
     with psycopg.connect(primary(pair), autocommit=True) as conn:
         conn.execute("INSERT INTO ticks DEFAULT VALUES")
     eventually(lambda: count(standby(pair)) == written + 1, "a new row reaches the standby")
+
+    # the standby logs in with a passfile: its configuration names the file, not the password
+    conf = subprocess.run(
+        ["docker", "exec", f"{pair.container}-standby", "cat",
+         "/var/lib/postgresql/18/docker/postgresql.auto.conf"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "passfile=" in conf
+    assert replication_password(pair) not in conf
 
     again = invoke(pair, "db.standby")
     assert again.returncode == 0, again.stderr
