@@ -99,6 +99,11 @@ def test_standby_cloned_while_the_application_writes_then_streams(pair):
     assert "passfile=" in conf
     assert replication_password(pair) not in conf
 
+    # the role's stored verifier matches the password kept for it (hashed before it was sent)
+    role = f"host=127.0.0.1 port={pair.port} user=pgkura_replicator dbname=postgres"
+    with psycopg.connect(f"{role} password={replication_password(pair)}") as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("pgkura_replicator",)
+
     again = invoke(pair, "db.standby")
     assert again.returncode == 0, again.stderr
     assert "exists already" in again.stdout

@@ -47,7 +47,8 @@ def standby(
         node.drop(settings, say)
         return
     made = node.create(settings, say, rebuild=rebuild)
-    how = describe(made.replica) if made.replica else f"slot {made.slot} not found"
+    how = (describe(made.replica) if made.replica else f"its slot {made.slot} is gone from "
+           "the primary → `invoke db.standby --rebuild` clones it again")  # fmt: skip
     if made.already:
         print(f"standby {made.container} exists already and runs: {how}")
         return
@@ -100,12 +101,16 @@ def standby_lines(settings: Settings) -> list[str]:
     """`standby: ...` lines for db.ps and db.status once pgkura made or promoted a standby
     here (the server is not asked otherwise)."""
     from pgkura.connect.connection import connect
+    from pgkura.errors import PgkuraError
     from pgkura.replication.roles import replication_in_use
     from pgkura.replication.state import project_findings
 
     if not replication_in_use(settings):
         return []
-    with connect(settings.target, purpose="standby state") as conn:
-        found = project_findings(settings, conn)
+    try:
+        with connect(settings.target, purpose="standby state", connect_timeout=5) as conn:
+            found = project_findings(settings, conn)
+    except PgkuraError as exc:  # the server's state above says more
+        return [f"standby: not known, the server did not answer ({str(exc).splitlines()[0]})"]
     return [f"standby: {detail}" if level == "ok" else f"standby [{level}]: {detail}"
             for level, detail in found]  # fmt: skip

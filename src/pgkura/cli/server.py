@@ -75,6 +75,10 @@ def down(
                                backup=not no_backup, log=say, progress=progress(),
                                announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=volumes)
+    if volumes and not settings.is_embedded:  # the standby's volume went too
+        from pgkura.replication.standby import forget
+
+        forget(settings)
 
 
 @task
@@ -178,6 +182,10 @@ def reset(
                            consent(yes, force), backup=not no_backup, log=say,
                            progress=progress(), announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=True)
+    if not settings.is_embedded:  # the standby's volume went too
+        from pgkura.replication.standby import forget
+
+        forget(settings)
     start(settings, log=say)
     # the migrations' one path; no backup (the volume is new) and no snapshot (nothing new)
     fresh = MigrateOptions(backup=False, refresh_schema=False)

@@ -136,9 +136,14 @@ def _replication_role(settings: Settings, conn: psycopg.Connection, log: Log) ->
     verb = "ALTER" if exists else "CREATE"
     if not exists:
         log(f"creating the replication role {roles.ROLE} (its password: {path}, owner-only)")
+    # hashed here, as psql's \password does: the statement (which pg_stat_statements and a
+    # statement log may keep) carries the SCRAM verifier, never the password
+    verifier = conn.pgconn.encrypt_password(
+        password.encode(), roles.ROLE.encode(), b"scram-sha-256"
+    )
     conn.execute(
         sql.SQL("{} ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
-            sql.SQL(verb), sql.Identifier(roles.ROLE), sql.Literal(password)
+            sql.SQL(verb), sql.Identifier(roles.ROLE), sql.Literal(verifier.decode())
         )
     )
     return password
@@ -179,9 +184,11 @@ def _start(settings: Settings, log: Log) -> None:
     def still_hopeful() -> None:
         state = container_state(standby)
         if state is not None and state.restarts > 0:
+            why = logs_tail(standby, 5)
+            helpers.remove(settings.standby_container)  # not left restarting in a loop
             raise StandbyError(
                 f"the standby {settings.standby_container} does not start: "
-                f"{logs_tail(standby, 5)}\n→ `invoke db.standby --rebuild` clones it again"
+                f"{why}\n→ `invoke db.standby --rebuild` clones it again"
             )
         require_up(standby, state, restarting_ok=True)
 
@@ -214,11 +221,17 @@ def drop(settings: Settings, log: Log) -> None:
         _drop(settings, conn, slot_name(settings.standby_container), log)
 
 
+def forget(settings: Settings) -> None:
+    """After the standby's volume was deleted with the primary's (db.down --volumes,
+    db.reset): no slot is expected any more."""
+    (settings.standby_dir / roles.STANDBY).unlink(missing_ok=True)
+
+
 def _drop(settings: Settings, conn: psycopg.Connection, slot: str, log: Log) -> None:
     helpers.remove(settings.standby_container)
     helpers.remove_volume(settings.standby_volume)
     _free_slot(conn, slot)
-    (settings.standby_dir / roles.STANDBY).unlink(missing_ok=True)
+    forget(settings)
     log(f"removed the standby {settings.standby_container}, its volume "
         f"{settings.standby_volume} and its slot {slot}")  # fmt: skip
 
