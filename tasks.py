@@ -8,7 +8,17 @@ from pathlib import Path
 
 from invoke.collection import Collection
 
-from pgkura.cli import backups, images, inspection, migrations, pitr, schedule, server, sqlite
+from pgkura.cli import (
+    backups,
+    images,
+    inspection,
+    migrations,
+    pitr,
+    replication,
+    schedule,
+    server,
+    sqlite,
+)
 from pgkura.cli import upgrade as major
 
 db = Collection(
@@ -21,6 +31,7 @@ db = Collection(
     backups.backup, backups.restore, backups.list_backups, backups.prune, backups.verify,
     schedule.schedule, major.upgrade, sqlite.import_sqlite, inspection.inspect,
     pitr.basebackup, pitr.restore_to, pitr.pitr_drill, inspection.metrics,
+    replication.standby, replication.promote,
 )  # fmt: skip
 ns = Collection(db, Collection("docker", images.docker_build, images.docker_push))
 # the tasks find the project (its .env, db/, backups/) beside this file

@@ -79,6 +79,7 @@ class Project:
             "PGKURA_CONTAINER": name,
             "PGKURA_SOCKET_DIR": str(base / "run" / "postgresql"),
             "PGKURA_BACKUP_DIR": str(base / "backups"),  # never the user's own backups/
+            "PGKURA_STANDBY_DIR": str(base / "standby"),  # nor the checkout's .pgkura/
             "PGKURA_IMAGE": "pgkura-postgres:e2e",
             "PGKURA_BUILD_TARGET": TARGET,
             "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE") or _base_image(),

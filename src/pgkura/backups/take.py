@@ -40,6 +40,7 @@ from pgkura.engines.pg_tools import Tool, choose, container_tool, could_not_conn
 from pgkura.errors import ConfigError, PgkuraError
 from pgkura.file_lock import locked
 from pgkura.progress import QUIET, Meter, Reporter
+from pgkura.replication.roles import require_primary
 from pgkura.retention import Policy
 from pgkura.units import size
 
@@ -149,6 +150,7 @@ def take_backup(
             rule.check(str(value), name=name, where="the caller")
     program, options = MODES[mode]
     target = settings.target if dbname is None else settings.target.for_database(dbname)
+    require_primary(settings, target, "a backup")
     server: int | None = None
     # The project's running container: its own pg_dump at once, no connection from here (and
     # no psycopg import); the versions come from the dump's header. Otherwise, or when that

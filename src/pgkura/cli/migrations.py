@@ -87,6 +87,7 @@ def status(c: Context, settings: Settings, check: bool = False, json: bool = Fal
       invoke db.status --check    (CI: exit 3 unless in sync)
       invoke db.status --json
     """
+    from pgkura.cli.replication import standby_lines
     from pgkura.cli.report import status_json, status_summary, status_table
     from pgkura.migrations.operations import IN_SYNC, require_in_sync
     from pgkura.migrations.operations import status as read_status
@@ -99,6 +100,8 @@ def status(c: Context, settings: Settings, check: bool = False, json: bool = Fal
         out.line(f"target: {settings.target.redacted()}")
         out.line(status_table(entries, out.paint))
         out.line(status_summary(entries))
+        for line in standby_lines(settings):
+            out.line(line)
     if check:
         require_in_sync(entries)
 

@@ -30,8 +30,10 @@ def basebackup(c: Context, settings: Settings, type: str = "full") -> None:
       invoke db.basebackup --type diff
     """
     from pgkura.engines.docker.pgbackrest import base_backup, local
+    from pgkura.replication.roles import require_primary
     from pgkura.units import size
 
+    require_primary(settings, settings.target, "a base backup")
     for done in base_backup(settings, type):
         print(f"base backup {done.label} ({done.kind}, {done.where}): {size(done.size)} of data, "
               f"{size(done.stored)} stored, ended {local(done.stopped)}, verified")  # fmt: skip

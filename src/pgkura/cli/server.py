@@ -9,6 +9,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from pgkura.cli.backups import announce
+from pgkura.cli.replication import standby_lines
 from pgkura.cli.wiring import consent, pg_version, progress, report, say, task
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ def up(c: Context, settings: Settings, build: bool = False) -> None:
 
     version = start(settings, build_first=build, log=say)
     print(f"ready: {settings.target.redacted()} (PostgreSQL {pg_version(version)})")
+    for line in standby_lines(settings):
+        if line.startswith("standby [fail]"):  # an old primary started by mistake
+            say(f"warning: {line}")
     if settings.metrics and settings.target.is_container:  # the exporter is a Compose profile
         from pgkura.metrics.exporter import MONITOR_ROLE, ensure_monitor_role
 
@@ -71,6 +75,10 @@ def down(
                                backup=not no_backup, log=say, progress=progress(),
                                announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=volumes)
+    if volumes and not settings.is_embedded:  # the standby's volume went too
+        from pgkura.replication.standby import forget
+
+        forget(settings)
 
 
 @task
@@ -112,9 +120,14 @@ def ps(c: Context, settings: Settings) -> None:
 
     Show the container's state and health.
     """
+    from pgkura.engines.chosen import engine_for
     from pgkura.engines.lifecycle import show_state
 
-    raise Exit(code=show_state(settings))
+    code = show_state(settings)
+    if engine_for(settings).running:
+        for line in standby_lines(settings):
+            print(line)
+    raise Exit(code=code)
 
 
 @task(
@@ -161,11 +174,18 @@ def reset(
     from pgkura.engines.lifecycle import up as start
     from pgkura.migrations.operations import MigrateOptions
     from pgkura.migrations.operations import migrate as run_migrate
+    from pgkura.replication.roles import require_primary
 
+    if engine_for(settings).running:  # a standby or an old primary is not reset in place
+        require_primary(settings, settings.target, "a reset")
     before_deleting_volume(settings, "reset the database (delete its volume)",
                            consent(yes, force), backup=not no_backup, log=say,
                            progress=progress(), announce=announce, report=report)  # fmt: skip
     engine_for(settings).down(volumes=True)
+    if not settings.is_embedded:  # the standby's volume went too
+        from pgkura.replication.standby import forget
+
+        forget(settings)
     start(settings, log=say)
     # the migrations' one path; no backup (the volume is new) and no snapshot (nothing new)
     fresh = MigrateOptions(backup=False, refresh_schema=False)

@@ -69,6 +69,8 @@ class Settings:
     compose_project: str
     volume: str  # the data volume's Docker name
     socket_dir: Path
+    standby_volume: str  # the same-host standby's volume (db.standby); db.promote swaps the two
+    standby_dir: Path  # the replication role's password and what db.standby/db.promote recorded
     env_file: Path
     required_extensions: tuple[str, ...]
     database_url: str | None = field(repr=False)
@@ -110,6 +112,15 @@ class Settings:
     def schema_file(self) -> Path:
         """db/schema.sql beside db/migrations: the schema those migrations build."""
         return self.migrations_dir.parent / "schema.sql"
+
+    @property
+    def standby_container(self) -> str:
+        return f"{self.container_name}-standby"
+
+    @property
+    def standby_socket_dir(self) -> Path:
+        """The standby's own socket directory, beside the primary's."""
+        return self.socket_dir.with_name(f"{self.socket_dir.name}-standby")
 
     @property
     def is_embedded(self) -> bool:
@@ -375,6 +386,13 @@ def default_image(build_target: str) -> str:
     return f"pgkura-postgres:pg18-{build_target}"
 
 
+def default_standby_volume(project: str, volume: str) -> str:
+    """`<project>_standby`, or `<project>_pgdata` once the primary runs on that one (after a
+    promotion db.promote writes both names, so this is only the first choice)."""
+    standby = f"{project}_standby"
+    return f"{project}_pgdata" if volume == standby else standby
+
+
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Settings for the project at `root`, from `root/.env` and `environ` (default os.environ).
 
@@ -392,6 +410,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         engine = values.parsed("PGKURA_ENGINE", "docker", ENGINE)
     else:
         engine, engine_note = engine_choice.choose(root, environment, env)
+    volume = values.parsed("PGKURA_VOLUME", f"{project}_pgdata", VOLUME)
     bigm_location = Rule(
         lambda t: parse_location(t, root), "a https:// URL or a file's path", shown=v.redact_url
     )
@@ -409,8 +428,12 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         postgres_port=values.parsed("POSTGRES_PORT", "5432", v.PORT),
         container_name=values.parsed("PGKURA_CONTAINER", "pgkura-postgres", CONTAINER),
         compose_project=project,
-        volume=values.parsed("PGKURA_VOLUME", f"{project}_pgdata", VOLUME),
+        volume=volume,
         socket_dir=values.parsed("PGKURA_SOCKET_DIR", "run/postgresql", directory),
+        standby_volume=values.parsed(
+            "PGKURA_STANDBY_VOLUME", default_standby_volume(project, volume), VOLUME
+        ),
+        standby_dir=values.parsed("PGKURA_STANDBY_DIR", ".pgkura/standby", directory),
         env_file=values.env_file,
         required_extensions=values.parsed("PGKURA_EXTENSIONS", "vector,pg_bigm", EXTENSIONS),
         database_url=values.parsed("DATABASE_URL", "", DATABASE_URL) or None,

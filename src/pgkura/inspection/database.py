@@ -32,6 +32,7 @@ import psycopg
 
 from pgkura.connect.connection import connect
 from pgkura.dsn import Target
+from pgkura.replication.state import findings, replicas
 from pgkura.units import size as human
 
 ROWS = 10
@@ -96,7 +97,9 @@ def inspect(
         # never wait behind the locks it is there to report (sizes take a light lock)
         conn.execute("SET lock_timeout = '1s'")
         conn.execute("SET statement_timeout = '60s'")
-        for section in (_connections, _statements, _pressure, _space, _indexes, _maintenance):
+        sections = (_connections, _statements, _pressure, _space, _indexes, _maintenance,
+                    _replication)  # fmt: skip
+        for section in sections:
             _guarded(section, conn, report)
         if snapshots is not None:
             _guarded(lambda c, r: _growth(c, r, snapshots, record), conn, report)
@@ -124,6 +127,23 @@ def _guarded(
 
 def _name(section: Callable[..., None]) -> str:
     return getattr(section, "__name__", "section").strip("_<>")
+
+
+def _replication(conn: psycopg.Connection[Any], report: Report) -> None:
+    """A standby says so; a primary lists its physical slots, the standby streaming through
+    each, how far behind it replays and the WAL each slot keeps."""
+    in_recovery = bool(_one(conn, "SELECT pg_is_in_recovery()"))
+    report.facts["in_recovery"] = in_recovery
+    found = replicas(conn)
+    headers = ["slot", "streaming", "state", "lag_bytes", "lag_seconds", "retained_bytes"]
+    rows = [[r.slot, r.streaming, r.state, r.lag_bytes, r.lag_seconds, r.retained_bytes]
+            for r in found]  # fmt: skip
+    note = "this server is a standby (read-only, in recovery)" if in_recovery else ""
+    report.sections.append(Section("replication", headers, rows, note))
+    for level, detail in findings(found, None):
+        if level != "ok":
+            what, _, remedy = detail.partition(" → ")
+            report.attention.append(Attention(level, what, remedy))
 
 
 def _connections(conn: psycopg.Connection[Any], report: Report) -> None:

@@ -25,6 +25,7 @@ from pgkura.extensions.check import pgvector_warning, statuses, unavailable_mess
 from pgkura.migrations.files import project_migrations
 from pgkura.migrations.plan import Plan
 from pgkura.migrations.version_table import VersionTable
+from pgkura.replication.state import project_findings
 from pgkura.units import size
 
 SERVER_MAJOR = 18
@@ -153,6 +154,8 @@ def _server(settings: Settings) -> Iterator[Finding]:
         yield _crash_restart(conn, target)
         yield from _extensions(settings, conn)
         yield _migrations(settings, conn)
+        for level, detail in project_findings(settings, conn):
+            yield Finding("replication", level, detail)
         pitr_on = settings.pitr.enabled and target.is_container
         if pitr_on:
             yield Finding("archiving", *pgbackrest.archiving_finding(pgbackrest.archiver(conn)))

@@ -161,6 +161,20 @@ class _Collector:
                 self.gauge(f"migrations_{what}", f"migrations {what} (see db.status)", count)
             if settings.pitr.enabled:
                 self._archiving(conn)
+            self._replication(conn)
+
+    def _replication(self, conn: psycopg.Connection) -> None:
+        from pgkura.replication.state import replicas
+
+        for r in replicas(conn):
+            self.gauge("standby_streaming", "1 while a standby streams through the slot",
+                       int(r.streaming), slot=r.slot)  # fmt: skip
+            if r.lag_bytes is not None:
+                self.gauge("standby_replay_lag_bytes", "WAL the standby has not replayed yet",
+                           max(r.lag_bytes, 0), slot=r.slot)  # fmt: skip
+            if r.retained_bytes is not None:
+                self.gauge("replication_slot_retained_bytes", "WAL the slot keeps on the primary",
+                           r.retained_bytes, slot=r.slot)  # fmt: skip
 
     def _archiving(self, conn: psycopg.Connection) -> None:
         from pgkura.engines.docker.pgbackrest import archiver

@@ -20,6 +20,7 @@ from pgkura.migrations.lock import require_direct
 from pgkura.migrations.plan import StatusEntry
 from pgkura.migrations.runner import Migrator, Step
 from pgkura.progress import QUIET, Reporter
+from pgkura.replication.roles import require_primary
 
 if TYPE_CHECKING:
     from pgkura.backups.consent import Consent
@@ -87,6 +88,8 @@ def migrate(
     """Apply pending migrations, with the backup before and the snapshot after as configured.
     `announce` hears of that backup once it is taken; `progress` of each file as it commits
     (and of the backup's off-site copy); `reporter` shows a long-running step's time."""
+    if not options.dry_run:  # even with nothing pending: the person learns where they are
+        require_primary(settings, settings.target, "migrations")
     migrator = Migrator(settings, log, progress=progress, reporter=reporter)
     outcome = MigrateOutcome()
     wanted = settings.is_production if options.backup is None else options.backup

@@ -28,6 +28,7 @@ from pgkura.migrations.sql_errors import describe
 from pgkura.migrations.sql_text import Statement
 from pgkura.migrations.version_table import VersionTable
 from pgkura.progress import QUIET, Reporter
+from pgkura.replication.roles import check_primary
 
 Log = Callable[[str], None]
 
@@ -104,6 +105,7 @@ class Migrator:
             runner_lock(self.target, str(self.table), self.settings.runner_lock_wait_ms, self.log),
             connect(self.target, purpose="migrate") as conn,
         ):
+            check_primary(conn, self.settings, self.target, "migrations")
             self.table.ensure(conn)
             plan = Plan(migrations, self.table.rows(conn))
             self._set_timeouts(conn)

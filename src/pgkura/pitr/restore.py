@@ -29,6 +29,7 @@ from pgkura.engines.docker.compose import container_state, run
 from pgkura.engines.docker.helpers import HelperServer
 from pgkura.engines.lifecycle import up
 from pgkura.errors import PgkuraError
+from pgkura.replication.roles import require_primary
 from pgkura.upgrade.major import point_project_at
 
 Log = Callable[[str], None]
@@ -114,6 +115,7 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
         )
     state = container_state(settings)
     if state is not None and state.running:
+        require_primary(settings, settings.target, "a restore to a moment")
         log("handing the newest WAL to the archive (pgbackrest check)")
         try:
             pgbackrest.in_server(settings, "check", what="pgBackRest's check before the restore")

@@ -27,7 +27,6 @@ volume; a re-run does the same with whatever a killed run left, then starts clea
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -43,6 +42,7 @@ from pgkura.backups.archive import stream_archive, verify
 from pgkura.backups.dump_stream import Transactions
 from pgkura.backups.store import BackupStore
 from pgkura.backups.take import dump_into, record, writer_for
+from pgkura.config.env_file import set_value
 from pgkura.config.settings import Settings
 from pgkura.engines.docker.compose import image_exists
 from pgkura.engines.docker.data_in_use import containers, lock_problem, mounters, volume_path
@@ -536,25 +536,7 @@ def _update_extensions(server: HelperServer) -> list[str]:
     return moved
 
 
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?PGKURA_VOLUME\s*=.*$", re.MULTILINE)
-
-
 def point_project_at(settings: Settings, volume: str, made_by: str = "invoke db.upgrade") -> str:
     """Set PGKURA_VOLUME in the settings file (keeping its mode); what to say about it."""
-    if "PGKURA_VOLUME" in os.environ:
-        return (f"PGKURA_VOLUME is set in the environment: set it to {volume} there (the "
-                "settings file is not changed)")  # fmt: skip
-    path = settings.env_file
-    text = path.read_text() if path.is_file() else ""
-    line = f"PGKURA_VOLUME={volume}"
-    if _ENV_LINE.search(text):
-        text = _ENV_LINE.sub(line, text, count=1)
-    else:
-        note = f"# the PostgreSQL {SERVER_MAJOR} volume made by `{made_by}`"
-        text = text + ("" if not text or text.endswith("\n") else "\n") + f"{note}\n{line}\n"
-    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o600
-    tmp = path.with_name(path.name + ".pgkura-tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    return f"{path}: PGKURA_VOLUME={volume}"
+    note = f"the PostgreSQL {SERVER_MAJOR} volume made by `{made_by}`"
+    return set_value(settings, "PGKURA_VOLUME", volume, note)

@@ -9,7 +9,17 @@ from invoke.loader import FilesystemLoader
 
 from tests.conftest import ROOT
 
-GROUPS = {"server", "migrations", "backups", "health", "pitr", "image", "import", "upgrade"}
+GROUPS = {
+    "server",
+    "migrations",
+    "backups",
+    "health",
+    "pitr",
+    "image",
+    "import",
+    "upgrade",
+    "standby",
+}
 # invoke wraps summaries wider than this beside the longest name on an 80-column terminal
 WIDTH = 80 - len("  db.check-migrations   ") - 1
 

@@ -64,8 +64,9 @@ def compose_files(settings: Settings) -> list[Path]:
     return [settings.root / name for name in (*COMPOSE_FILES[settings.environment], *extra)]
 
 
-def compose_argv(settings: Settings, *args: str) -> list[str]:
-    """`docker compose` with this project's files, name and env file, then `args`."""
+def compose_argv(settings: Settings, *args: str, profiles: tuple[str, ...] = ()) -> list[str]:
+    """`docker compose` with this project's files, name and env file, then `args`; `profiles`
+    turns on services that only some tasks start (the standby)."""
     argv = ["docker", "compose", "--project-directory", str(settings.root)]
     argv += ["--project-name", settings.compose_project]
     # Always name the file: without --env-file, Compose reads `.env` in the project directory
@@ -76,6 +77,8 @@ def compose_argv(settings: Settings, *args: str) -> list[str]:
         argv += ["--file", str(path)]
     if settings.metrics:
         argv += ["--profile", "metrics"]  # the exporter beside the server
+    for profile in profiles:
+        argv += ["--profile", profile]
     return [*argv, *args]
 
 
@@ -90,6 +93,8 @@ def compose_env(settings: Settings) -> dict[str, str]:
         "PGKURA_BUILD_TARGET": settings.build_target,
         "PGKURA_IMAGE": settings.image,
         "PGKURA_VOLUME": settings.volume,
+        "PGKURA_STANDBY_VOLUME": settings.standby_volume,
+        "PGKURA_STANDBY_SOCKET_DIR": str(settings.standby_socket_dir),
         "PGKURA_BUILD_NETWORK": settings.build_network or "",
         # not PG_BIGM_SOURCE itself: a pgkura started from this environment must still read
         # the path the user gave, not the file name the build is given

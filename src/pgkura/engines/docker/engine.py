@@ -35,9 +35,9 @@ _CHUNK = 64 * 1024
 _KEPT_BYTES = 256 * 1024  # BuildKit ends with the failing step and its last output
 
 
-def _compose(settings: Settings, *args: str) -> None:
+def _compose(settings: Settings, *args: str, profiles: tuple[str, ...] = ()) -> None:
     """Run a docker compose command with its output on the terminal (progress for a person)."""
-    argv = compose_argv(settings, *args)
+    argv = compose_argv(settings, *args, profiles=profiles)
     result = subprocess.run(argv, env=compose_env(settings), check=False)
     if result.returncode != 0:
         raise DockerError(_failed(args, result.returncode))
@@ -172,8 +172,10 @@ class DockerEngine:
                                 still_hopeful=still_hopeful)  # fmt: skip
 
     def down(self, *, volumes: bool) -> None:
+        """The standby (Compose profile `standby`) goes with the primary, its volume too."""
         require_docker()
-        _compose(self.settings, "down", *(["--volumes"] if volumes else []))
+        flags = ["--volumes"] if volumes else []
+        _compose(self.settings, "down", *flags, profiles=("standby",))
 
     def restart(self, log: Log) -> int:
         require_docker()

@@ -65,6 +65,10 @@ def volume_label(name: str, key: str) -> str | None:
     return found.stdout.strip() if found.returncode == 0 else None
 
 
+def volume_exists(name: str) -> bool:
+    return volume_label(name, "pgkura") is not None
+
+
 def remove_volume(name: str) -> None:
     subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
 
