@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pgkura.config.settings import DEFAULT_BASE_IMAGE
-from tests.conftest import ROOT, run_invoke
+from tests.conftest import ROOT, free_port, run_invoke
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
 TARGET = os.environ.get("PGKURA_E2E_TARGET", "full")
@@ -43,13 +42,6 @@ def _base_image() -> str:
         ["docker", "image", "inspect", standin], capture_output=True, check=False
     )
     return standin if found.returncode == 0 else DEFAULT_BASE_IMAGE
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")
