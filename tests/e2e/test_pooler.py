@@ -3,6 +3,7 @@ statements), db.migrate refuses it and applies the same migrations over PGKURA_M
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import psycopg
@@ -46,3 +47,14 @@ def test_migrate_through_pgbouncer_refused_then_applied_directly(pooled):
     applied = pooled.invoke("db.migrate", DATABASE_URL=through, PGKURA_MIGRATION_URL=direct)
     assert applied.returncode == 0, applied.stderr
     assert "applied 001_" in applied.stdout
+
+
+def test_turning_the_pooler_off_removes_pgbouncer(pooled):
+    """Its Compose file is no longer added, so Compose would leave PgBouncer running."""
+    pgbouncer = f"{pooled.container}-pgbouncer"
+    up = pooled.invoke("db.up", PGKURA_POOLER="off")
+    assert up.returncode == 0, up.stderr
+    assert f"PGKURA_POOLER is off: removed PgBouncer ({pgbouncer})" in up.stderr
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{pgbouncer}$"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert left.stdout.strip() == ""
