@@ -54,6 +54,12 @@ def engine() -> None:
         pytest.skip(f"e2e tier needs a Docker engine: {problem}")
 
 
+def container_exists(name: str) -> bool:
+    """Whether a container of exactly this name exists, running or not."""
+    listed = ["docker", "ps", "--all", "--quiet", "--filter", f"name=^{name}$"]
+    return bool(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.strip())
+
+
 class Project:
     """Environment and helpers for one throwaway Compose project."""
 

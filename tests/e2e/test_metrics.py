@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.promtool import DASHBOARD, RULES
 
-from .conftest import Project, free_port
+from .conftest import Project, container_exists, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -93,7 +93,5 @@ def test_turning_metrics_off_removes_the_exporter(watched: Project):
     up = watched.invoke("db.up", PGKURA_METRICS="off")
     assert up.returncode == 0, up.stderr
     assert f"PGKURA_METRICS is off: removed the exporter ({exporter})" in up.stderr
-    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"name=^{exporter}$"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    assert left.stdout.strip() == ""
+    assert not container_exists(exporter)
     assert "PGKURA_METRICS" not in watched.invoke("db.up").stderr  # said once, when it went
