@@ -5,9 +5,11 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +79,30 @@ def copy_tracked(target: Path, *parts: str) -> Path:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination)
     return target
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    """Return once `proc` (named `what`) answers on 127.0.0.1:`port`; if it ends or never
+    answers, stop it and fail the test with its log, which says why."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"{what} did not start on port {port}: {log.read_text()}")
+            time.sleep(0.1)
 
 
 def with_examples(dest: Path) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from pgkura.config.settings import DEFAULT_BASE_IMAGE
-from tests.conftest import ROOT, run_invoke
+from tests.conftest import ROOT, free_port, run_invoke
+from tests.integration.conftest import s3_server  # noqa: F401 (a fixture: off-site copies)
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
 TARGET = os.environ.get("PGKURA_E2E_TARGET", "full")
@@ -45,13 +45,6 @@ def _base_image() -> str:
     return standin if found.returncode == 0 else DEFAULT_BASE_IMAGE
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def engine() -> None:
     problem = _engine_problem()
@@ -59,6 +52,12 @@ def engine() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"e2e tier must run in CI, but: {problem}")
         pytest.skip(f"e2e tier needs a Docker engine: {problem}")
+
+
+def container_exists(name: str) -> bool:
+    """Whether a container of exactly this name exists, running or not."""
+    listed = ["docker", "ps", "--all", "--quiet", "--filter", f"name=^{name}$"]
+    return bool(subprocess.run(listed, capture_output=True, text=True, check=True).stdout.strip())
 
 
 class Project:

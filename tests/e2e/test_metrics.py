@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.promtool import DASHBOARD, RULES
 
-from .conftest import Project, free_port
+from .conftest import Project, container_exists, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -85,3 +85,13 @@ def test_db_metrics_reads_pgkura_s_facts_from_the_container(watched: Project):
     ups = [p for p in (watched.schema / "migrations").glob("*.sql") if ".down." not in p.name]
     assert found["pgkura_migrations_pending", ()] == len(ups)  # db.migrate never ran here
     assert found["pgkura_migrations_applied", ()] == 0
+
+
+def test_turning_metrics_off_removes_the_exporter(watched: Project):
+    """Compose starts only the profiles named, so it would leave the exporter running."""
+    exporter = f"{watched.container}-exporter"
+    up = watched.invoke("db.up", PGKURA_METRICS="off")
+    assert up.returncode == 0, up.stderr
+    assert f"PGKURA_METRICS is off: removed the exporter ({exporter})" in up.stderr
+    assert not container_exists(exporter)
+    assert "PGKURA_METRICS" not in watched.invoke("db.up").stderr  # said once, when it went

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from .conftest import Project, free_port
+from .conftest import Project, container_exists, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -46,3 +46,12 @@ def test_migrate_through_pgbouncer_refused_then_applied_directly(pooled):
     applied = pooled.invoke("db.migrate", DATABASE_URL=through, PGKURA_MIGRATION_URL=direct)
     assert applied.returncode == 0, applied.stderr
     assert "applied 001_" in applied.stdout
+
+
+def test_turning_the_pooler_off_removes_pgbouncer(pooled):
+    """Its Compose file is no longer added, so Compose would leave PgBouncer running."""
+    pgbouncer = f"{pooled.container}-pgbouncer"
+    up = pooled.invoke("db.up", PGKURA_POOLER="off")
+    assert up.returncode == 0, up.stderr
+    assert f"PGKURA_POOLER is off: removed PgBouncer ({pgbouncer})" in up.stderr
+    assert not container_exists(pgbouncer)

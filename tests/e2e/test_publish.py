@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.conftest import ROOT, tracked_files
+from tests.conftest import ROOT, tracked_files, wait_for_port
 
 from .conftest import TARGET, Project, free_port
 
@@ -35,18 +34,6 @@ class Registry:
     host: str
     user: str
     password: str
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            pytest.fail(f"the registry stopped: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"the registry never listened: {log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +58,7 @@ def registry(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         proc = subprocess.Popen([REGISTRY, "serve", str(base / "config.yml")],
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        _wait_for_port(port, proc, log)
+        wait_for_port(port, proc, log, "the registry")
         yield Registry(f"127.0.0.1:{port}", "pusher", password)
     finally:
         proc.terminate()

@@ -8,6 +8,7 @@ default images in the code are the official ones."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import pytest
 from pgkura.config.settings import load_settings
 from pgkura.engines.docker.volume_check import mount_problem
 from tests.conftest import INVOKE, ROOT, large_objects_sql, run_invoke, small_disk
+from tests.integration.conftest import S3Server
 
 from .conftest import Project
 
@@ -232,14 +234,28 @@ def test_no_upgrade_while_a_container_of_the_users_own_runs_on_the_old_volume(ol
     assert "verified: 3 databases" in done.stderr
 
 
-def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project):
+def test_a_postgresql_15_volume_in_the_data_layout_is_upgraded(old_project, s3_server: S3Server):
+    """… and its backup is copied off-site, as every backup pgkura takes when one is set."""
     proj, old = old_project, old_project.old_volume  # type: ignore[attr-defined]
     large_objects = make_old_volume(_image(OLD_15), old, root_layout=False, vector=False)
-    done = proj.invoke("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_15)
+    bucket = s3_server.bucket(f"upgrade-{proj.container}")
+    offsite = {"PGKURA_OFFSITE_URL": f"s3://{bucket}/db/", "PGKURA_S3_ENDPOINT": s3_server.endpoint,
+               "AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_REGION": "us-east-1",
+               "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}  # fmt: skip
+    done = proj.invoke("db.upgrade", "--yes", "--from-volume", old, "--old-image", OLD_15,
+                       **offsite)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert s3_server.secret_key not in done.stdout + done.stderr
     assert "from: volume " + old + ": PostgreSQL 15 in the pre-18 layout (data/ in the volume)" in (
         done.stdout
     )
+    backup = Path(re.search(r"^backup of the old cluster: (\S+)$", done.stdout, re.MULTILINE)[1])
+    assert f"off-site copy: s3://{bucket}/db/{backup.name}" in done.stderr
+    copy = s3_server.root / bucket / "db" / backup.name
+    assert copy.read_bytes() == backup.read_bytes()
+    manifest = json.loads((copy.parent / (backup.name + ".json")).read_text())
+    assert (manifest["purpose"], manifest["mode"], manifest["server_version"]) == (
+        "upgrade", "cluster", "15")  # fmt: skip
     assert proj.invoke("db.up", "--build").returncode == 0
     assert "800" in proj.sql("SELECT count(*) FROM items")
     assert at(proj, LARGE_OBJECTS) == large_objects

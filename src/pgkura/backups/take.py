@@ -124,6 +124,19 @@ class BackupOptions:
         )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A dump its caller set up on a server that is not the project's (db.upgrade's pg_dumpall
+    on its helper server of the old cluster), with what is known of it beforehand. The tool's
+    command is the whole dump: the mode adds no options."""
+
+    tool: Tool
+    what: str  # what is backed up, for the log line
+    server_version: str
+    estimate: int | None  # bytes of dump text, roughly, for progress
+    stop: Callable[[], None]  # ends the dump when it is interrupted
+
+
 def take_backup(
     settings: Settings,
     *,
@@ -140,22 +153,29 @@ def take_backup(
     progress: Reporter = QUIET,
     announce: Callable[[Backup], None] | None = None,
     report: Log | None = None,
+    prepared: Prepared | None = None,
 ) -> Backup:
     """Dump the target database (or the cluster) into a verified, owner-only .sql.gz, then
     copy it off-site when PGKURA_OFFSITE_URL is set (and `offsite`): every backup pgkura takes,
     whatever it is for, comes this way. `announce` hears of the local backup once it is
-    complete, before the copy; `report` (default `log`) what the copy did."""
+    complete, before the copy; `report` (default `log`) what the copy did. `prepared` dumps
+    another server instead (named `dbname`)."""
     for name, value, rule in (("level", level, v.GZIP_LEVEL), ("keep", keep, v.KEEP)):
         if value is not None:  # callers other than the tasks get the same checks
             rule.check(str(value), name=name, where="the caller")
     program, options = MODES[mode]
+    if prepared is not None:
+        options = []  # the caller's command is the whole dump
     target = settings.target if dbname is None else settings.target.for_database(dbname)
     require_primary(settings, target, "a backup")
     server: int | None = None
     # The project's running container: its own pg_dump at once, no connection from here (and
     # no psycopg import); the versions come from the dump's header. Otherwise, or when that
     # dump finds the server still starting, wait for the server as every task does.
-    tool = container_tool(settings, program, target) if _dumps_one(target, program) else None
+    if prepared is not None:
+        tool: Tool | None = prepared.tool
+    else:
+        tool = container_tool(settings, program, target) if _dumps_one(target, program) else None
     if tool is None:
         server, tool = _wait_and_choose(settings, target, program, log)
     compression = compression or settings.backup_compression
@@ -178,26 +198,35 @@ def take_backup(
             final = _final_path(settings, output, target.dbname, mode, compression)
             if final.exists():
                 raise BackupError(f"{final} already exists; pgkura never overwrites a backup")
-        log(f"backing up {target.redacted()} with {tool.source} → {final}")
+        what = prepared.what if prepared else f"{target.redacted()} with {tool.source}"
+        log(f"backing up {what} → {final}")
         started = time.monotonic()
         level = settings.backup_level if level is None else level
         writer = writer_for(compression, level)
         # the dump's text against the database's size on disk: an estimate, shown with ~
-        estimate = None if mode == "schema" else _database_size(settings, target, program, server)
+        if prepared is not None:
+            estimate = prepared.estimate
+        else:
+            estimate = None if mode == "schema" else _database_size(settings, target, program,
+                                                                    server)  # fmt: skip
 
         def dump(tool: Tool, meter: Meter) -> Dumped:
+            stop = prepared.stop if prepared else lambda: _stop(target, tool, log)
             return dump_into(final, tool.command(*options), tool.environment(), writer, meter,
-                            program, lambda: _stop(target, tool, log))  # fmt: skip
+                            program, stop)  # fmt: skip
 
         with progress.meter("backup", estimate, approx=True) as meter:
             try:
                 dumped = dump(tool, meter)
             except _NotConnected:
-                if server is not None:
+                if server is not None or prepared is not None:
                     raise
                 server, tool = _wait_and_choose(settings, target, program, log)
                 dumped = dump(tool, meter)
-        server_version, tool_version = _versions(server, tool, dumped.head)
+        if prepared is not None:
+            server_version, tool_version = prepared.server_version, tool.version
+        else:
+            server_version, tool_version = _versions(server, tool, dumped.head)
         backup = record(final, dumped, database=target.dbname, mode=mode,
                         server_version=server_version, dump_tool=f"{program} {tool_version}",
                         source=tool.source, compression=f"{compression} level {level}",

@@ -16,6 +16,7 @@ from pgkura.cli.wiring import consent, progress, report, say, task
 if TYPE_CHECKING:
     from pgkura.backups.store import Backup
     from pgkura.config.settings import Settings
+    from pgkura.retention import Policy
 
 
 def announce(done: Backup) -> None:
@@ -276,9 +277,10 @@ def _list_remote(settings: Settings, out: Output, json: bool) -> None:
 @task(
     help={
         "yes": "delete what the policy does not keep (without it: list what would go, and why)",
+        "json": "print the plan and what was deleted as JSON (for machines)",
     }
 )
-def prune(c: Context, settings: Settings, yes: bool = False) -> None:
+def prune(c: Context, settings: Settings, yes: bool = False, json: bool = False) -> None:
     """backups: prune backups and safety copies by retention
 
     Apply the retention policy (PGKURA_BACKUP_KEEP and _KEEP_DAILY/WEEKLY/MONTHLY/YEARLY) to the
@@ -288,57 +290,85 @@ def prune(c: Context, settings: Settings, yes: bool = False) -> None:
     Examples:
       invoke db.prune
       invoke db.prune --yes
+      invoke db.prune --json
     """
+    from pgkura.backups import safety_copies
     from pgkura.backups.store import BackupStore
-    from pgkura.cli.report import table
 
+    out = Output.to()
     policy, store = settings.backup_retention, BackupStore(settings.backup_dir)
     name = settings.target.dbname
-    plan = store.retention_plan(name, "full", policy)
-    print(f"retention for {name}: {policy.describe()}")
-    rows = [[e.path.name, e.purpose, "keep: " + "; ".join(why) if why else "DELETE"]
-            for e, why in plan]  # fmt: skip
-    print(table(["file", "purpose", "decision"], rows) if rows else "no backups")
-    doomed = sum(1 for _, why in plan if not why)
-    copies = _safety_copies_plan(settings)
-    if not yes:
-        also = "" if copies is None else f" and {copies} safety cop{'y' if copies == 1 else 'ies'}"
-        print(f"dry run: {doomed} file(s){also} would be deleted; run again with --yes to delete")
-        return
-    for path in store.prune(name, "full", policy):
-        print(f"deleted {path.name}")
-    if copies:
-        from pgkura.backups import safety_copies
-
-        keep = safety_copies.asked_policy(policy)
-        for dropped in safety_copies.prune(settings, name, keep):
-            print(f"dropped the safety copy {dropped}")
-
-
-def _safety_copies_plan(settings: Settings) -> int | None:
-    """Show what `db.prune` does with the safety copies (databases) on the server; how many
-    would be dropped (None when the server cannot be asked: the files are pruned regardless)."""
-    from pgkura.backups import safety_copies
-    from pgkura.cli.report import table
-    from pgkura.errors import PgkuraError
-    from pgkura.units import size
-
-    name, policy = settings.target.dbname, settings.backup_retention
+    files = [{"file": e.path.name, "purpose": e.purpose, "keep": bool(why), "reasons": why}
+             for e, why in store.retention_plan(name, "full", policy)]  # fmt: skip
     keep = safety_copies.asked_policy(policy)
+    copies = _safety_copies_plan(settings, keep)
+    doomed = [c["name"] for c in copies["copies"] if not c["keep"]] if copies else []
+    if not json:
+        _show_prune_plan(out, settings, files, copies)
+    deleted: list[str] = []
+    dropped: list[str] = []
+    if yes:
+        deleted = [path.name for path in store.prune(name, "full", policy)]
+        if doomed:
+            dropped = safety_copies.prune(settings, name, keep)
+    if json:
+        out.json({"database": name, "retention": policy.describe(), "dry_run": not yes,
+                  "backups": files, "safety_copies": copies,
+                  "deleted": deleted, "dropped": dropped})  # fmt: skip
+    elif not yes:
+        gone = sum(1 for f in files if not f["keep"])
+        n = len(doomed)
+        also = "" if copies is None else f" and {n} safety cop{'y' if n == 1 else 'ies'}"
+        out.line(f"dry run: {gone} file(s){also} would be deleted; run again with --yes to delete")
+    else:
+        for file in deleted:
+            out.line(f"deleted {file}")
+        for copy in dropped:
+            out.line(f"dropped the safety copy {copy}")
+
+
+def _safety_copies_plan(settings: Settings, keep: Policy) -> dict[str, Any] | None:
+    """What `db.prune` does with the safety copies (databases) on the server: the rule and each
+    copy's fate; None when the server cannot be asked (the files are pruned regardless)."""
+    from pgkura.backups import safety_copies
+    from pgkura.errors import PgkuraError
+
+    name = settings.target.dbname
     try:
         plan = safety_copies.retention_plan(settings, name, keep)
     except PgkuraError as exc:
         say(f"safety copies of {name} on the server: not checked ({exc})")
         return None
-    if not plan:
-        print(f"no safety copies of {name} on the server")
-        return 0
-    rule = keep.describe() if policy.active else "the newest, as no retention rule is set"
-    print(f"safety copies of {name} on the server (databases), keeping {rule}:")
-    rows = [[c.name, size(c.size), "keep: " + "; ".join(why) if why else "DROP"]
-            for c, why in plan]  # fmt: skip
-    print(table(["safety copy", "size", "decision"], rows))
-    return sum(1 for _, why in plan if not why)
+    active = settings.backup_retention.active
+    rule = keep.describe() if active else "the newest, as no retention rule is set"
+    return {"keep_rule": rule,
+            "copies": [{"name": c.name, "size": c.size, "keep": bool(why), "reasons": why}
+                       for c, why in plan]}  # fmt: skip
+
+
+def _show_prune_plan(
+    out: Output, settings: Settings, files: list[dict[str, Any]], copies: dict[str, Any] | None
+) -> None:
+    """The plan for a person: each backup file's and safety copy's fate, and why."""
+    from pgkura.cli.report import table
+    from pgkura.units import size
+
+    name = settings.target.dbname
+    out.line(f"retention for {name}: {settings.backup_retention.describe()}")
+
+    def decision(item: dict[str, Any], verb: str) -> str:
+        return "keep: " + "; ".join(item["reasons"]) if item["keep"] else verb
+
+    rows = [[f["file"], f["purpose"], decision(f, "DELETE")] for f in files]
+    out.line(table(["file", "purpose", "decision"], rows) if rows else "no backups")
+    if copies is None:
+        return
+    if not copies["copies"]:
+        out.line(f"no safety copies of {name} on the server")
+        return
+    out.line(f"safety copies of {name} on the server (databases), keeping {copies['keep_rule']}:")
+    rows = [[c["name"], size(c["size"]), decision(c, "DROP")] for c in copies["copies"]]
+    out.line(table(["safety copy", "size", "decision"], rows))
 
 
 @task(

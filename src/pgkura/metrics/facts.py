@@ -49,8 +49,10 @@ class _Collector:
             "collector_success", "whether pgkura could read this source of facts (1) or not (0)"
         )
 
-    def family(self, metric: str, help_text: str, kind: str = "gauge") -> Family:
-        return self.families.setdefault(metric, Family(PREFIX + metric, kind, help_text))
+    def family(self, metric: str, help_text: str) -> Family:
+        """Every fact is a gauge: each is a state that can go back (counts of files and
+        migrations, times, lags), none a running total (promtool checks it in the tests)."""
+        return self.families.setdefault(metric, Family(PREFIX + metric, "gauge", help_text))
 
     def gauge(self, metric: str, help_text: str, value: float, **labels: str) -> None:
         self.family(metric, help_text).add(value, **labels)

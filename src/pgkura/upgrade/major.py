@@ -31,7 +31,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,8 +39,7 @@ from typing import IO
 
 from pgkura.backups.archive import stream_archive, verify
 from pgkura.backups.dump_stream import Transactions
-from pgkura.backups.store import BackupStore
-from pgkura.backups.take import dump_into, record, writer_for
+from pgkura.backups.take import Prepared, take_backup
 from pgkura.config.env_file import set_value
 from pgkura.config.settings import Settings
 from pgkura.engines.docker.compose import image_exists
@@ -65,6 +63,7 @@ from pgkura.engines.docker.volume_check import (
     survey,
     survey_dir,
 )
+from pgkura.engines.pg_tools import Tool
 from pgkura.errors import PgkuraError
 from pgkura.progress import QUIET, Reporter
 
@@ -439,31 +438,23 @@ def _bootstrap_superuser(server: _Server, settings: Settings) -> str:
 def _dump(
     settings: Settings, plan: Plan, names: _Names, superuser: str, log: Log, progress: Reporter
 ) -> Path:
-    """The whole old cluster through PostgreSQL 18's pg_dumpall into a checked backup file."""
-    store = BackupStore(settings.backup_dir)
-    final = store.new_path(f"{Path(plan.source).name}_pg{plan.cluster.major}", "cluster")
-    log(f"backing up the old cluster → {final}")
-    argv = ["docker", "run", "--rm", "--name", names.dump, "--network", "none",
-            "-v", f"{names.socket}:{SOCKET}", settings.image,
-            "pg_dumpall", "-h", SOCKET, "-U", superuser]  # fmt: skip
-    started = time.monotonic()
-
-    def stop_dump() -> None:  # killing `docker run` leaves its container running
-        remove(names.dump, timeout_s=0)
-
-    writer = writer_for("gzip", settings.backup_level)
-    # the dump's text against the old data directory's size: an estimate
-    with progress.meter("dump", plan.cluster.size_kib * 1024, approx=True) as meter:
-        dumped = dump_into(final, argv, dict(os.environ), writer, meter, "pg_dumpall", stop_dump)
-    record(final, dumped, database="(cluster)", mode="cluster",
-           server_version=str(plan.cluster.major), dump_tool=f"pg_dumpall {SERVER_MAJOR}",
-           source=f"upgrade of {plan.source}", compression=f"gzip level {settings.backup_level}",
-           duration_s=round(time.monotonic() - started, 3), reason="before upgrading",
-           purpose="upgrade")  # fmt: skip
-    check = verify(final, progress)
+    """The whole old cluster through PostgreSQL 18's pg_dumpall into a checked backup file,
+    taken (and copied off-site) as every pgkura backup is."""
+    tool = Tool(["docker", "run", "--rm", "--name", names.dump, "--network", "none",
+                 "-v", f"{names.socket}:{SOCKET}", settings.image, "pg_dumpall"],
+                ["-h", SOCKET, "-U", superuser], {}, f"upgrade of {plan.source}",
+                str(SERVER_MAJOR))  # fmt: skip
+    # killing `docker run` leaves its container running; the dump's text against the old data
+    # directory's size: an estimate
+    estimate, stop = plan.cluster.size_kib * 1024, lambda: remove(names.dump, timeout_s=0)
+    dump = Prepared(tool, "the old cluster", str(plan.cluster.major), estimate, stop)
+    backup = take_backup(settings, dbname=f"{Path(plan.source).name}_pg{plan.cluster.major}",
+                         mode="cluster", compression="gzip", reason="before upgrading",
+                         purpose="upgrade", log=log, progress=progress, prepared=dump)  # fmt: skip
+    check = verify(backup.path, progress)
     if not check.ok:
-        raise UpgradeError(f"the backup {final} does not verify: {'; '.join(check.problems)}")
-    return final
+        raise UpgradeError(f"the backup {backup.path} does not verify: {'; '.join(check.problems)}")
+    return backup.path
 
 
 def _load(server: HelperServer, backup: Path, log: Log, progress: Reporter) -> None:

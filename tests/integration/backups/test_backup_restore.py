@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import json
 import os
 import re
 import threading
@@ -203,6 +204,10 @@ def test_prune_lists_the_safety_copies_and_drops_all_but_the_newest(
     assert rows[first].endswith("DROP")
     assert "keep: one of the newest 1" in rows[second]
     assert "1 safety copy would be deleted" in listed.stdout
+    planned = json.loads(run_invoke("db.prune", "--json", env=env, cwd=tmp_path).stdout)
+    copies = planned["safety_copies"]
+    assert copies["keep_rule"] == "the newest, as no retention rule is set"
+    assert [(c["name"], c["keep"]) for c in copies["copies"]] == [(first, False), (second, True)]
     assert [c.name for c in safety_copies.copies(app_settings, database)] == [first, second]
 
     pruned = run_invoke("db.prune", "--yes", env=env, cwd=tmp_path)

@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from pgkura.backups.store import MANIFEST_FORMAT, Backup, manifest_path
 from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.offsite import Offsite
 from pgkura.progress import Reporter
-from tests.conftest import TOKEN, run_invoke
+from tests.conftest import TOKEN, free_port, run_invoke
 
 from ..conftest import S3Server
 
@@ -306,9 +305,7 @@ def test_what_failed_uploads_left_is_removed_once_a_day_old(tmp_path, s3_server,
 def test_an_unreachable_endpoint_is_one_line_with_what_to_check(
     pg_server, database, tmp_path, env, s3_server
 ):
-    with socket.socket() as sock:  # a port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     env = {**env, "PGKURA_S3_ENDPOINT": endpoint}
     result = invoke("db.backup", env=env, cwd=tmp_path, secret=s3_server.secret_key)
     assert result.returncode == 1

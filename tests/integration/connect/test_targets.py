@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import quote
 
 import psycopg
@@ -13,6 +12,7 @@ from pgkura.config.settings import load_settings
 from pgkura.connect.connection import wait_until_ready
 from pgkura.errors import ConnectError
 from pgkura.migrations.runner import Migrator
+from tests.conftest import free_port
 
 from ..conftest import admin
 
@@ -70,9 +70,7 @@ def test_wrong_password_fails_at_once_without_showing_it(pg_server, database, tm
 
 
 def test_waiting_for_a_server_that_never_comes_gives_up(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     settings = load_settings(tmp_path, {"POSTGRES_PORT": str(port), "POSTGRES_PASSWORD": "x"})
     with pytest.raises(ConnectError) as err:
         wait_until_ready(settings.target, timeout_ms=600)

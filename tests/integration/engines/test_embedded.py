@@ -9,7 +9,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -26,16 +25,10 @@ from pgkura.clusters.local import LocalCluster, bin_dir
 from pgkura.config.settings import load_settings
 from pgkura.engines.embedded.server import cluster
 from pgkura.errors import PgkuraError
-from tests.conftest import ROOT, run_invoke
+from tests.conftest import ROOT, free_port, run_invoke
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
 PASSWORD = "embedded-Secret-pw"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def project(tmp_path: Path) -> Iterator[dict[str, str]]:
         "PGKURA_EMBEDDED_DIR": str(tmp_path / "pg"),
         "PGKURA_ENV_FILE": str(tmp_path / ".env"),
         "POSTGRES_PASSWORD": PASSWORD,
-        "POSTGRES_PORT": str(_free_port()),
+        "POSTGRES_PORT": str(free_port()),
         "PGKURA_INIT_SQL": str(schema / "init.sql"),
         "PGKURA_MIGRATIONS_DIR": str(schema / "migrations"),
         "PGKURA_EXTENSIONS": "vector",
@@ -213,7 +206,7 @@ def test_db_up_says_when_the_server_runs_on_another_port(project):
     env = project
     run(env, "db.up")
     run(env, "db.down")
-    other = _free_port()
+    other = free_port()
     cluster(load_settings(ROOT, env)).start(other)  # started by hand, on another port
     up = run(env, "db.up", ok=False)
     assert up.returncode == 1
@@ -300,7 +293,7 @@ def test_a_long_project_path_for_an_ordinary_user(nobodys_dir):
     base = nobodys_dir / LONG_NAME / ".pgkura" / "embedded"
     env = {"PATH": os.environ["PATH"], "HOME": str(nobodys_dir), "PGKURA_ENGINE": "embedded",
            "PGKURA_EMBEDDED_DIR": str(base), "PGKURA_ENV_FILE": str(nobodys_dir / ".env"),
-           "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_PORT": str(_free_port()),
+           "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_PORT": str(free_port()),
            "PGKURA_INIT_SQL": str(nobodys_dir / "none.sql"), "PGKURA_EXTENSIONS": "vector",
            "PGKURA_BACKUP_DIR": str(nobodys_dir / "backups"), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
     env["PYTHONPATH"] = f"{ROOT / 'src'}:{sysconfig.get_paths()['purelib']}"

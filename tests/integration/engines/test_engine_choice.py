@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from pgkura.config.engine_choice import EMBEDDED_NOTE
 from pgkura.config.settings import load_settings
 from pgkura.engines.embedded.server import cluster
-from tests.conftest import ROOT, tracked_files
+from tests.conftest import ROOT, free_port, tracked_files
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
 PASSWORD = "choice-Secret-pw"
@@ -44,9 +43,7 @@ def _invoke(project: Path, env: dict[str, str], *args: str) -> subprocess.Comple
 
 def test_run_it_without_a_docker_engine(tmp_path):
     project = _project(tmp_path)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {
         "DOCKER_HOST": "unix:///nonexistent/docker.sock",  # docker installed, no engine
         "PGKURA_ENV_FILE": ".env",

@@ -15,7 +15,7 @@ from pgkura.backups.take import take_backup
 from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.settings import load_settings
 from tests.conftest import run_invoke
-from tests.promtool import fire
+from tests.promtool import fire, metric_problems
 from tests.scheduling import state, stop, wait_for
 
 
@@ -63,6 +63,7 @@ def test_the_scheduler_writes_the_facts_after_a_failed_drill(env, database, tmp_
     stop(runner)
 
     found, db = samples(textfile), (("database", database),)
+    assert metric_problems(textfile.read_text()) == ""
     assert found[drill] == 0
     assert state(env)["jobs"]["drill"]["exit_code"] != 0
     ran = datetime.fromisoformat(state(env)["jobs"]["drill"]["finished_at"]).timestamp()
@@ -139,6 +140,7 @@ def test_pitr_facts_come_from_the_server_s_archiver(env, tmp_path):
     assert done.returncode == 0, done.stderr
     names = {f.name for f in text_string_to_metric_families(done.stdout)}
     assert "pgkura_pitr_archive_failing" in names  # archive_mode is off here: never failing
+    assert metric_problems(done.stdout) == ""
     assert "warning" not in done.stderr
 
 
@@ -164,6 +166,7 @@ def test_off_site_facts_come_from_the_s3_store(env, database, tmp_path, s3_serve
     assert found["pgkura_offsite_files", db] == 1
     assert found["pgkura_offsite_newest_timestamp_seconds", db] == taken
     assert found["pgkura_offsite_newest_size_bytes", db] == backup.stat().st_size
+    assert metric_problems(done.stdout) == ""
 
     (tmp_path / ".env").write_text(
         f"AWS_ACCESS_KEY_ID={s3_server.access_key}\nAWS_SECRET_ACCESS_KEY=wrong-Secret\n"

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +17,9 @@ from pgkura.connect.connection import connect, through_pooler
 from pgkura.errors import ConnectError
 from pgkura.migrations.operations import MigrateOptions, migrate
 from pgkura.migrations.runner import Migrator
+from tests.conftest import free_port, wait_for_port
 
 from ..conftest import tables
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -37,7 +29,7 @@ def pgbouncer(pg_server, database) -> Iterator[str]:
     if binary is None:
         missing = "no pgbouncer on this machine (Debian: apt-get install pgbouncer)"
         pytest.fail(missing) if os.environ.get("CI") else pytest.skip(missing)
-    port = _free_port()
+    port = free_port()
     # PgBouncer will not run as root; as root it is started as `nobody`, who must read this
     work = Path(tempfile.mkdtemp(prefix="pgkura-pgbouncer-"))
     work.chmod(0o755)
@@ -53,15 +45,7 @@ def pgbouncer(pg_server, database) -> Iterator[str]:
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
     proc = subprocess.Popen([binary, *user, str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"pgbouncer did not start: {(work / 'pgbouncer.log').read_text()}")
-                time.sleep(0.1)
+        wait_for_port(port, proc, work / "pgbouncer.log", "pgbouncer")
         yield f"postgresql://postgres@127.0.0.1:{port}/{database}"
     finally:
         proc.terminate()

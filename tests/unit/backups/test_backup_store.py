@@ -129,15 +129,17 @@ def test_readable_stem_alphabet_is_not_encoded():
     assert os.sep not in file_stem(os.sep * 3)
 
 
-def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
-    """`invoke db.prune`: a dry run by default, naming each file's fate and why."""
+DAYS = [f"app_202611{d:02d}_030000.sql.gz" for d in range(10, 21)]  # 11 nightly backups
+
+
+def _prune_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A backup directory of DAYS and a file that is not pgkura's, with a retention policy."""
     backups = tmp_path / "backups"
     backups.mkdir()
-    days = [f"app_202611{d:02d}_030000.sql.gz" for d in range(10, 21)]  # 11 nightly backups
-    made = [_fake_backup(backups, name, "app") for name in days]
-    foreign = backups / "app_20261101_030000.sql.gz"
-    foreign.write_bytes(b"no manifest: not ours")
-    env = {
+    for name in DAYS:
+        _fake_backup(backups, name, "app")
+    (backups / "app_20261101_030000.sql.gz").write_bytes(b"no manifest: not ours")
+    return backups, {
         "PGKURA_ENV_FILE": str(tmp_path / ".env"),
         "PGKURA_BACKUP_DIR": str(backups),
         "PGKURA_BACKUP_KEEP": "2",
@@ -146,6 +148,13 @@ def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
         # no server: the files are pruned regardless, the safety copies said to be unchecked
         "DATABASE_URL": f"postgresql://app@/app?host={tmp_path / 'no-server'}",
     }
+
+
+def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
+    """`invoke db.prune`: a dry run by default, naming each file's fate and why."""
+    backups, env = _prune_project(tmp_path)
+    made, days = [backups / name for name in DAYS], DAYS
+    foreign = backups / "app_20261101_030000.sql.gz"
     dry = run_invoke("db.prune", env=env, cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "safety copies of app on the server: not checked" in dry.stderr
@@ -158,6 +167,35 @@ def test_db_prune_lists_then_deletes_only_what_the_policy_drops(tmp_path):
     assert done.returncode == 0, done.stderr
     left = sorted(p.name for p in backups.glob("*.sql.gz"))
     assert left == [foreign.name, days[5], days[9], days[10]]
+
+
+def test_db_prune_json_is_the_plan_and_what_went(tmp_path):
+    """`db.prune --json`: one document on stdout (messages stay on stderr) with each file's
+    fate and why, the safety copies null when the server cannot be asked, and what went."""
+    backups, env = _prune_project(tmp_path)
+    dry = run_invoke("db.prune", "--json", env=env, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "safety copies of app on the server: not checked" in dry.stderr
+    plan = json.loads(dry.stdout)
+    assert set(plan) == {"database", "retention", "dry_run", "backups", "safety_copies",
+                         "deleted", "dropped"}  # fmt: skip
+    assert plan["database"] == "app"
+    assert plan["retention"] == "2 newest, 2 weekly"
+    assert plan["dry_run"] is True
+    assert plan["safety_copies"] is None
+    assert [b["file"] for b in plan["backups"]] == DAYS  # pgkura's own only, oldest first
+    fates = {b["file"]: (b["purpose"], b["keep"], b["reasons"]) for b in plan["backups"]}
+    assert fates[DAYS[10]] == ("backup", True, ["one of the newest 2", "weekly 2026-W47"])
+    assert fates[DAYS[0]] == ("backup", False, [])
+    assert plan["deleted"] == plan["dropped"] == []
+    assert len(list(backups.glob("*.sql.gz"))) == 12
+
+    done = json.loads(run_invoke("db.prune", "--yes", "--json", env=env, cwd=tmp_path).stdout)
+    assert done["dry_run"] is False
+    gone = [b["file"] for b in plan["backups"] if not b["keep"]]
+    assert done["deleted"] == gone
+    assert len(gone) == 8
+    assert not any((backups / name).exists() for name in gone)
 
 
 def test_a_summary_says_age_size_and_origin_from_the_manifest(tmp_path):

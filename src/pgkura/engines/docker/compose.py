@@ -82,6 +82,26 @@ def compose_argv(settings: Settings, *args: str, profiles: tuple[str, ...] = ())
     return [*argv, *args]
 
 
+def switched_off(settings: Settings) -> list[tuple[str, str]]:
+    """This project's containers of optional services that the settings now turn off, each
+    with a line saying so: `docker compose up` starts what the settings name and leaves these
+    running (an inactive profile's service, or one whose file is no longer added)."""
+    optional = (
+        ("postgres-exporter", settings.metrics, "PGKURA_METRICS is off", "the exporter"),
+        ("pgbouncer", settings.pooler == "pgbouncer", "PGKURA_POOLER is off", "PgBouncer"),
+    )
+    found = []
+    for service, on, why, called in optional:
+        if on:
+            continue
+        names = run(["docker", "ps", "--all", "--format", "{{.Names}}",
+                     "--filter", f"label=com.docker.compose.project={settings.compose_project}",
+                     "--filter", f"label=com.docker.compose.service={service}"],
+                    what="docker ps").split()  # fmt: skip
+        found += [(name, f"{why}: removed {called} ({name})") for name in names]
+    return found
+
+
 def compose_env(settings: Settings) -> dict[str, str]:
     """The environment for `docker compose`: paths and build choices as the settings resolved
     them (paths relative to the project root), so Compose uses exactly what pgkura names."""

@@ -24,7 +24,9 @@ from pgkura.engines.docker.compose import (
     logs_tail,
     require_docker,
     require_up,
+    switched_off,
 )
+from pgkura.engines.docker.helpers import remove
 from pgkura.engines.docker.ports import check_port
 from pgkura.engines.docker.publish import is_published, pull
 from pgkura.engines.docker.volume_check import check as check_volume
@@ -151,6 +153,9 @@ class DockerEngine:
         tls.prepare(settings, log)
         if not build and is_published(settings.image) and not image_exists(settings.image):
             pull(settings, log)  # PGKURA_IMAGE names a registry: run what was published
+        for name, line in switched_off(settings):
+            remove(name, timeout_s=10)
+            log(line)
         # Compose builds the image when it is missing: its inputs must be in place then too.
         with _build_inputs(settings, building=build or not image_exists(settings.image)):
             _compose_building(settings, "up", "--detach", *(["--build"] if build else []))
