@@ -126,6 +126,18 @@ def test_state_and_lag_reported(pair):
     assert replicas[0]["lag_bytes"] is not None
 
 
+def test_db_down_then_db_up_bring_the_standby_back_streaming(pair):
+    down = invoke(pair, "db.down")
+    assert down.returncode == 0, down.stderr
+    up = invoke(pair, "db.up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "standby started" in up.stdout, up.stdout
+    with psycopg.connect(primary(pair), autocommit=True) as conn:
+        conn.execute("INSERT INTO ticks DEFAULT VALUES")
+    written = count(primary(pair))
+    eventually(lambda: count(standby(pair)) == written, "the standby streams again")
+
+
 def test_the_standby_is_refused_as_a_target(pair):
     url = f"postgresql://app@/app?host={pair.dir / 'run' / 'postgresql-standby'}"
     for task in ("db.backup", "db.migrate"):
@@ -166,7 +178,15 @@ def test_the_old_primary_is_refused_as_a_target(pair):
     )
     wrong = {"PGKURA_VOLUME": old, "PGKURA_STANDBY_VOLUME": new}  # pointed back by mistake
     up = invoke(pair, "db.up", **wrong)
-    assert "old primary" in up.stdout + up.stderr
+    assert up.returncode != 0
+    assert "is the old primary" in up.stderr, up.stdout + up.stderr
+    assert "db.up stopped" in up.stderr
+    running = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", pair.container],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert running == "false"  # applications cannot write to both sides
+    subprocess.run(["docker", "start", pair.container], capture_output=True, check=True)
     for task in ("db.backup", "db.migrate"):
         refused = invoke(pair, task, **wrong)
         assert refused.returncode != 0, task

@@ -30,9 +30,11 @@ def up(c: Context, settings: Settings, build: bool = False) -> None:
 
     version = start(settings, build_first=build, log=say)
     print(f"ready: {settings.target.redacted()} (PostgreSQL {pg_version(version)})")
-    for line in standby_lines(settings):
-        if line.startswith("standby [fail]"):  # an old primary started by mistake
-            say(f"warning: {line}")
+    from pgkura.replication.standby import after_up
+
+    started = after_up(settings, say)  # an old primary refused, the standby streaming again
+    if started is not None:
+        print(f"standby started: {started.container}")
     if settings.metrics and settings.target.is_container:  # the exporter is a Compose profile
         from pgkura.metrics.exporter import MONITOR_ROLE, ensure_monitor_role
 

@@ -334,3 +334,31 @@ def _until_writable(conn: psycopg.Connection, wait_ms: int) -> roles.Node:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def after_up(settings: Settings, log: Log) -> Created | None:
+    """What db.up owes replication once the project's server runs: an old primary started by
+    mistake is stopped again (applications must not write to both sides), and the standby
+    db.standby made, stopped by db.down, streams again. The standby, when it was started."""
+    if settings.is_embedded or not settings.target.is_container:
+        return None
+    if not roles.replication_in_use(settings):
+        return None
+    with connect(settings.target, purpose="standby") as conn:
+        node = roles.node(conn)
+    old = (
+        None
+        if node.in_recovery
+        else roles.refusal(
+            node, roles.read_promotion(settings), settings.target.redacted(), "db.up"
+        )
+    )
+    if old:
+        helpers.stop(settings.container_name)
+        raise NotPrimaryError(f"{old}\n(db.up stopped {settings.container_name} again)")
+    if not (settings.standby_dir / roles.STANDBY).is_file():
+        return None
+    found = container_state(_as_standby(settings))
+    if found is not None and found.running:
+        return None
+    return create(settings, log)
