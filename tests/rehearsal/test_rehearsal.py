@@ -1,7 +1,8 @@
 """A production rehearsal: backups in both compressions, restores on both paths, listing,
 a restore test, migrations under load (CREATE INDEX CONCURRENTLY; a lock the application holds),
-inspect, an off-site round trip and a PostgreSQL 17 upgrade, on the real container with a
-database of application shape while an application reads and writes.
+inspect, an off-site round trip, a PostgreSQL 17 upgrade and a standby cloned under load, on
+the real container with a database of application shape while an application reads and
+writes.
 
 The tests run in file order, each a step on the same server; the facts that span all steps
 (no restart, memory, progress, the load's errors) are the last tests."""
@@ -236,6 +237,25 @@ def test_upgrade_of_a_postgresql_17_volume_of_the_same_shapes(
     assert up.returncode == 0, up.stderr
     assert everything(proj.container) == before
     rehearsal.assert_server_unchanged()  # the application's server, meanwhile
+
+
+def test_a_standby_cloned_while_the_application_writes(rehearsal: Rehearsal):
+    """db.standby copies the whole database through a replication slot while the load writes,
+    with progress; the standby catches up (every source table, large object and sequence the
+    same on both), and --drop frees the slot's WAL on the primary."""
+    primary = rehearsal.project.container
+    ran = rehearsal.run("db.standby (clone under load)", "db.standby")
+    assert ran.returncode == 0, ran.output
+    assert "standby created" in ran.output
+    deadline = time.monotonic() + 120  # only ends a broken run
+    while fingerprint(f"{primary}-standby") != fingerprint(primary):
+        assert time.monotonic() < deadline, "the standby did not catch up"
+        time.sleep(1)
+    dropped = rehearsal.run("db.standby --drop", "db.standby", "--drop", "--yes")
+    assert dropped.returncode == 0, dropped.output
+    slots = psql(primary, "SELECT count(*) FROM pg_replication_slots").strip()
+    assert slots == "0"
+    rehearsal.assert_server_unchanged()
 
 
 def test_the_server_never_restarted(rehearsal: Rehearsal):

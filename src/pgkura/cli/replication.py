@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pgkura.cli.wiring import consent, say, task
+from pgkura.cli.wiring import consent, progress, say, task
 
 if TYPE_CHECKING:
     from pgkura.config.settings import Settings
@@ -46,7 +46,7 @@ def standby(
     if drop:
         node.drop(settings, say)
         return
-    made = node.create(settings, say, rebuild=rebuild)
+    made = node.create(settings, say, rebuild=rebuild, progress=progress())
     how = (describe(made.replica) if made.replica else f"its slot {made.slot} is gone from "
            "the primary → `invoke db.standby --rebuild` clones it again")  # fmt: skip
     if made.already:

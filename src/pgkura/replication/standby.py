@@ -12,12 +12,14 @@ already use, and every task (backups, migrations) follows it.
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import IO
 
 import psycopg
 from psycopg import sql
@@ -40,6 +42,7 @@ from pgkura.engines.docker.compose import (
 )
 from pgkura.engines.docker.engine import DockerEngine
 from pgkura.errors import PgkuraError
+from pgkura.progress import QUIET, Meter, Reporter
 from pgkura.replication import roles
 from pgkura.replication.roles import NotPrimaryError, Promotion
 from pgkura.replication.state import Replica, replicas, slot_name
@@ -85,7 +88,9 @@ class Created:
     started: bool = False  # it existed and was started again
 
 
-def create(settings: Settings, log: Log, *, rebuild: bool = False) -> Created:
+def create(
+    settings: Settings, log: Log, *, rebuild: bool = False, progress: Reporter = QUIET
+) -> Created:
     """Clone the primary into the standby's volume and start it streaming; an existing standby
     is started (or left as it is when it runs); `rebuild` deletes it first (the caller has
     asked the person: its volume may hold the old primary after a promotion)."""
@@ -110,7 +115,7 @@ def create(settings: Settings, log: Log, *, rebuild: bool = False) -> Created:
     log(f"cloning {target.redacted()} into volume {settings.standby_volume} with pg_basebackup "
         f"(slot {slot}); the primary keeps serving")  # fmt: skip
     settings.standby_socket_dir.mkdir(parents=True, exist_ok=True)
-    _clone(settings, slot, password)
+    _clone(settings, slot, password, progress)
     roles.write_json(settings.standby_dir / roles.STANDBY,
                      {"container": settings.standby_container, "volume": settings.standby_volume,
                       "slot": slot, "created_at": _now()})  # fmt: skip
@@ -159,22 +164,51 @@ def _free_slot(conn: psycopg.Connection, slot: str) -> None:
     )
 
 
-def _clone(settings: Settings, slot: str, password: str) -> None:
+def _clone(settings: Settings, slot: str, password: str, progress: Reporter) -> None:
     argv = compose_argv(
         settings, "run", "--rm", "--no-deps", "-T", "--user", "postgres",
         "--entrypoint", "sh", "-e", f"PGPASSFILE={PASSFILE}", SERVICE, "-c", _CLONE, "sh",
         "-h", PRIMARY_SOCKET, "-p", str(CONTAINER_PORT), "-U", roles.ROLE, "-w",
-        "-C", "-S", slot, "-R", "-X", "stream", "-c", "fast", profiles=("standby",),
+        "-C", "-S", slot, "-R", "-X", "stream", "-c", "fast", "-P", profiles=("standby",),
     )  # fmt: skip
-    done = subprocess.run(argv, input=f"*:*:*:{roles.ROLE}:{password}\n", text=True,
-                          capture_output=True, env=compose_env(settings), check=False)  # fmt: skip
-    if done.returncode != 0:
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=compose_env(settings)) as proc:  # fmt: skip
+        assert proc.stdin is not None  # noqa: S101 - piped above
+        assert proc.stderr is not None  # noqa: S101
+        proc.stdin.write(f"*:*:*:{roles.ROLE}:{password}\n".encode())
+        proc.stdin.close()
+        with progress.meter("standby clone (pg_basebackup)") as meter:
+            said = _follow(proc.stderr, meter)
+        code = proc.wait()
+    if code != 0:
         helpers.remove_volume(settings.standby_volume)  # half a clone is no standby
         raise StandbyError(
-            f"pg_basebackup failed (exit {done.returncode}): {done.stderr.strip()}\n"
+            f"pg_basebackup failed (exit {code}): {said.strip()}\n"
             "→ check the primary's log (`invoke db.logs`) and the free disk space, then run "
             "`invoke db.standby` again"
         )
+
+
+_PROGRESS = re.compile(rb"^\s*(\d+)/(\d+) kB \(")
+
+
+def _follow(stderr: IO[bytes], meter: Meter) -> str:
+    """Feed pg_basebackup -P's redrawn "done/total kB (n%)" lines into the meter; what else
+    it says (its errors) is returned."""
+    said, pending = [], b""
+    while chunk := stderr.read1(65536):  # type: ignore[attr-defined]
+        pending += chunk
+        *lines, pending = re.split(rb"[\r\n]", pending)
+        for line in lines:
+            found = _PROGRESS.match(line)
+            if found:
+                meter.total = int(found[2]) * 1024 or None
+                meter.update(int(found[1]) * 1024)
+            elif line.strip():
+                said.append(line.decode(errors="replace"))
+    if pending.strip() and not _PROGRESS.match(pending):
+        said.append(pending.decode(errors="replace"))
+    return "\n".join(said)
 
 
 def _start(settings: Settings, log: Log) -> None:

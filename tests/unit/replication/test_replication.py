@@ -101,3 +101,20 @@ def test_promotion_swaps_the_volumes_in_the_settings_file(tmp_path):
     assert (after.volume, after.standby_volume) == ("p_standby", "p_pgdata")
     assert env.stat().st_mode & 0o777 == 0o600
     assert env.read_text().count("PGKURA_VOLUME=") == 1
+
+
+def test_pg_basebackup_progress_reaches_the_meter_and_its_errors_are_kept():
+    import io
+
+    from pgkura.progress import Reporter
+    from pgkura.replication.standby import _follow
+
+    out = io.StringIO()
+    reporter = Reporter(out, settle=0, every=0, heartbeat=None)
+    said = b"\r 1024/4096 kB (25%), 0/1 tablespace\r 4096/4096 kB (100%), 1/1 tablespace\n"
+    said += b"pg_basebackup: error: could not write to file: No space left on device\n"
+    with reporter.meter("standby clone") as meter:
+        errors = _follow(io.BytesIO(said), meter)
+        assert (meter.done, meter.total) == (4096 * 1024, 4096 * 1024)
+    assert errors == "pg_basebackup: error: could not write to file: No space left on device"
+    assert "standby clone" in out.getvalue()
