@@ -159,7 +159,7 @@ class _Collector:
                 ("missing", len(plan.missing)),
             ):
                 self.gauge(f"migrations_{what}", f"migrations {what} (see db.status)", count)
-            if settings.pitr.enabled:
+            if settings.pitr.enabled and settings.target.is_container:
                 self._archiving(conn)
 
     def _archiving(self, conn: psycopg.Connection) -> None:

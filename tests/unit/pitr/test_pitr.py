@@ -238,3 +238,13 @@ def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):
     off = run_invoke("db.restore-to", "2026-11-30 16:59:00+09:00", "--yes", env=env, cwd=tmp_path)
     assert off.returncode == 1
     assert "point-in-time recovery is off" in off.stderr
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "PGKURA_MIGRATION_URL"])
+def test_pitr_refuses_a_server_named_by_url_direct_or_not(tmp_path, name):
+    """pgkura's tasks reach PGKURA_MIGRATION_URL's server when it is set: pgBackRest in the
+    project's container would archive one server while the drill marks another."""
+    url = settings_with(tmp_path, PGKURA_PITR="on", **{name: "postgresql://app:pw@db.example/app"})
+    with pytest.raises(PitrError, match=f"not {name}'s server") as refused:
+        require(url)
+    assert "pw@" not in str(refused.value)

@@ -75,10 +75,12 @@ def require(settings: Settings) -> None:
             "point-in-time recovery is off\n→ set PGKURA_PITR=on in .env, then `invoke db.up` "
             "(it restarts the server with WAL archiving)"
         )
-    if settings.database_url:
+    target = settings.target  # pgkura's direct connection: PGKURA_MIGRATION_URL first
+    if not target.is_container:
+        name = target.credentials  # the setting that names the server
         raise PitrError(
-            "point-in-time recovery covers the project's own container, not DATABASE_URL's "
-            "server\n→ unset DATABASE_URL (a managed server has its provider's PITR)"
+            f"point-in-time recovery covers the project's own container, not {name}'s "
+            f"server\n→ unset {name} (a managed server has its provider's PITR)"
         )
     require_docker()
 
