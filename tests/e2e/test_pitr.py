@@ -279,6 +279,7 @@ def test_a_restore_from_the_offsite_repository_alone(offsite: tuple[Project, S3]
 def test_the_drill_restores_the_archive_into_a_throwaway_server(offsite: tuple[Project, S3]):
     p, _ = offsite
     p.sql("INSERT INTO notes (content) SELECT '訓練 ' || g FROM generate_series(1, 50) g")
+    timelines = pgbackrest(p, "repo-ls", "--recurse", "archive").stdout.count(".history")
     drilled = p.invoke("db.pitr-drill")
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
     assert "drill passed" in drilled.stdout
@@ -286,6 +287,8 @@ def test_the_drill_restores_the_archive_into_a_throwaway_server(offsite: tuple[P
     # nothing of it is left: the helper server and its volume are gone
     assert f"{p.container}_pitr_drill_" not in docker("volume", "ls", "-q")
     assert f"pgkura-pitr-drill-{p.container}" not in docker("ps", "-a", "--format", "{{.Names}}")
+    # nor in the repository: the drill's promotion archived no timeline for restores to follow
+    assert pgbackrest(p, "repo-ls", "--recurse", "archive").stdout.count(".history") == timelines
 
 
 def test_a_full_queue_drops_wal_rather_than_fill_pg_wal_and_doctor_names_the_gap(

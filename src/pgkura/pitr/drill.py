@@ -51,7 +51,8 @@ def drill(settings: Settings, log: Log) -> Drill:
     helpers.remove(helper)  # what a killed run left
     try:
         server = recovered(settings, plan.backup, volume, helper,
-                           ["--type=name", f"--target={point}"], "drill", log)  # fmt: skip
+                           ["--type=name", f"--target={point}"], "drill", log,
+                           throwaway=True)  # fmt: skip
         lines = server.psql(settings.postgres_db, sql=COUNTS).stdout.splitlines()
         restored = {name: int(n) for name, n in (line.split("|") for line in lines)}
     finally:

@@ -168,11 +168,16 @@ def recovered(
     target: list[str],
     made_for: str,
     log: Log,
+    *,
+    throwaway: bool = False,
 ) -> helpers.HelperServer:
     """A new `volume` (labelled with `made_for`) filled by pgBackRest from `backup` up to
     `target` (its --type and --target options), and a helper server on it with the project's
-    command and settings that replayed the WAL and was promoted: running, no published port."""
+    command and settings that replayed the WAL and was promoted: running, no published port.
+    A `throwaway` one does not archive: its new timeline would reach the project's repository,
+    and later restores (following the newest timeline) would fork onto it and fail."""
     definition = pgbackrest.server_definition(settings)
+    command = [*definition.command, *(["-c", "archive_mode=off"] if throwaway else [])]
     helpers.create_volume(volume, (_LABEL, made_for))
     log(f"restoring {backup.label} ({backup.where}) into {volume}")
     pgbackrest.in_repository(settings, "restore", *target, "--target-action=promote",
@@ -180,7 +185,7 @@ def recovered(
                              what="pgbackrest restore",
                              mounts=(f"{volume}:/var/lib/postgresql",))  # fmt: skip
     log("replaying the archived WAL up to the target (a helper server, no published port)")
-    helpers.start(helper, settings.image, *definition.command,
+    helpers.start(helper, settings.image, *command,
                   label=(_LABEL, settings.compose_project),
                   mounts=(*definition.mounts, f"{volume}:/var/lib/postgresql"),
                   env=tuple(definition.env), environ=definition.docker_env(),
