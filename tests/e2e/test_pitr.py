@@ -168,15 +168,19 @@ class S3:
         )  # fmt: skip
         self.wait(started=1)
 
+    def starts(self) -> int:
+        """How often rclone said it serves (it logs to stderr)."""
+        said = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True,
+                              check=False).stderr  # fmt: skip
+        return said.count("Starting s3 server")
+
     def wait(self, started: int) -> None:
-        """Until rclone said it serves for the `started`-th time (it logs to stderr)."""
+        """Until rclone said it serves for the `started`-th time."""
         for _ in range(300):
-            said = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True,
-                                  check=False).stderr  # fmt: skip
-            if said.count("Starting s3 server") >= started:
+            if self.starts() >= started:
                 return
             time.sleep(0.1)
-        pytest.fail(f"rclone serve s3 did not start: {said}")
+        pytest.fail("rclone serve s3 did not start")
 
     def segments(self) -> set[str]:
         """WAL segment names in the off-site repository (its files, seen from this side)."""
@@ -202,6 +206,13 @@ def eventually(check: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"never happened: {what}")
         time.sleep(1)
+
+
+def finding(project: Project, name: str) -> str:
+    """db.doctor's line for one check (the others depend on more than this file sets up: its
+    storage is reached on the project's network, not from the host)."""
+    said = project.invoke("db.doctor").stdout.splitlines()
+    return next(line for line in said if line[7:].startswith(f"{name} "))
 
 
 def pgbackrest(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
@@ -268,6 +279,7 @@ def test_a_restore_from_the_offsite_repository_alone(offsite: tuple[Project, S3]
 def test_the_drill_restores_the_archive_into_a_throwaway_server(offsite: tuple[Project, S3]):
     p, _ = offsite
     p.sql("INSERT INTO notes (content) SELECT '訓練 ' || g FROM generate_series(1, 50) g")
+    timelines = pgbackrest(p, "repo-ls", "--recurse", "archive").stdout.count(".history")
     drilled = p.invoke("db.pitr-drill")
     assert drilled.returncode == 0, drilled.stdout + drilled.stderr
     assert "drill passed" in drilled.stdout
@@ -275,3 +287,61 @@ def test_the_drill_restores_the_archive_into_a_throwaway_server(offsite: tuple[P
     # nothing of it is left: the helper server and its volume are gone
     assert f"{p.container}_pitr_drill_" not in docker("volume", "ls", "-q")
     assert f"pgkura-pitr-drill-{p.container}" not in docker("ps", "-a", "--format", "{{.Names}}")
+    # nor in the repository: the drill's promotion archived no timeline for restores to follow
+    assert pgbackrest(p, "repo-ls", "--recurse", "archive").stdout.count(".history") == timelines
+
+
+def test_a_full_queue_drops_wal_rather_than_fill_pg_wal_and_doctor_names_the_gap(
+    offsite: tuple[Project, S3],
+):
+    """The full pg_wal guard: with both repositories unreachable past a small
+    PGKURA_PITR_QUEUE_MAX, pgBackRest drops the waiting WAL (pg_wal stays bounded, the server
+    goes on); db.doctor names the gap until a full base backup, and restores past it work."""
+    p, s3 = offsite
+    p.env["PGKURA_PITR_QUEUE_MAX"] = "32MiB"  # two segments
+    assert p.invoke("db.up").returncode == 0
+    assert p.invoke("db.basebackup").returncode == 0  # in both: restores start before the gap
+    unwritable = ["find", "/var/lib/pgbackrest/archive", "-type", "d", "-exec", "chmod"]
+    docker("stop", s3.name)
+    docker("exec", "--user", "root", p.container, *unwritable, "a-w", "{}", "+")
+    try:
+        switched = []
+        for _ in range(4):  # 64 MiB ready to archive: past the queue's limit
+            p.sql("INSERT INTO notes (content) VALUES ('捨てられる')")
+            switched.append(value(p, "SELECT pg_walfile_name(pg_switch_wal())"))
+        ready = "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+        # dropped, not waiting: the server counts them archived and recycles them
+        eventually(lambda: value(p, "SELECT last_archived_wal FROM pg_stat_archiver")
+                   == switched[-1] and value(p, ready) == "0", "WAL dropped")  # fmt: skip
+        p.sql("INSERT INTO notes (content) VALUES ('まだ動いている')")
+        logs = subprocess.run(["docker", "logs", p.container], capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        assert "dropped WAL file" in logs.stdout + logs.stderr  # pgBackRest's own warning
+    finally:
+        docker("exec", "--user", "root", p.container, *unwritable, "u+w", "{}", "+")
+        started = s3.starts()
+        docker("start", s3.name)
+        s3.wait(started=started + 1)
+    eventually(lambda: pgbackrest(p, "check").returncode == 0, "archiving to both again")
+    assert not set(switched) & s3.segments()
+
+    gap = finding(p, "WAL archive")
+    assert gap.startswith("[FAIL]"), gap
+    assert "WAL dropped or never archived" in gap
+    assert "local repository" in gap
+    assert "off-site repository" in gap
+    assert "restores to a time between" in gap
+    assert "take a full base backup" in gap
+
+    assert p.invoke("db.basebackup").returncode == 0
+    gap = finding(p, "WAL archive")
+    assert gap.startswith("[ok  ]"), gap
+    assert "a later base backup restores past it" in gap
+
+    p.sql("INSERT INTO notes (content) SELECT '穴の後 ' || g FROM generate_series(1, 20) g")
+    then = value(p, FINGERPRINT)
+    moment = value(p, NOW_IN_JST)
+    p.sql("DELETE FROM notes")
+    restored = p.invoke("db.restore-to", moment, "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert value(p, FINGERPRINT) == then

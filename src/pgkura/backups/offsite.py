@@ -196,17 +196,16 @@ class RemoteStore:
 
     def _listing(self) -> tuple[dict[str, datetime], set[str]]:
         """The backup data objects directly under the prefix (name: last modified), and the
-        names whose manifest is there."""
+        names whose manifest is there. One level only (Delimiter): folders under the prefix,
+        pgBackRest's repository among them, are neither walked nor taken for dumps."""
         data, manifests = {}, set()
         with self._calling("list", self.offsite.prefix):
             pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.offsite.bucket, Prefix=self.offsite.prefix
+                Bucket=self.offsite.bucket, Prefix=self.offsite.prefix, Delimiter="/"
             )
             for page in pages:
                 for obj in page.get("Contents", []):
                     name = obj["Key"][len(self.offsite.prefix) :]
-                    if "/" in name:
-                        continue
                     if name.endswith(".json"):
                         manifests.add(name[: -len(".json")])
                     elif is_backup_name(name):

@@ -158,10 +158,11 @@ def _server(settings: Settings) -> Iterator[Finding]:
             yield Finding("replication", level, detail)
         pitr_on = settings.pitr.enabled and target.is_container
         if pitr_on:
-            yield Finding("archiving", *pgbackrest.archiving_finding(pgbackrest.archiver(conn)))
+            archiver = pgbackrest.archiver(conn)
+            yield Finding("archiving", *pgbackrest.archiving_finding(archiver))
     yield _backups(settings)
     if pitr_on:
-        yield _base_backups(settings)
+        yield from _base_backups(settings, archiver.segment_bytes)
     if settings.offsite is not None:
         yield _offsite(settings)
     yield from _schedule(settings)
@@ -279,14 +280,22 @@ def _schedule(settings: Settings) -> Iterator[Finding]:
         )  # fmt: skip
 
 
-def _base_backups(settings: Settings) -> Finding:
-    """pgBackRest's newest base backup: how much WAL a point-in-time restore replays."""
+def _base_backups(settings: Settings, segment_bytes: int) -> Iterator[Finding]:
+    """pgBackRest's newest base backup (how much WAL a point-in-time restore replays), and WAL
+    missing from the archive (what no restore can cross)."""
     try:
         found, _ = pgbackrest.backups(settings)
     except PgkuraError as exc:
-        return Finding("base backups", "fail", str(exc))
+        yield Finding("base backups", "fail", str(exc))
+        return
     repos = pgbackrest.repositories(settings)
-    return Finding("base backups", *pgbackrest.base_backup_finding(found, datetime.now(UTC), repos))
+    yield Finding("base backups", *pgbackrest.base_backup_finding(found, datetime.now(UTC), repos))
+    try:
+        gaps = pgbackrest.wal_gaps(settings, found, segment_bytes)
+    except PgkuraError as exc:
+        yield Finding("WAL archive", "fail", str(exc))
+        return
+    yield Finding("WAL archive", *pgbackrest.gap_finding(gaps))
 
 
 def _backups(settings: Settings) -> Finding:

@@ -179,7 +179,7 @@ class _Collector:
                            r.retained_bytes, slot=r.slot)  # fmt: skip
 
     def _archiving(self, conn: psycopg.Connection) -> None:
-        from pgkura.engines.docker.pgbackrest import archiver
+        from pgkura.engines.docker.pgbackrest import archiver, backups, wal_gaps
 
         state = archiver(conn)
         self.gauge(
@@ -199,6 +199,14 @@ class _Collector:
                 "completed WAL not archived yet",
                 state.waiting * state.segment_bytes,
             )
+        if not self.settings.target.is_container:
+            return  # the archive is pgBackRest's in the project's container
+        gaps = wal_gaps(self.settings, backups(self.settings)[0], state.segment_bytes)
+        self.gauge(
+            "pitr_wal_gaps_open",
+            "WAL missing from a repository with no base backup after it (db.doctor names it)",
+            sum(g.until is None for g in gaps),
+        )
 
 
 def collect(settings: Settings) -> Facts:

@@ -5,14 +5,13 @@ project is touched and the throwaway parts are removed whatever happens."""
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pgkura.config.settings import Settings
 from pgkura.connect.connection import connect
-from pgkura.engines.docker import pgbackrest
-from pgkura.pitr.restore import Log, make_plan, recovered, remove
+from pgkura.engines.docker import helpers, pgbackrest
+from pgkura.pitr.restore import Log, make_plan, recovered
 
 # every table's own rows (ONLY: a parent would count its partitions again), in one query
 COUNTS = """
@@ -49,15 +48,16 @@ def drill(settings: Settings, log: Log) -> Drill:
     plan = make_plan(settings, datetime.now(UTC))
     helper = f"pgkura-pitr-drill-{settings.compose_project}"
     volume = f"{settings.compose_project}_pitr_drill_{stamp}"
-    remove(helper)  # what a killed run left
+    helpers.remove(helper)  # what a killed run left
     try:
         server = recovered(settings, plan.backup, volume, helper,
-                           ["--type=name", f"--target={point}"], "drill", log)  # fmt: skip
+                           ["--type=name", f"--target={point}"], "drill", log,
+                           throwaway=True)  # fmt: skip
         lines = server.psql(settings.postgres_db, sql=COUNTS).stdout.splitlines()
         restored = {name: int(n) for name, n in (line.split("|") for line in lines)}
     finally:
-        remove(helper)
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
+        helpers.remove(helper)
+        helpers.remove_volume(volume)
     steady = {name: n for name, n in before.items() if after.get(name) == n}
     wrong = [f"{name}: {restored.get(name, 'missing')} rows restored, {n} live"
              for name, n in steady.items() if restored.get(name) != n]  # fmt: skip

@@ -17,16 +17,14 @@ A failure before step 5 removes the helper and the half-made volume; the project
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from pgkura.config.settings import VOLUME, Settings
-from pgkura.engines.docker import pgbackrest
-from pgkura.engines.docker.compose import container_state, run
-from pgkura.engines.docker.helpers import HelperServer
+from pgkura.engines.docker import helpers, pgbackrest
+from pgkura.engines.docker.compose import container_state
 from pgkura.engines.lifecycle import up
 from pgkura.errors import PgkuraError
 from pgkura.replication.roles import require_primary
@@ -35,6 +33,7 @@ from pgkura.upgrade.major import point_project_at
 Log = Callable[[str], None]
 _LABEL = "pgkura.pitr"
 _RECOVERY = ("restore_command", "recovery_target_time", "recovery_target_action")
+_STOP_S = 120  # a clean shutdown of the helper (a checkpoint after replay)
 _PROMOTE_S = 3600  # WAL replay of a busy day can take long; the helper's exit is seen at once
 _EXAMPLE = '"2026-11-30 16:59:00+09:00"'
 
@@ -107,9 +106,8 @@ class Restored:
 def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
     """Carry it out (see the module's steps)."""
     helper = f"pgkura-pitr-{settings.compose_project}"
-    remove(helper)  # what a killed run left
-    exists = ["docker", "volume", "inspect", plan.target]
-    if subprocess.run(exists, capture_output=True, check=False).returncode == 0:
+    helpers.remove(helper, _STOP_S)  # what a killed run left
+    if helpers.volume_exists(plan.target):
         raise pgbackrest.PitrError(
             f"a volume {plan.target} exists already → choose another with --to-volume"
         )
@@ -127,12 +125,10 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
         timeline = _restore_into(settings, plan, helper, log)
         done = True
     finally:
-        remove(helper)
+        helpers.remove(helper, _STOP_S)
         if not done:
             log(f"stopping: removing {plan.target}; the project is as it was")
-            subprocess.run(
-                ["docker", "volume", "rm", "-f", plan.target], capture_output=True, check=False
-            )
+            helpers.remove_volume(plan.target)
     switched = point_project_at(settings, plan.target, "invoke db.restore-to")
     log(f"{switched}; starting the server on it")
     moved = replace(settings, volume=plan.target)
@@ -162,7 +158,7 @@ def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
             f"postgresql.auto.conf still sets {', '.join(left)} after the reset"
         )
     log(f"recovered and promoted onto timeline {timeline}; recovery settings cleared")
-    subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
+    helpers.stop(helper, _STOP_S)
     return timeline
 
 
@@ -174,24 +170,29 @@ def recovered(
     target: list[str],
     made_for: str,
     log: Log,
-) -> HelperServer:
+    *,
+    throwaway: bool = False,
+) -> helpers.HelperServer:
     """A new `volume` (labelled with `made_for`) filled by pgBackRest from `backup` up to
     `target` (its --type and --target options), and a helper server on it with the project's
-    command and settings that replayed the WAL and was promoted: running, no published port."""
+    command and settings that replayed the WAL and was promoted: running, no published port.
+    A `throwaway` one does not archive: its new timeline would reach the project's repository,
+    and later restores (following the newest timeline) would fork onto it and fail."""
     definition = pgbackrest.server_definition(settings)
-    run(["docker", "volume", "create", "--label", f"{_LABEL}={made_for}", volume],
-        what="docker volume create")  # fmt: skip
+    command = [*definition.command, *(["-c", "archive_mode=off"] if throwaway else [])]
+    helpers.create_volume(volume, (_LABEL, made_for))
     log(f"restoring {backup.label} ({backup.where}) into {volume}")
     pgbackrest.in_repository(settings, "restore", *target, "--target-action=promote",
                              f"--set={backup.label}", f"--repo={backup.repo}",
                              what="pgbackrest restore",
                              mounts=(f"{volume}:/var/lib/postgresql",))  # fmt: skip
     log("replaying the archived WAL up to the target (a helper server, no published port)")
-    run(["docker", "run", "-d", "--name", helper, "--label", f"{_LABEL}={settings.compose_project}",
-         *definition.run_flags(), "-v", f"{volume}:/var/lib/postgresql",
-         settings.image, *definition.command],
-        what="starting the helper server", env=definition.docker_env())  # fmt: skip
-    server = HelperServer(helper, settings.postgres_user)
+    helpers.start(helper, settings.image, *command,
+                  label=(_LABEL, settings.compose_project),
+                  mounts=(*definition.mounts, f"{volume}:/var/lib/postgresql"),
+                  env=tuple(definition.env), environ=definition.docker_env(),
+                  network=definition.network, what="starting the helper server")  # fmt: skip
+    server = helpers.HelperServer(helper, settings.postgres_user)
     server.wait()
     _until_promoted(server)
     return server
@@ -204,7 +205,7 @@ _LEFT_SQL = (
 )
 
 
-def _until_promoted(server: HelperServer) -> None:
+def _until_promoted(server: helpers.HelperServer) -> None:
     """Until recovery has ended (the server answers read-only queries while it replays). A
     moment past the archived WAL makes PostgreSQL stop with "recovery ended before configured
     recovery target was reached": the helper exits, and its log says so."""
@@ -217,8 +218,3 @@ def _until_promoted(server: HelperServer) -> None:
             raise pgbackrest.PitrError(f"{server.name} was still recovering after {_PROMOTE_S} s")
         server.wait()  # raises with the helper's log when it stopped
         time.sleep(0.5)
-
-
-def remove(helper: str) -> None:
-    subprocess.run(["docker", "stop", "-t", "120", helper], capture_output=True, check=False)
-    subprocess.run(["docker", "rm", "-f", "-v", helper], capture_output=True, check=False)

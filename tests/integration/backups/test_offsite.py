@@ -325,3 +325,27 @@ def test_credentials_in_the_offsite_url_are_refused_and_never_shown(tmp_path, en
     assert "PGKURA_OFFSITE_URL='s3://***@bucket/p'" in result.stderr
     assert "the keys go in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in result.stderr
     assert "AKIAEXAMPLE" not in result.stderr
+
+
+def test_the_listing_reads_one_level_beside_pgbackrests_repository(s3_server, bucket):
+    """PITR keeps pgBackRest's repository under <prefix>/pgbackrest (thousands of WAL objects
+    in a week): the dumps' listing must neither walk it nor take its objects for dumps."""
+    remote = store(s3_server, bucket)
+    dump = "app_20261130_031500.sql.gz"
+    put = remote.client.put_object
+    put(Bucket=bucket, Key=f"{PREFIX}/{dump}", Body=b"x")
+    put(Bucket=bucket, Key=f"{PREFIX}/{dump}.json", Body=b"{}")
+    repo = f"{PREFIX}/pgbackrest"
+    for n in range(30):
+        put(Bucket=bucket, Key=f"{repo}/archive/db/18-1/0000000100000000/{n:024X}-ab.gz", Body=b"w")
+    # dump-shaped names inside the repository's folder are not dumps either
+    put(Bucket=bucket, Key=f"{repo}/{dump}", Body=b"x")
+    put(Bucket=bucket, Key=f"{repo}/{dump}.json", Body=b"{}")
+    returned: list[str] = []
+
+    def count(parsed: dict, **_: object) -> None:
+        returned.extend(obj["Key"] for obj in parsed.get("Contents", []))
+
+    remote.client.meta.events.register("after-call.s3.ListObjectsV2", count)
+    assert [e.path.name for e in remote.entries()] == [dump]
+    assert sorted(returned) == [f"{PREFIX}/{dump}", f"{PREFIX}/{dump}.json"]

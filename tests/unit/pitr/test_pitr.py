@@ -22,6 +22,8 @@ from pgkura.engines.docker.pgbackrest import (
     auto_kind,
     base_backup_finding,
     failure,
+    find_gaps,
+    gap_finding,
     parse_info,
     require,
     window_line,
@@ -238,3 +240,85 @@ def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):
     off = run_invoke("db.restore-to", "2026-11-30 16:59:00+09:00", "--yes", env=env, cwd=tmp_path)
     assert off.returncode == 1
     assert "point-in-time recovery is off" in off.stderr
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "PGKURA_MIGRATION_URL"])
+def test_pitr_refuses_a_server_named_by_url_direct_or_not(tmp_path, name):
+    """pgkura's tasks reach PGKURA_MIGRATION_URL's server when it is set: pgBackRest in the
+    project's container would archive one server while the drill marks another."""
+    url = settings_with(tmp_path, PGKURA_PITR="on", **{name: "postgresql://app:pw@db.example/app"})
+    with pytest.raises(PitrError, match=f"not {name}'s server") as refused:
+        require(url)
+    assert "pw@" not in str(refused.value)
+
+
+def repo_ls(*names: str, time: int = 1796068900) -> str:
+    """`pgbackrest repo-ls --recurse --output=json archive/<stanza>` as pgBackRest 2.60 prints it."""
+    listing: dict[str, dict] = {".": {"type": "path"}, "18-1": {"type": "path"}}
+    for i, name in enumerate(names):
+        listing[f"18-1/{name[:16]}/{name}-0a1b2c.gz"] = {
+            "type": "file",
+            "size": 9,
+            "time": time + i,
+        }
+    return json.dumps(listing)
+
+
+def base(label: str, start: str, stopped: int, repo: int = 1) -> BaseBackup:
+    return BaseBackup(label, "full", datetime.fromtimestamp(stopped - 5, UTC),
+                      datetime.fromtimestamp(stopped, UTC), 1, 1, repo, start)  # fmt: skip
+
+
+def segment(timeline: int, number: int) -> str:
+    return f"{timeline:08X}{number // 256:08X}{number % 256:08X}"
+
+
+def test_wal_dropped_between_segments_is_a_gap_until_a_later_base_backup():
+    # 4..6 dropped on timeline 1; log 0's last segment (0xFF) then log 1 is contiguous;
+    # timeline 2 starts at its switch segment; a hole before any base backup is no gap
+    held = [segment(1, n) for n in (0, 2, 3, 7, 8, 0xFF, 0x100)]
+    held += [segment(2, 0x100), segment(2, 0x101)]
+    listing = json.loads(repo_ls(*held))
+    listing["18-1/0000000100000000/000000010000000000000009.partial-0a1b2c.gz"] = {
+        "type": "file",
+        "size": 1,
+        "time": 1,
+    }
+    listing["18-1/00000002.history"] = {"type": "file", "size": 1, "time": 1}
+    listing = json.dumps(listing)
+    early = base("F1", segment(1, 2), 1796068000)
+    gaps = find_gaps(listing, [early], repo=1)
+    assert [(g.first, g.last) for g in gaps] == [(segment(1, 4), segment(1, 6)),
+                                                 (segment(1, 9), segment(1, 0xFE))]  # fmt: skip
+    assert gaps[0].since == datetime.fromtimestamp(1796068900 + 2, UTC)  # when 3 arrived
+    assert gaps[0].until is None
+    level, detail = gap_finding(gaps)
+    assert level == "fail"
+    assert "WAL dropped or never archived" in detail
+    assert "restores to a time between" in detail
+    assert "take a full base backup: `invoke db.basebackup --type full`" in detail
+    # another repository's backup covers nothing here; a later one of this repository does
+    assert (
+        find_gaps(listing, [early, base("F2", segment(1, 0x100), 1796069999, repo=2)], 1)[0].until
+        is None
+    )
+    later = base("F2", segment(2, 0x101), 1796069999)
+    covered = find_gaps(listing, [early, later], repo=1)
+    assert all(g.until == later.stopped for g in covered)
+    level, detail = gap_finding(covered)
+    assert level == "ok"
+    assert "a later base backup restores past it" in detail
+    assert gap_finding([])[0] == "ok"
+    # no base backup before the hole: no restore replays through it
+    assert find_gaps(listing, [later], repo=1) == []
+
+
+def test_info_keeps_where_each_backup_starts_replaying():
+    info = json.loads(json.dumps(INFO))
+    info[0]["backup"][0]["archive"] = {
+        "start": "000000010000000000000002",
+        "stop": "000000010000000000000002",
+    }
+    found, _ = parse_info(json.dumps(info))
+    assert found[0].wal_start == "000000010000000000000002"
+    assert found[1].wal_start == ""

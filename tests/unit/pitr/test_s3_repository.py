@@ -68,6 +68,9 @@ def test_aws_itself_with_the_public_cas(tmp_path):
     [
         ({"PGKURA_S3_ENDPOINT": "http://127.0.0.1:9000", **KEYS}, "only over TLS"),
         ({"AWS_PROFILE": "team"}, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        # pgBackRest encrypts only with a KMS key ID or a customer key: never silently less
+        ({"PGKURA_S3_SSE": "AES256", **KEYS}, "PGKURA_S3_SSE=AES256 cannot be asked"),
+        ({"PGKURA_S3_SSE": "aws:kms", **KEYS}, "bucket's own default"),
     ],
 )
 def test_settings_pgbackrest_cannot_use_are_refused_with_the_remedy(tmp_path, env, said):

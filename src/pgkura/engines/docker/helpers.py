@@ -30,12 +30,14 @@ def start(
     mounts: Sequence[str] = (),
     env: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    network: str = "none",
     what: str,
 ) -> None:
-    """`docker run -d` of a helper: no network, an init process, labelled. `env` names variables
-    passed from `environ` (values off argv)."""
+    """`docker run -d` of a helper: no network (unless one is named: a replay that reads the
+    off-site repository), an init process, labelled. `env` names variables passed from
+    `environ` (values off argv)."""
     argv = ["docker", "run", "-d", "--init", "--name", name, "--label", "=".join(label),
-            "--network", "none", *[a for m in mounts for a in ("-v", m)],
+            "--network", network, *[a for m in mounts for a in ("-v", m)],
             *[a for e in env for a in ("-e", e)], image, *command]  # fmt: skip
     run(argv, what=what, env=environ)
 

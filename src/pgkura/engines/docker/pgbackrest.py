@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import psycopg
 
@@ -75,10 +76,12 @@ def require(settings: Settings) -> None:
             "point-in-time recovery is off\n→ set PGKURA_PITR=on in .env, then `invoke db.up` "
             "(it restarts the server with WAL archiving)"
         )
-    if settings.database_url:
+    target = settings.target  # pgkura's direct connection: PGKURA_MIGRATION_URL first
+    if not target.is_container:
+        name = target.credentials  # the setting that names the server
         raise PitrError(
-            "point-in-time recovery covers the project's own container, not DATABASE_URL's "
-            "server\n→ unset DATABASE_URL (a managed server has its provider's PITR)"
+            f"point-in-time recovery covers the project's own container, not {name}'s "
+            f"server\n→ unset {name} (a managed server has its provider's PITR)"
         )
     require_docker()
 
@@ -97,6 +100,7 @@ class BaseBackup:
     size: int  # the cluster's size
     stored: int  # in the repository
     repo: int = 1
+    wal_start: str = ""  # the WAL segment a restore from it starts replaying at
 
     @property
     def where(self) -> str:
@@ -121,7 +125,8 @@ def parse_info(text: str) -> tuple[list[BaseBackup], str]:
     backups = [
         BaseBackup(b["label"], b["type"], _when(b["timestamp"]["start"]),
                    _when(b["timestamp"]["stop"]), int(b["info"]["size"]),
-                   int(b["info"]["repository"]["size"]), int(b["database"]["repo-key"]))
+                   int(b["info"]["repository"]["size"]), int(b["database"]["repo-key"]),
+                   str(b.get("archive", {}).get("start") or ""))
         for b in stanza.get("backup", []) if not b.get("error")
     ]  # fmt: skip
     backups.sort(key=lambda b: (b.stopped, b.repo))
@@ -294,15 +299,96 @@ class Archiver:
         if self.archived_wal[:8] != self.current_wal[:8]:
             return None
         per_log = 0x100000000 // self.segment_bytes
-
-        def number(name: str) -> int:
-            return int(name[8:16], 16) * per_log + int(name[16:24], 16)
-
-        return max(0, number(self.current_wal) - number(self.archived_wal) - 1)
+        return max(0, _number(self.current_wal, per_log) - _number(self.archived_wal, per_log) - 1)
 
 
 def _is_segment(name: str) -> bool:
     return len(name) == 24 and all(c in "0123456789ABCDEF" for c in name)
+
+
+SEGMENT_BYTES = 16 * 2**20  # initdb's default, the images' (what the server says wins)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """WAL segments missing from a repository between two it holds: dropped by pgBackRest past
+    PGKURA_PITR_QUEUE_MAX, or never archived. pg_stat_archiver counts a dropped segment as
+    archived, so only the repository shows it. A restore replaying through it stops at its
+    first segment."""
+
+    repo: int
+    first: str  # the first missing segment
+    last: str
+    since: datetime  # when the segment before it reached the repository
+    until: datetime | None  # the end of the first base backup that began after it, if any
+
+    def line(self) -> str:
+        then = local(self.until) if self.until else "now"
+        text = (
+            f"WAL dropped or never archived ({self.first}…{self.last} missing in the "
+            f"{where(self.repo)} repository): restores to a time between {local(self.since)} "
+            f"and {then} are impossible"
+        )
+        if self.until is None:
+            return text + " → take a full base backup: `invoke db.basebackup --type full`"
+        return text + "; a later base backup restores past it"
+
+
+def _number(name: str, per_log: int) -> int:
+    return int(name[8:16], 16) * per_log + int(name[16:24], 16)
+
+
+def _name(timeline: str, number: int, per_log: int) -> str:
+    return f"{timeline}{number // per_log:08X}{number % per_log:08X}"
+
+
+def find_gaps(
+    listing: str, found: list[BaseBackup], repo: int, segment_bytes: int = SEGMENT_BYTES
+) -> list[Gap]:
+    """The gaps in one repository's archive (`pgbackrest repo-ls --recurse --output=json` of
+    archive/<stanza>) that a restore from one of its base backups would replay through,
+    oldest first. Segments are counted per archive and timeline: a new timeline starts at the
+    segment of its switch, so only a hole inside one timeline is missing WAL."""
+    per_log = 0x100000000 // segment_bytes
+    held: dict[tuple[str, str], dict[int, int]] = {}
+    for path, entry in json.loads(listing).items():
+        archive_id, _, base = path.partition("/")
+        base = base.rpartition("/")[2]
+        if entry.get("type") == "file" and _is_segment(base[:24]) and base[24:25] == "-":
+            held.setdefault((archive_id, base[:8]), {})[_number(base, per_log)] = entry["time"]
+    starts = [(b.wal_start[:8], _number(b.wal_start, per_log), b) for b in found
+              if b.repo == repo and _is_segment(b.wal_start)]  # fmt: skip
+    gaps = []
+    for (_, timeline), times in sorted(held.items()):
+        numbers = sorted(times)
+        for before, after in pairwise(numbers):
+            if after - before == 1 or not any(t <= timeline and n <= before for t, n, _ in starts):
+                continue  # contiguous, or before any base backup: no restore replays it
+            later = [b.stopped for t, n, b in starts if t >= timeline and n >= after]
+            gaps.append(Gap(repo, _name(timeline, before + 1, per_log),
+                            _name(timeline, after - 1, per_log), _when(times[before]),
+                            min(later, default=None)))  # fmt: skip
+    return sorted(gaps, key=lambda g: g.since)
+
+
+def wal_gaps(settings: Settings, found: list[BaseBackup], segment_bytes: int) -> list[Gap]:
+    """The gaps in every repository's archive (see find_gaps)."""
+    gaps = []
+    for repo in repositories(settings):
+        listing = in_repository(settings, "repo-ls", f"--repo={repo}", "--recurse",
+                                "--output=json", f"archive/{settings.pitr.stanza}",
+                                what=f"listing the WAL archive (repository {repo})")  # fmt: skip
+        gaps += find_gaps(listing, found, repo, segment_bytes)
+    return gaps
+
+
+def gap_finding(gaps: list[Gap]) -> tuple[str, str]:
+    """(level, detail) for `db.doctor`: a gap no later base backup covers fails (restores from
+    its start until a new base backup are impossible); one covered is history, told as such."""
+    if not gaps:
+        return "ok", "no WAL missing between base backups and the newest archived segment"
+    open_gaps = [g for g in gaps if g.until is None]
+    return ("fail" if open_gaps else "ok"), "; ".join(g.line() for g in (open_gaps or gaps))
 
 
 ARCHIVER_SQL = """

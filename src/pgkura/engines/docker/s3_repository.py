@@ -45,6 +45,15 @@ def compose_values(settings: Settings) -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY (in .env or the environment) for a user allowed to write "
             f"under {offsite.url}"
         )
+    if offsite.sse:
+        raise S3RepositoryError(
+            f"PGKURA_S3_SSE={offsite.sse} cannot be asked of pgBackRest: it requests "
+            "server-side encryption only with a KMS key ID (repo2-s3-kms-key-id) or a customer "
+            "key (SSE-C), never AES256 or the account's default KMS key, so the WAL archive would "
+            "go off-site without the encryption the dumps ask for\n→ make encryption the "
+            f"bucket's own default (it then covers every object under {offsite.url}; AWS "
+            "applies SSE-S3 to every bucket by default) and unset PGKURA_S3_SSE"
+        )
     values = {k: offsite.aws[k] for k in keys}
     if offsite.endpoint:
         url = urlsplit(offsite.endpoint)
