@@ -95,7 +95,7 @@ def test_the_private_login_directory_keeps_no_stored_login_and_the_users_context
         private = _private_config(stack, mine)
         assert (private.stat().st_mode & 0o777) == 0o700
         written = (private / "config.json").read_text()
-        assert token not in written
+        # exactly the context: no login (a token may be any text, "currentC" included)
         assert json.loads(written) == {"currentContext": "colima"}
         assert (private / "contexts").resolve() == (mine / "contexts").resolve()
     assert not private.exists()
