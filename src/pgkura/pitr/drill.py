@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pgkura.config.settings import Settings
 from pgkura.connect.connection import connect
 from pgkura.engines.docker import helpers, pgbackrest
-from pgkura.pitr.restore import Log, make_plan, recovered
+from pgkura.pitr.restore import Log, along, live_timeline, make_plan, recovered
 
 # every table's own rows (ONLY: a parent would count its partitions again), in one query
 COUNTS = """
@@ -43,6 +43,7 @@ def drill(settings: Settings, log: Log) -> Drill:
         before: dict[str, int] = dict(conn.execute(COUNTS).fetchall())
         conn.execute("SELECT pg_create_restore_point(%s)", (point,))
         after: dict[str, int] = dict(conn.execute(COUNTS).fetchall())
+        timeline = live_timeline(conn)
     log(f"restore point {point}; handing its WAL to the archive (pgbackrest check)")
     pgbackrest.in_server(settings, "check", what="pgBackRest's check before the drill")
     plan = make_plan(settings, datetime.now(UTC))
@@ -51,7 +52,8 @@ def drill(settings: Settings, log: Log) -> Drill:
     helpers.remove(helper)  # what a killed run left
     try:
         server = recovered(settings, plan.backup, volume, helper,
-                           ["--type=name", f"--target={point}"], "drill", log,
+                           ["--type=name", f"--target={point}", *along(timeline, plan.backup)],
+                           "drill", log,
                            throwaway=True)  # fmt: skip
         lines = server.psql(settings.postgres_db, sql=COUNTS).stdout.splitlines()
         restored = {name: int(n) for name, n in (line.split("|") for line in lines)}

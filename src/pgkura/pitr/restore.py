@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pgkura.config.settings import VOLUME, Settings
+from pgkura.connect.connection import connect
 from pgkura.engines.docker import helpers, pgbackrest
 from pgkura.engines.docker.compose import container_state
 from pgkura.engines.lifecycle import up
@@ -30,9 +32,17 @@ from pgkura.errors import PgkuraError
 from pgkura.replication.roles import require_primary
 from pgkura.upgrade.major import point_project_at
 
+if TYPE_CHECKING:
+    import psycopg
+
 Log = Callable[[str], None]
 _LABEL = "pgkura.pitr"
-_RECOVERY = ("restore_command", "recovery_target_time", "recovery_target_action")
+_RECOVERY = (
+    "restore_command",
+    "recovery_target_time",
+    "recovery_target_timeline",
+    "recovery_target_action",
+)
 _STOP_S = 120  # a clean shutdown of the helper (a checkpoint after replay)
 _PROMOTE_S = 3600  # WAL replay of a busy day can take long; the helper's exit is seen at once
 _EXAMPLE = '"2026-11-30 16:59:00+09:00"'
@@ -120,9 +130,13 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
         except pgbackrest.PitrError as exc:  # an earlier moment may still be in the archive
             log(f"going on without the newest WAL, so a moment after the last archived WAL "
                 f"cannot be reached: {exc}")  # fmt: skip
+        with connect(settings.target, purpose="restore to a moment") as conn:
+            live = live_timeline(conn)
+    else:
+        live = None  # pgBackRest follows the newest timeline in the archive
     done = False
     try:
-        timeline = _restore_into(settings, plan, helper, log)
+        timeline = _restore_into(settings, plan, helper, along(live, plan.backup), log)
         done = True
     finally:
         helpers.remove(helper, _STOP_S)
@@ -144,11 +158,30 @@ def restore(settings: Settings, plan: Plan, log: Log) -> Restored:
         ) from None
 
 
-def _restore_into(settings: Settings, plan: Plan, helper: str, log: Log) -> int:
+def live_timeline(conn: psycopg.Connection) -> int | None:
+    row = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()
+    return int(row[0]) if row else None
+
+
+def along(live: int | None, backup: pgbackrest.BaseBackup) -> list[str]:
+    """pgBackRest's option to recover along the live server's timeline (when it runs): the
+    archive may hold newer timelines that forked before the base backup (a drill's, before
+    drills stopped archiving), and following the newest would fail ("forked from backup
+    timeline … before backup lsn"). The backup's own timeline is `current`, which needs no
+    history file; a later one is named, and its history file must be in the archive."""
+    if live is None:
+        return []
+    if backup.wal_start and int(backup.wal_start[:8], 16) == live:
+        return ["--target-timeline=current"]
+    return [f"--target-timeline={live}"]
+
+
+def _restore_into(settings: Settings, plan: Plan, helper: str, following: list[str],
+                  log: Log) -> int:  # fmt: skip
     """Steps 3 and 4: the restored, promoted and cleaned cluster in plan.target; its timeline."""
     target = plan.moment.isoformat(sep=" ")
-    server = recovered(settings, plan.backup, plan.target, helper,
-                       ["--type=time", f"--target={target}"], plan.source, log)  # fmt: skip
+    options = ["--type=time", f"--target={target}", *following]
+    server = recovered(settings, plan.backup, plan.target, helper, options, plan.source, log)
     timeline = int(server.psql("postgres", sql="SELECT timeline_id FROM pg_control_checkpoint()")
                    .stdout.strip())  # fmt: skip
     server.psql("postgres", sql="".join(f"ALTER SYSTEM RESET {name};\n" for name in _RECOVERY))

@@ -322,3 +322,14 @@ def test_info_keeps_where_each_backup_starts_replaying():
     found, _ = parse_info(json.dumps(info))
     assert found[0].wal_start == "000000010000000000000002"
     assert found[1].wal_start == ""
+
+
+def test_a_restore_follows_the_live_timeline_not_the_newest_in_the_archive():
+    from pgkura.engines.docker.pgbackrest import BaseBackup
+    from pgkura.pitr.restore import along
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    on_2 = BaseBackup("20261201-000000F", "full", at, at, 1, 1, wal_start="000000020000000000000005")
+    assert along(None, on_2) == []  # the server is down: pgBackRest's default, the newest
+    assert along(2, on_2) == ["--target-timeline=current"]  # no history file needed
+    assert along(3, on_2) == ["--target-timeline=3"]  # across a switch: named
