@@ -130,8 +130,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         raise NotSqlite(f"cannot read {path}: {exc.strerror}") from None
     if head != SQLITE_MAGIC:
         raise NotSqlite(f"{path} is not a SQLite database (its first bytes are not SQLite's)")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.text_factory = _text
+    conn = connect_readonly(path)
     try:  # the header alone proves little: a cut-off or damaged file fails here, not half-way
         problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
@@ -140,6 +139,13 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     if problems != ["ok"]:
         conn.close()
         raise damaged(path, "; ".join(problems))
+    return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Another read-only connection to a file `open_readonly` has checked."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn.text_factory = _text
     return conn
 
 

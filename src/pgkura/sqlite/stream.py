@@ -25,7 +25,7 @@ from typing import Any
 
 from psycopg import sql
 
-from pgkura.sqlite.schema import Column, quoted, unchanged
+from pgkura.sqlite.schema import Column, quoted
 
 Buffer = bytes | bytearray | memoryview
 
@@ -134,10 +134,11 @@ class Rows:
         self.columns = ours + theirs
         fields = ", ".join(IN_SQLITE[c.pg_type].format(quoted(c.name)) for c in ours)
         tabbed = "\t".join(["%s"] * len(ours))  # one printf: cheaper than || between fields
-        self.line = f"printf('{tabbed}', {fields})" if ours else ""
+        # as bytes: decoded a block at a time, not by the connection's text factory a row
+        self.line = f"CAST(printf('{tabbed}', {fields}) AS BLOB)" if ours else ""
         forms = [_FORMS[c.pg_type] for c in theirs]
         self.fields = [_field(f, c.convert) for f, c in zip(forms, theirs, strict=True)]
-        self.pairs = [i for i, f in enumerate(forms) if f.check]  # (sent, checked) fields
+        self.pairs = [f.check is not None for f in forms]  # fields that are (sent, checked)
         self.count, self.total = 0, 0
 
     def select(self, table: str) -> str:
@@ -147,65 +148,47 @@ class Rows:
         ]
         return f"SELECT {', '.join(parts)} FROM {quoted(table)}"  # noqa: S608 - quoted
 
-    def blocks(self, rows: Iterable[tuple[Any, ...]], size: int = 1000) -> Iterator[bytes]:
-        """`size` rows at a time (memory stays flat), each block counted before it is yielded."""
-        if not self.fields:
-            yield from self._whole(rows, size)
-            return
-        fields, pairs, block = self.fields, self.pairs, []
-        skip = 1 if self.line else 0  # SQLite's part of the line comes first
-        for row in rows:
-            values = row[skip:]
-            sent: list[Any] = [NULL if v is None else field(v)
-                               for field, v in zip(fields, values, strict=True)]  # fmt: skip
-            checked = sent
-            if pairs:
-                checked = list(sent)
-                for i in pairs:
-                    if values[i] is not None:
-                        sent[i], checked[i] = sent[i]
-            head = row[0] + "\t" if skip else ""
-            line = head + "\t".join(sent)
-            self.add(line if checked is sent else head + "\t".join(checked))
-            block.append(line)
-            if len(block) == size:
-                yield "\n".join(block).encode() + b"\n"
-                block.clear()
-                if self.count == 10 * size:
-                    _forget_unrepeated(fields)
-        if block:
-            yield "\n".join(block).encode() + b"\n"
-
-    def _whole(self, rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[bytes]:
-        """Lines SQLite wrote whole: no Python call per row."""
-        rows = iter(rows)
-        while block := [r[0] for r in itertools.islice(rows, size)]:
-            self.count += len(block)
-            self.total += sum(map(hash, block))
-            yield "\n".join(block).encode() + b"\n"
-
-    def add(self, line: str) -> None:
-        """Python's own string hash (SipHash, keyed once per process: both sides are summed in
-        this one process) is far cheaper than a cryptographic one and catches any change."""
-        self.count += 1
-        self.total += hash(line)
+    def blocks(self, rows: Iterable[tuple[Any, ...]], size: int = 4096) -> Iterator[bytes]:
+        """`size` rows at a time (memory stays flat), each block counted before it is yielded.
+        A block is handled column by column (map and join run in C), so Python's own code runs
+        only to convert a value it has not seen recently."""
+        rows, skip = iter(rows), 1 if self.line else 0  # SQLite's part of the line comes first
+        while block := list(itertools.islice(rows, size)):
+            columns: list[Any] = list(zip(*block, strict=True))
+            if skip:
+                columns[0] = b"\n".join(columns[0]).decode().split("\n")
+            sent, checked = columns[:skip], columns[:skip]
+            for field, pair, values in zip(self.fields, self.pairs, columns[skip:], strict=True):
+                out = list(map(field, values))
+                sent.append([s for s, _c in out] if pair else out)
+                checked.append([c for _s, c in out] if pair else out)
+            lines = list(map("\t".join, zip(*sent, strict=True)))
+            expected = lines if not any(self.pairs) else map("\t".join, zip(*checked, strict=True))
+            self.count += len(lines)
+            # Python's own string hash (SipHash, keyed once per process: both sides are summed
+            # in this one process) is far cheaper than a cryptographic one and catches any change
+            self.total += sum(map(hash, expected))
+            yield ("\n".join(lines) + "\n").encode()
+            if self.count == 10 * size:
+                _forget_unrepeated(self.fields)
 
 
 def _field(form: Form, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A value's COPY field (or, where the read-back differs, the pair sent and expected),
-    converted once; remembered for repeated values (prices, flags, dates), typed so that 1 and
-    1.0 stay apart."""
+    """A value's COPY field (or, where the read-back differs, the pair sent and expected; \\N
+    for NULL), converted once; remembered for repeated values (prices, flags, dates), typed so
+    that 1 and 1.0 stay apart."""
     send, check = form.send, form.check
-    if convert is unchanged and send in (str, text) and check is None:
-        return send
-    if check is None:
-        return functools.lru_cache(maxsize=4096, typed=True)(lambda v: send(convert(v)))
+
+    def one(value: Any) -> str:
+        return NULL if value is None else send(convert(value))
 
     def both(value: Any) -> tuple[str, str]:
+        if value is None:
+            return NULL, NULL
         converted = convert(value)
-        return send(converted), check(converted)
+        return send(converted), check(converted)  # type: ignore[misc]
 
-    return functools.lru_cache(maxsize=4096, typed=True)(both)
+    return functools.lru_cache(maxsize=4096, typed=True)(one if check is None else both)
 
 
 def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:

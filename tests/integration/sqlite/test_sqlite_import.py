@@ -19,6 +19,7 @@ from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.settings import load_settings
 from pgkura.progress import Reporter
 from pgkura.sqlite.importer import SqliteImportError, import_sqlite
+from pgkura.sqlite.schema import NotSqlite
 from tests.conftest import run_invoke
 
 SCHEMA = """
@@ -460,3 +461,54 @@ def test_dates_untyped_integers_and_empty_columns_get_their_types(pg_server, dat
                          "flag": "boolean", "doc": "jsonb"}  # fmt: skip
         conn.execute("INSERT INTO empty (doc) VALUES ('{}')")
         assert conn.execute("SELECT flag FROM empty").fetchone() == (False,)
+
+
+def _many_rows(path: Path) -> Path:
+    make_sqlite(path)
+    with sqlite3.connect(path) as conn:  # gaps in the rowids, a range with none at all
+        conn.executemany("INSERT INTO posts (id, user_id, title, body) VALUES (?, 1, ?, ?)",
+                         [(i * i, f"t{i}", "x\ty" if i % 3 else None) for i in range(4, 60)])  # fmt: skip
+    conn.close()
+    return path
+
+
+def test_several_readers_of_one_table_send_every_row_once(pg_server, database, tmp_path,
+                                                          monkeypatch):  # fmt: skip
+    """A large table is read by several SQLite connections at once, each a range of rowids;
+    the import's own check (counts and checksums) proves each row arrived once."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    monkeypatch.setattr(sqlite_import, "SEVERAL_READERS_FROM", 1)
+    monkeypatch.setattr(sqlite_import.os, "cpu_count", lambda: 4)
+    path = _many_rows(tmp_path / "app.db")
+    t = next(t for t in sqlite_import.dry_run(path, "public").tables if t.name == "posts")
+    assert len(sqlite_import._rowid_ranges(path, t)) == 4
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    done = import_sqlite(path, target, log=lambda _m: None)
+    assert done.rows == 3 + 59 + 3
+
+
+def test_a_reader_that_fails_leaves_nothing_behind(pg_server, database, tmp_path, monkeypatch):
+    """One of several readers fails half-way (here: SQLite finds damage in its range): the
+    import stops with the one clear refusal, and PostgreSQL holds nothing of it."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    monkeypatch.setattr(sqlite_import, "SEVERAL_READERS_FROM", 1)
+    monkeypatch.setattr(sqlite_import.os, "cpu_count", lambda: 4)
+    original = sqlite_import.Rows.blocks
+
+    def damaged_in_the_last_range(self, rows, size=4096):
+        for block in original(self, rows, 1):
+            if block.startswith(b"3481\t"):  # a row of the last range
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            yield block
+
+    monkeypatch.setattr(sqlite_import.Rows, "blocks", damaged_in_the_last_range)
+    path = _many_rows(tmp_path / "app.db")
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    with pytest.raises(NotSqlite, match=r"is damaged or cut off.*malformed"):
+        import_sqlite(path, target, log=lambda _m: None)
+    with psycopg.connect(pg_server.url(database)) as conn:
+        left = conn.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_schema = 'public'").fetchone()  # fmt: skip
+    assert left == (0,)
