@@ -120,7 +120,7 @@ class Preview:
 def dry_run(path: Path, schema: str) -> Preview:
     conn = open_readonly(path)
     try:
-        source = read_source(conn)
+        source = read_source(conn, path)
     finally:
         conn.close()
     steps = plan(source, schema).all()  # first: planning names what it cannot carry
@@ -321,7 +321,7 @@ def import_sqlite(
     started = time.monotonic()
     source = open_readonly(path)
     try:
-        found = read_source(source)
+        found = read_source(source, path)
         tables = found.tables
         if not tables:
             raise SqliteImportError(f"{path} holds no tables")

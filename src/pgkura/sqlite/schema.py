@@ -11,10 +11,13 @@ text and the loss of type is reported by table and column: nothing is changed si
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -166,9 +169,10 @@ _FTS_SHADOWS = {
 _USING = re.compile(r"\bUSING\s+(\w+)\s*(?:\((.*)\))?\s*$", re.I | re.S)
 
 
-def read_source(conn: sqlite3.Connection) -> Source:
+def read_source(conn: sqlite3.Connection, path: Path | None = None) -> Source:
     """Every user table (full-text tables as plain tables of their columns, never their
-    shadow tables), the views in creation order, and what is left out."""
+    shadow tables), the views in creation order, and what is left out. Given the file's
+    `path`, the columns' types are decided on several connections at once."""
     master = conn.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
         "ORDER BY rowid"
@@ -195,7 +199,35 @@ def read_source(conn: sqlite3.Connection) -> Source:
             left_out.append(f"trigger {name}: not carried over; rewrite it as a PostgreSQL "
                             "trigger function")  # fmt: skip
     tables.sort(key=lambda t: t.name)
+    _decide_all(conn, path, tables)
     return Source(tables, views, left_out)
+
+
+def _decide_all(conn: sqlite3.Connection, path: Path | None, tables: list[Table]) -> None:
+    """Every column's type: each a few scans of its table, which SQLite runs without holding
+    Python's GIL, so with the file's path they run on up to 4 connections at once."""
+    work = []
+    for t in tables:
+        stored = _stored(conn, t)
+        work += [(t, c, stored[c.name]) for c in t.columns]
+    if path is None:
+        for t, c, kinds in work:
+            _decide(conn, t, c, kinds)
+        return
+    local, opened = threading.local(), []
+
+    def decide(item: tuple[Table, Column, set[str]]) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = connect_readonly(path)
+            opened.append(local.conn)
+        _decide(local.conn, *item)
+
+    try:
+        with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:
+            list(pool.map(decide, work))
+    finally:
+        for each in opened:
+            each.close()
 
 
 def _virtual(text: str | None) -> re.Match[str] | None:
@@ -244,9 +276,6 @@ def _table(conn: sqlite3.Connection, name: str, parsed: Parsed, fts: str = "") -
         columns.insert(0, Column("rowid", "INTEGER", True, 1))  # what joins to other tables
     rows = conn.execute(f"SELECT count(*) FROM {quoted(name)}").fetchone()[0]  # noqa: S608 - quoted
     table = Table(name, columns, rows, checks=parsed[0], skipped=skipped, fts=fts)
-    stored = _stored(conn, table)
-    for column in columns:
-        _decide(conn, table, column, stored[column.name])
     table.indexes = _indexes(conn, table)
     table.foreign_keys = _foreign_keys(conn, name)
     for fk in table.foreign_keys:
