@@ -11,18 +11,13 @@ rolls everything back and the target is as it was.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from queue import Empty, Queue
 from typing import Any
 
 import psycopg
@@ -37,11 +32,9 @@ from pgkura.sqlite.schema import (
     Source,
     Table,
     Token,
-    connect_readonly,
     damaged,
     joined,
     open_readonly,
-    quoted,
     read_source,
     tokenize,
 )
@@ -340,7 +333,7 @@ def import_sqlite(
                                         unit="rows") as meter:  # fmt: skip
                         rows = 0
                         for t in tables:
-                            sent[t.name] = _copy(path, conn, t, schema, meter, rows)
+                            sent[t.name] = _copy(source, conn, t, schema, meter, rows)
                             rows += sent[t.name].count
                     refused += _run(conn, steps.after)
                     _advance_identities(conn, tables, schema)
@@ -349,6 +342,7 @@ def import_sqlite(
                     refused += _run(conn, steps.views)
                     log("comparing every table with the SQLite file")
                     conn.execute("SET LOCAL bytea_output TO 'hex'")  # bytea read back as sent
+                    conn.execute("SET LOCAL extra_float_digits TO 1")  # the shortest doubles
                     wrong = [p for t in tables for p in _compare(conn, t, schema, sent[t.name])]
                     if wrong:
                         raise SqliteImportError("the data read back differs from SQLite's:\n"
@@ -408,80 +402,18 @@ def _refuse_existing(conn: psycopg.Connection[Any], tables: list[Table], schema:
         )
 
 
-Blocks = Queue[tuple[bytes | None, int] | BaseException]  # from the readers to the COPY
-SEVERAL_READERS_FROM = 50_000  # rows: below that, one reader is as fast
-
-
-def _copy(path: Path, conn: psycopg.Connection[Any], t: Table, schema: str, meter: Meter,
-          before: int) -> Rows:  # fmt: skip
+def _copy(source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table, schema: str,
+          meter: Meter, before: int) -> Rows:  # fmt: skip
     """Copy one table as COPY text, summing the checksum of what was sent; the meter hears the
-    rows of all tables so far (`before` this one). SQLite's work (most of it) runs on several
-    connections at once, each reading a range of rowids; a bounded queue keeps memory flat."""
-    sent = Rows(t.columns)
+    rows of all tables so far (`before` this one)."""
+    rows = Rows(t.columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
-        sql.Identifier(schema, t.name), _idents([c.name for c in sent.columns]))  # fmt: skip
-    parts = _rowid_ranges(path, t)
-    queue: Blocks = Queue(maxsize=2 * len(parts))
-    stop = threading.Event()
-    with conn.cursor().copy(statement) as copy, ThreadPoolExecutor(len(parts)) as pool:
-        readers = [pool.submit(_read, path, t, part, queue, stop) for part in parts]
-        try:
-            for _ in readers:  # each reader ends with (None, its checksum)
-                while isinstance(got := queue.get(), tuple) and got[0] is not None:
-                    copy.write(got[0])
-                    sent.count += got[1]
-                    meter.update(before + sent.count, t.name)
-                if isinstance(got, BaseException):
-                    raise got
-                sent.total += got[1]
-        finally:
-            stop.set()
-            while not all(r.done() for r in readers):  # unblock readers waiting to put
-                with contextlib.suppress(Empty):
-                    queue.get(timeout=0.1)
-    return sent
-
-
-def _rowid_ranges(path: Path, t: Table) -> list[tuple[int, int] | None]:
-    """Ranges of rowids for one reader each: several for a large table that has rowids, else
-    one reader of the whole table (None)."""
-    readers = min(os.cpu_count() or 1, 4)
-    shadowed = {c.name.lower() for c in t.columns} & {"rowid", "_rowid_", "oid"}
-    if t.rows < SEVERAL_READERS_FROM or readers == 1 or t.fts or shadowed:
-        return [None]
-    source = connect_readonly(path)
-    try:
-        low, high = source.execute(
-            f"SELECT min(rowid), max(rowid) FROM {quoted(t.name)}"  # noqa: S608 - quoted
-        ).fetchone()  # fmt: skip
-    except sqlite3.OperationalError:  # WITHOUT ROWID
-        return [None]
-    finally:
-        source.close()
-    step = (high - low) // readers + 1
-    return [(start, start + step - 1) for start in range(low, high + 1, step)]
-
-
-def _read(path: Path, t: Table, part: tuple[int, int] | None, queue: Blocks,
-          stop: threading.Event) -> None:  # fmt: skip
-    """One reader: blocks of COPY text and their row counts, then (None, their checksum), or
-    what went wrong. SQLite releases the GIL while it works, so readers run in parallel."""
-    try:
-        source = connect_readonly(path)
-        try:
-            rows = Rows(t.columns)
-            query = rows.select(t.name) + (" WHERE rowid BETWEEN ? AND ?" if part else "")
-            counted = 0
-            for block in rows.blocks(source.execute(query, part or ())):
-                if stop.is_set():
-                    return
-                queue.put((block, rows.count - counted))
-                counted = rows.count
-            queue.put((None, rows.total))
-        finally:
-            source.close()
-    except BaseException as exc:  # handed to the importer, which raises it
-        queue.put(exc)
+        sql.Identifier(schema, t.name), _idents([c.name for c in rows.columns]))  # fmt: skip
+    with conn.cursor().copy(statement) as copy:
+        for block in rows.blocks(source.execute(rows.select(t.name))):
+            copy.write(block)
+            meter.update(before + rows.count, t.name)
+    return rows
 
 
 def _advance_identities(conn: psycopg.Connection[Any], tables: list[Table], schema: str) -> None:
@@ -498,11 +430,10 @@ def _advance_identities(conn: psycopg.Connection[Any], tables: list[Table], sche
 def _compare(conn: psycopg.Connection[Any], t: Table, schema: str, sent: Rows) -> list[str]:
     """The table read back (COPY, in the order sent, through expressions whose output the
     checksum of what was sent expects) against what SQLite held."""
-    types, names = [c.pg_type for c in sent.columns], [c.name for c in sent.columns]
     query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
-        read_back(types, names), sql.Identifier(schema, t.name))  # fmt: skip
+        read_back(sent), sql.Identifier(schema, t.name))  # fmt: skip
     with conn.cursor().copy(query) as copy:
-        found = checksum(types, copy)
+        found = checksum([c.pg_type for c in sent.columns], copy)
     if found == (sent.count, sent.total):
         return []
     return [f"{t.name}: {found[0]} rows read back, {sent.count} in SQLite; checksums "

@@ -359,16 +359,20 @@ def _fitting(conn: sqlite3.Connection, table: str, column: str, pg_type: str,
              convert: Callable[[Any], Any]) -> tuple[bool, bool]:  # fmt: skip
     """(every value fits the type, every value is in SQLite's own form of it): Python converts
     only the values outside that form, and stops at the first that does not fit. A numeric's
-    REAL is in SQLite's form when SQLite's text of it is Python's (the shortest that reads back
-    the same, not in exponent form)."""
+    REAL is in SQLite's form when its text is `shortest`."""
     form = _SQLITE_FORMS.get(pg_type)
     in_form = form is not None
     for _kind, value, text in _values(conn, table, column, form or "0"):
         if not _fits(convert, value):
             return False, False
-        in_form = in_form and pg_type == "numeric" and isinstance(value, float) and (
-            text == repr(value) and "e" not in text)  # fmt: skip
+        in_form = in_form and pg_type == "numeric" and shortest(value, text)
     return True, in_form
+
+
+def shortest(value: Any, text: str) -> bool:
+    """Whether SQLite's text of a REAL is Python's repr: the shortest that reads back the same
+    double, in fixed notation (so between 1e-4 and 1e15, where PostgreSQL prints it so too)."""
+    return isinstance(value, float) and text == repr(value) and "e" not in text
 
 
 def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[str]) -> None:
@@ -404,7 +408,8 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[
         column.note = "declared without a type, holds only integers: bigint"
     elif affinity == "real" and kinds <= {int, float}:
         column.pg_type, column.convert = "double precision", float
-        column.in_sqlite_form = False
+        column.in_sqlite_form = all(shortest(v, text) for _k, v, text in
+                                    _values(conn, table.name, column.name, "0"))  # fmt: skip
     elif kinds == {bytes}:
         column.pg_type = "bytea"
         if affinity != "blob":

@@ -117,6 +117,7 @@ IN_SQLITE = {
     "boolean": "CASE {0} WHEN 1 THEN 't' WHEN 0 THEN 'f' ELSE '\\N' END",
     "date": "ifnull({0}, '\\N')",
     "numeric": "ifnull({0} || '', '\\N')",
+    "double precision": "ifnull({0} || '', '\\N')",
     "timestamp with time zone": "ifnull({0} || '.000000+00', '\\N')",
 }
 
@@ -200,12 +201,23 @@ def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
             fields[i] = field.__wrapped__  # type: ignore[attr-defined]
 
 
-def read_back(types: list[str], columns: list[str]) -> sql.Composed:
-    """The SELECT list whose COPY output the checksum of `Rows` expects."""
+# How PostgreSQL prints what SQLite wrote, where `Form.read` expects Python's check: a double
+# SQLite wrote as Python's repr (`schema.shortest`) is printed the shortest way too, without
+# the ".0" of a whole number (extra_float_digits at its default, 1)
+_READ_AS_SQLITE_WROTE = {
+    "double precision": "CASE WHEN {0}::text ~ '^-?[0-9]+$' THEN {0}::text || '.0' "
+    "ELSE {0}::text END"
+}
+
+
+def read_back(rows: Rows) -> sql.Composed:
+    """The SELECT list (in the order sent) whose COPY output the checksum of `rows` expects."""
+    ours = len(rows.columns) - len(rows.fields)
     return sql.SQL(", ").join(
-        sql.SQL(_FORMS[t].read).format(sql.Identifier(c))
-        for t, c in zip(types, columns, strict=True)
-    )
+        sql.SQL(_READ_AS_SQLITE_WROTE.get(c.pg_type, _FORMS[c.pg_type].read) if i < ours
+                else _FORMS[c.pg_type].read).format(sql.Identifier(c.name))
+        for i, c in enumerate(rows.columns)
+    )  # fmt: skip
 
 
 def checksum(types: list[str], chunks: Iterable[Buffer]) -> tuple[int, int]:

@@ -472,38 +472,21 @@ def _many_rows(path: Path) -> Path:
     return path
 
 
-def test_several_readers_of_one_table_send_every_row_once(pg_server, database, tmp_path,
-                                                          monkeypatch):  # fmt: skip
-    """A large table is read by several SQLite connections at once, each a range of rowids;
-    the import's own check (counts and checksums) proves each row arrived once."""
+def test_damage_found_half_way_through_a_table_leaves_nothing_behind(pg_server, database,
+                                                                     tmp_path, monkeypatch):  # fmt: skip
+    """SQLite finds damage after part of a table went into the COPY: the import stops with the
+    one clear refusal, and PostgreSQL holds nothing of it."""
     from pgkura.sqlite import importer as sqlite_import
 
-    monkeypatch.setattr(sqlite_import, "SEVERAL_READERS_FROM", 1)
-    monkeypatch.setattr(sqlite_import.os, "cpu_count", lambda: 4)
-    path = _many_rows(tmp_path / "app.db")
-    t = next(t for t in sqlite_import.dry_run(path, "public").tables if t.name == "posts")
-    assert len(sqlite_import._rowid_ranges(path, t)) == 4
-    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
-    done = import_sqlite(path, target, log=lambda _m: None)
-    assert done.rows == 3 + 59 + 3
-
-
-def test_a_reader_that_fails_leaves_nothing_behind(pg_server, database, tmp_path, monkeypatch):
-    """One of several readers fails half-way (here: SQLite finds damage in its range): the
-    import stops with the one clear refusal, and PostgreSQL holds nothing of it."""
-    from pgkura.sqlite import importer as sqlite_import
-
-    monkeypatch.setattr(sqlite_import, "SEVERAL_READERS_FROM", 1)
-    monkeypatch.setattr(sqlite_import.os, "cpu_count", lambda: 4)
     original = sqlite_import.Rows.blocks
 
-    def damaged_in_the_last_range(self, rows, size=4096):
+    def damaged_near_the_end(self, rows, size=4096):
         for block in original(self, rows, 1):
-            if block.startswith(b"3481\t"):  # a row of the last range
+            if block.startswith(b"3481\t"):  # the last row of posts
                 raise sqlite3.DatabaseError("database disk image is malformed")
             yield block
 
-    monkeypatch.setattr(sqlite_import.Rows, "blocks", damaged_in_the_last_range)
+    monkeypatch.setattr(sqlite_import.Rows, "blocks", damaged_near_the_end)
     path = _many_rows(tmp_path / "app.db")
     target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
     with pytest.raises(NotSqlite, match=r"is damaged or cut off.*malformed"):
@@ -512,3 +495,31 @@ def test_a_reader_that_fails_leaves_nothing_behind(pg_server, database, tmp_path
         left = conn.execute("SELECT count(*) FROM information_schema.tables "
                             "WHERE table_schema = 'public'").fetchone()  # fmt: skip
     assert left == (0,)
+
+
+@pytest.mark.parametrize("change", ["UPDATE t SET r = r + 1e-16 WHERE r = 0.1",  # its last bit
+                                    "UPDATE t SET r = 101 WHERE r = 100"])  # fmt: skip
+def test_doubles_sqlite_wrote_are_checked_to_the_last_bit(pg_server, database, tmp_path,
+                                                          monkeypatch, change):  # fmt: skip
+    """Doubles whose SQLite text is Python's shortest are written by SQLite and read back as
+    PostgreSQL's shortest text: still exact, so the smallest change is noticed."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    path = tmp_path / "reals.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (r REAL)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(0.1,), (100.0,), (-2.5e-3,), (None,)])
+    conn.close()
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    assert [c.in_sqlite_form for c in sqlite_import.dry_run(path, "public").tables[0].columns] \
+        == [True]  # fmt: skip
+    assert import_sqlite(path, target, schema="first", log=lambda _m: None).rows == 4
+    original = sqlite_import._advance_identities
+
+    def then_tamper(conn, tables, schema):
+        original(conn, tables, schema)
+        conn.execute(change)
+
+    monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
+    with pytest.raises(SqliteImportError, match="checksums differ"):
+        import_sqlite(path, target, log=lambda _m: None)
