@@ -113,7 +113,7 @@ class Preview:
 def dry_run(path: Path, schema: str) -> Preview:
     conn = open_readonly(path)
     try:
-        source = read_source(conn)
+        source = read_source(conn, path)
     finally:
         conn.close()
     steps = plan(source, schema).all()  # first: planning names what it cannot carry
@@ -314,7 +314,7 @@ def import_sqlite(
     started = time.monotonic()
     source = open_readonly(path)
     try:
-        found = read_source(source)
+        found = read_source(source, path)
         tables = found.tables
         if not tables:
             raise SqliteImportError(f"{path} holds no tables")
@@ -341,6 +341,8 @@ def import_sqlite(
                         sql.Identifier(schema)))  # fmt: skip  # views name tables unqualified
                     refused += _run(conn, steps.views)
                     log("comparing every table with the SQLite file")
+                    conn.execute("SET LOCAL bytea_output TO 'hex'")  # bytea read back as sent
+                    conn.execute("SET LOCAL extra_float_digits TO 1")  # the shortest doubles
                     wrong = [p for t in tables for p in _compare(conn, t, schema, sent[t.name])]
                     if wrong:
                         raise SqliteImportError("the data read back differs from SQLite's:\n"
@@ -400,20 +402,15 @@ def _refuse_existing(conn: psycopg.Connection[Any], tables: list[Table], schema:
         )
 
 
-def _select(t: Table) -> str:
-    cols = ", ".join('"' + c.name.replace('"', '""') + '"' for c in t.columns)
-    return f'SELECT {cols} FROM "{t.name.replace(chr(34), chr(34) * 2)}"'  # noqa: S608 - quoted
-
-
 def _copy(source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table, schema: str,
           meter: Meter, before: int) -> Rows:  # fmt: skip
     """Copy one table as COPY text, summing the checksum of what was sent; the meter hears the
     rows of all tables so far (`before` this one)."""
+    rows = Rows(t.columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
-        sql.Identifier(schema, t.name), _idents([c.name for c in t.columns]))  # fmt: skip
-    rows = Rows([c.pg_type for c in t.columns], [c.convert for c in t.columns])
+        sql.Identifier(schema, t.name), _idents([c.name for c in rows.columns]))  # fmt: skip
     with conn.cursor().copy(statement) as copy:
-        for block in rows.blocks(source.execute(_select(t))):
+        for block in rows.blocks(source.execute(rows.select(t.name))):
             copy.write(block)
             meter.update(before + rows.count, t.name)
     return rows
@@ -431,13 +428,12 @@ def _advance_identities(conn: psycopg.Connection[Any], tables: list[Table], sche
 
 
 def _compare(conn: psycopg.Connection[Any], t: Table, schema: str, sent: Rows) -> list[str]:
-    """The table read back (COPY, through expressions whose output the checksum of what was
-    sent expects) against what SQLite held."""
-    types = [c.pg_type for c in t.columns]
+    """The table read back (COPY, in the order sent, through expressions whose output the
+    checksum of what was sent expects) against what SQLite held."""
     query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
-        read_back(types, [c.name for c in t.columns]), sql.Identifier(schema, t.name))  # fmt: skip
+        read_back(sent), sql.Identifier(schema, t.name))  # fmt: skip
     with conn.cursor().copy(query) as copy:
-        found = checksum(types, copy)
+        found = checksum([c.pg_type for c in sent.columns], copy)
     if found == (sent.count, sent.total):
         return []
     return [f"{t.name}: {found[0]} rows read back, {sent.count} in SQLite; checksums "

@@ -11,10 +11,13 @@ text and the loss of type is reported by table and column: nothing is changed si
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -59,6 +62,7 @@ class Column:
     identity: bool = False
     convert: Callable[[Any], Any] = field(default=unchanged, repr=False)
     note: str = ""  # why the type differs from the declaration, when it does
+    in_sqlite_form: bool = False  # every value as SQLite itself writes it for pg_type
 
 
 @dataclass
@@ -129,8 +133,7 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         raise NotSqlite(f"cannot read {path}: {exc.strerror}") from None
     if head != SQLITE_MAGIC:
         raise NotSqlite(f"{path} is not a SQLite database (its first bytes are not SQLite's)")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.text_factory = _text
+    conn = connect_readonly(path)
     try:  # the header alone proves little: a cut-off or damaged file fails here, not half-way
         problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
     except sqlite3.DatabaseError as exc:
@@ -139,6 +142,13 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     if problems != ["ok"]:
         conn.close()
         raise damaged(path, "; ".join(problems))
+    return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Another read-only connection to a file `open_readonly` has checked."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn.text_factory = _text
     return conn
 
 
@@ -159,9 +169,10 @@ _FTS_SHADOWS = {
 _USING = re.compile(r"\bUSING\s+(\w+)\s*(?:\((.*)\))?\s*$", re.I | re.S)
 
 
-def read_source(conn: sqlite3.Connection) -> Source:
+def read_source(conn: sqlite3.Connection, path: Path | None = None) -> Source:
     """Every user table (full-text tables as plain tables of their columns, never their
-    shadow tables), the views in creation order, and what is left out."""
+    shadow tables), the views in creation order, and what is left out. Given the file's
+    `path`, the columns' types are decided on several connections at once."""
     master = conn.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
         "ORDER BY rowid"
@@ -188,7 +199,35 @@ def read_source(conn: sqlite3.Connection) -> Source:
             left_out.append(f"trigger {name}: not carried over; rewrite it as a PostgreSQL "
                             "trigger function")  # fmt: skip
     tables.sort(key=lambda t: t.name)
+    _decide_all(conn, path, tables)
     return Source(tables, views, left_out)
+
+
+def _decide_all(conn: sqlite3.Connection, path: Path | None, tables: list[Table]) -> None:
+    """Every column's type: each a few scans of its table, which SQLite runs without holding
+    Python's GIL, so with the file's path they run on up to 4 connections at once."""
+    work = []
+    for t in tables:
+        stored = _stored(conn, t)
+        work += [(t, c, stored[c.name]) for c in t.columns]
+    if path is None:
+        for t, c, kinds in work:
+            _decide(conn, t, c, kinds)
+        return
+    local, opened = threading.local(), []
+
+    def decide(item: tuple[Table, Column, set[str]]) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = connect_readonly(path)
+            opened.append(local.conn)
+        _decide(local.conn, *item)
+
+    try:
+        with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:
+            list(pool.map(decide, work))
+    finally:
+        for each in opened:
+            each.close()
 
 
 def _virtual(text: str | None) -> re.Match[str] | None:
@@ -216,7 +255,7 @@ def _fts_copyable(args: str) -> bool:
     return True
 
 
-def _q(name: str) -> str:
+def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -224,7 +263,7 @@ Parsed = tuple[list["Check"], dict[tuple[str, ...], bool]]  # CHECKs; deferred f
 
 
 def _table(conn: sqlite3.Connection, name: str, parsed: Parsed, fts: str = "") -> Table:
-    info = conn.execute(f"PRAGMA table_xinfo({_q(name)})").fetchall()
+    info = conn.execute(f"PRAGMA table_xinfo({quoted(name)})").fetchall()
     columns, skipped = [], []
     for _cid, col, declared, notnull, default, pk, hidden in info:
         if hidden == 1:  # a virtual table's own hidden columns (fts5: the table name, rank)
@@ -235,10 +274,8 @@ def _table(conn: sqlite3.Connection, name: str, parsed: Parsed, fts: str = "") -
                               default))  # fmt: skip
     if fts and "rowid" not in {c.name.lower() for c in columns}:
         columns.insert(0, Column("rowid", "INTEGER", True, 1))  # what joins to other tables
-    rows = conn.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]  # noqa: S608 - quoted
+    rows = conn.execute(f"SELECT count(*) FROM {quoted(name)}").fetchone()[0]  # noqa: S608 - quoted
     table = Table(name, columns, rows, checks=parsed[0], skipped=skipped, fts=fts)
-    for column in columns:
-        _decide(conn, table, column)
     table.indexes = _indexes(conn, table)
     table.foreign_keys = _foreign_keys(conn, name)
     for fk in table.foreign_keys:
@@ -260,53 +297,119 @@ def _affinity(declared: str) -> str:
     return "numeric"
 
 
-def _values(conn: sqlite3.Connection, table: str, column: str, only_text: bool) -> Iterable[Any]:
-    """Each distinct stored value once (by type and bytes: 1 and 1.0, 'a' and 'A' stay apart):
-    a type is decided by what values there are, not how often, and SQLite deduplicates far
-    faster than Python converts. `only_text`: just the text values (their UTF-8 and NULs)."""
-    c = _q(column)
-    which = f"typeof({c}) = 'text'" if only_text else f"{c} IS NOT NULL"
-    return (r[1] for r in conn.execute(
-        f"SELECT DISTINCT typeof({c}), {c} COLLATE BINARY FROM {_q(table)} WHERE {which}"  # noqa: S608
-    ))  # fmt: skip
+def _values(conn: sqlite3.Connection, table: str, column: str, where: str) -> sqlite3.Cursor:
+    """Each distinct stored value once (by type and bytes: 1 and 1.0, 'a' and 'A' stay apart),
+    with SQLite's text of it: a type is decided by what values there are, not how often, and
+    SQLite deduplicates far faster than Python converts."""
+    c = quoted(column)
+    return conn.execute(
+        f"SELECT kind, v, v || '' FROM (SELECT DISTINCT typeof({c}) AS kind, {c} COLLATE BINARY "  # noqa: S608
+        f"AS v FROM {quoted(table)} WHERE {c} IS NOT NULL AND ({where.format(c)}) IS NOT 1)"
+    )
 
 
-_KINDS = {"integer": int, "real": float, "blob": bytes, "text": str, "null": type(None)}
+_KINDS = {"integer": int, "real": float, "blob": bytes, "text": str}
+
+# Values SQLite itself writes in the one form the type's COPY text takes (a subset of what the
+# Python conversion accepts): Python need not look at them, and SQLite can format the column.
+_SQLITE_FORMS = {
+    "boolean": "typeof({0}) = 'integer' AND {0} IN (0, 1)",
+    "timestamp with time zone": "typeof({0}) = 'text' AND {0} >= '0001' AND datetime({0}) = {0}",
+    "date": "typeof({0}) = 'text' AND {0} >= '0001' AND date({0}) = {0}",
+    "numeric": "typeof({0}) = 'integer'",
+}
 
 
-def _decide(conn: sqlite3.Connection, table: Table, column: Column) -> None:
-    """Choose the column's PostgreSQL type and the conversion of its values, in one pass over
-    the stored values (memory stays flat however many rows there are)."""
+def _stored(conn: sqlite3.Connection, table: Table) -> dict[str, set[str]]:
+    """The storage classes (typeof) of each column, in one pass over the table: SQLite
+    deduplicates the combinations, which are few."""
+    kinds = ", ".join(f"typeof({quoted(c.name)})" for c in table.columns)
+    found = conn.execute(f"SELECT DISTINCT {kinds} FROM {quoted(table.name)}")  # noqa: S608
+    out: dict[str, set[str]] = {c.name: set() for c in table.columns}
+    for combination in found:
+        for c, kind in zip(table.columns, combination, strict=True):
+            out[c.name].add(kind)
+    return {name: kinds - {"null"} for name, kinds in out.items()}
+
+
+def _text_kinds(conn: sqlite3.Connection, table: str, column: str) -> tuple[set[type], bool]:
+    """Whether the text values are str (UTF-8) or bytes (not), and whether any str holds NUL:
+    whole blocks decoded at once, a value at a time only in a block that fails."""
+    kinds: set[type] = set()
+    nul = False
+    conn.text_factory = bytes
+    try:
+        c = quoted(column)
+        cursor = conn.execute(f"SELECT {c} FROM {quoted(table)} WHERE typeof({c}) = 'text'")  # noqa: S608
+        while block := [r[0] for r in cursor.fetchmany(4096)]:
+            try:
+                nul = nul or "\x00" in b"\n".join(block).decode()
+                kinds.add(str)
+            except UnicodeDecodeError:
+                for value in block:
+                    decoded = _text(value)
+                    kinds.add(type(decoded))
+                    nul = nul or (isinstance(decoded, str) and "\x00" in decoded)
+    finally:
+        conn.text_factory = _text
+    return kinds, nul
+
+
+def _fitting(conn: sqlite3.Connection, table: str, column: str, pg_type: str,
+             convert: Callable[[Any], Any]) -> tuple[bool, bool]:  # fmt: skip
+    """(every value fits the type, every value is in SQLite's own form of it): Python converts
+    only the values outside that form, and stops at the first that does not fit. A numeric's
+    REAL is in SQLite's form when its text is `shortest`."""
+    form = _SQLITE_FORMS.get(pg_type)
+    in_form = form is not None
+    for _kind, value, text in _values(conn, table, column, form or "0"):
+        if not _fits(convert, value):
+            return False, False
+        in_form = in_form and pg_type == "numeric" and shortest(value, text)
+    return True, in_form
+
+
+def shortest(value: Any, text: str) -> bool:
+    """Whether SQLite's text of a REAL is Python's repr: the shortest that reads back the same
+    double, in fixed notation (so between 1e-4 and 1e15, where PostgreSQL prints it so too)."""
+    return isinstance(value, float) and text == repr(value) and "e" not in text
+
+
+def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[str]) -> None:
+    """Choose the column's PostgreSQL type and the conversion of its values from what is
+    stored (memory stays flat however many rows there are)."""
     declared = column.declared.upper()
     affinity = _affinity(column.declared)
+    single_pk = column.pk == 1 and len([c for c in table.columns if c.pk]) == 1
+    if single_pk and declared == "INTEGER" and stored <= {"integer"}:
+        column.pg_type, column.identity = "bigint", True  # the rowid: an identity column
+        column.in_sqlite_form = True
+        return
     candidates = [(t, f) for matches, t, f in _RECOGNISED if matches(declared)]
     if affinity == "numeric":
         candidates.append(("numeric", _decimal))
-    fitting = [True] * len(candidates)
-    stored = conn.execute(f"SELECT DISTINCT typeof({_q(column.name)}) FROM {_q(table.name)}")  # noqa: S608
-    kinds = {_KINDS[r[0]] for r in stored} - {type(None), str}  # text: str, or bytes if not UTF-8
+    for pg_type, convert in candidates:  # the first that fits
+        fits, column.in_sqlite_form = _fitting(conn, table.name, column.name, pg_type, convert)
+        if fits:  # an empty column takes its declared type (DATETIME: timestamptz, not numeric)
+            column.pg_type, column.convert = pg_type, convert
+            if column.pg_type == "date" and declared != "DATE":
+                column.note = f"declared {column.declared}, holds only dates: date"
+            return
+    kinds = {_KINDS[k] for k in stored - {"text"}}
     nul = False
-    for value in _values(conn, table.name, column.name, only_text=not candidates):
-        kinds.add(type(value))
-        nul = nul or (isinstance(value, str) and "\x00" in value)
-        for i, (_type, convert) in enumerate(candidates):
-            fitting[i] = fitting[i] and _fits(convert, value)
-    single_pk = column.pk == 1 and len([c for c in table.columns if c.pk]) == 1
-    if single_pk and declared == "INTEGER" and kinds <= {int}:
-        column.pg_type, column.identity = "bigint", True  # the rowid: an identity column
-        return
-    chosen = [c for c, ok in zip(candidates, fitting, strict=True) if ok]
-    if chosen:  # an empty column takes its declared type (DATETIME: timestamptz, not numeric)
-        column.pg_type, column.convert = chosen[0]
-        if column.pg_type == "date" and declared != "DATE":
-            column.note = f"declared {column.declared}, holds only dates: date"
-    elif affinity == "integer" and kinds <= {int}:
+    if "text" in stored:
+        text_kinds, nul = _text_kinds(conn, table.name, column.name)
+        kinds |= text_kinds
+    column.in_sqlite_form = kinds <= {int} or stored == {"blob"} or (kinds <= {str} and not nul)
+    if affinity == "integer" and kinds <= {int}:
         column.pg_type = "bigint"
     elif not column.declared and kinds == {int}:
         column.pg_type = "bigint"
         column.note = "declared without a type, holds only integers: bigint"
     elif affinity == "real" and kinds <= {int, float}:
         column.pg_type, column.convert = "double precision", float
+        column.in_sqlite_form = all(shortest(v, text) for _k, v, text in
+                                    _values(conn, table.name, column.name, "0"))  # fmt: skip
     elif kinds == {bytes}:
         column.pg_type = "bytea"
         if affinity != "blob":
@@ -327,6 +430,7 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column) -> None:
         column.pg_type, column.convert = "text", _as_text
         column.note = (f"declared {column.declared or 'without a type'} but holds {shown}: "
                        "stored as text")  # fmt: skip
+        column.in_sqlite_form = False
 
 
 def _fits(convert: Callable[[Any], Any], value: Any) -> bool:
@@ -418,10 +522,11 @@ _RECOGNISED: list[tuple[Callable[[str], bool], str, Callable[[Any], Any]]] = [
 
 def _indexes(conn: sqlite3.Connection, table: Table) -> list[Index]:
     out = []
-    for _seq, name, unique, origin, partial in conn.execute(f"PRAGMA index_list({_q(table.name)})"):
+    listed = conn.execute(f"PRAGMA index_list({quoted(table.name)})")
+    for _seq, name, unique, origin, partial in listed:
         if origin == "pk":
             continue  # the primary key is made from the columns' pk positions
-        columns = [r[2] for r in conn.execute(f"PRAGMA index_info({_q(name)})")]
+        columns = [r[2] for r in conn.execute(f"PRAGMA index_info({quoted(name)})")]
         if partial or any(c is None for c in columns):
             what = "a partial index" if partial else "an index on expressions"
             table.skipped.append(f"index {name}: {what}; recreate it by hand")
@@ -433,7 +538,7 @@ def _indexes(conn: sqlite3.Connection, table: Table) -> list[Index]:
 def _foreign_keys(conn: sqlite3.Connection, table: str) -> list[ForeignKey]:
     found: dict[int, ForeignKey] = {}
     for fk_id, _seq, parent, source, target, on_update, on_delete, _match in conn.execute(
-        f"PRAGMA foreign_key_list({_q(table)})"
+        f"PRAGMA foreign_key_list({quoted(table)})"
     ):
         key = found.setdefault(fk_id, ForeignKey([], parent, [], on_delete, on_update))
         key.columns.append(source)

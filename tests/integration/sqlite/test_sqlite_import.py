@@ -19,6 +19,7 @@ from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.settings import load_settings
 from pgkura.progress import Reporter
 from pgkura.sqlite.importer import SqliteImportError, import_sqlite
+from pgkura.sqlite.schema import NotSqlite
 from tests.conftest import run_invoke
 
 SCHEMA = """
@@ -460,3 +461,65 @@ def test_dates_untyped_integers_and_empty_columns_get_their_types(pg_server, dat
                          "flag": "boolean", "doc": "jsonb"}  # fmt: skip
         conn.execute("INSERT INTO empty (doc) VALUES ('{}')")
         assert conn.execute("SELECT flag FROM empty").fetchone() == (False,)
+
+
+def _many_rows(path: Path) -> Path:
+    make_sqlite(path)
+    with sqlite3.connect(path) as conn:  # gaps in the rowids, a range with none at all
+        conn.executemany("INSERT INTO posts (id, user_id, title, body) VALUES (?, 1, ?, ?)",
+                         [(i * i, f"t{i}", "x\ty" if i % 3 else None) for i in range(4, 60)])  # fmt: skip
+    conn.close()
+    return path
+
+
+def test_damage_found_half_way_through_a_table_leaves_nothing_behind(pg_server, database,
+                                                                     tmp_path, monkeypatch):  # fmt: skip
+    """SQLite finds damage after part of a table went into the COPY: the import stops with the
+    one clear refusal, and PostgreSQL holds nothing of it."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    original = sqlite_import.Rows.blocks
+
+    def damaged_near_the_end(self, rows, size=4096):
+        for block in original(self, rows, 1):
+            if block.startswith(b"3481\t"):  # the last row of posts
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            yield block
+
+    monkeypatch.setattr(sqlite_import.Rows, "blocks", damaged_near_the_end)
+    path = _many_rows(tmp_path / "app.db")
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    with pytest.raises(NotSqlite, match=r"is damaged or cut off.*malformed"):
+        import_sqlite(path, target, log=lambda _m: None)
+    with psycopg.connect(pg_server.url(database)) as conn:
+        left = conn.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_schema = 'public'").fetchone()  # fmt: skip
+    assert left == (0,)
+
+
+@pytest.mark.parametrize("change", ["UPDATE t SET r = r + 1e-16 WHERE r = 0.1",  # its last bit
+                                    "UPDATE t SET r = 101 WHERE r = 100"])  # fmt: skip
+def test_doubles_sqlite_wrote_are_checked_to_the_last_bit(pg_server, database, tmp_path,
+                                                          monkeypatch, change):  # fmt: skip
+    """Doubles whose SQLite text is Python's shortest are written by SQLite and read back as
+    PostgreSQL's shortest text: still exact, so the smallest change is noticed."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    path = tmp_path / "reals.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (r REAL)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(0.1,), (100.0,), (-2.5e-3,), (None,)])
+    conn.close()
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    assert [c.in_sqlite_form for c in sqlite_import.dry_run(path, "public").tables[0].columns] \
+        == [True]  # fmt: skip
+    assert import_sqlite(path, target, schema="first", log=lambda _m: None).rows == 4
+    original = sqlite_import._advance_identities
+
+    def then_tamper(conn, tables, schema):
+        original(conn, tables, schema)
+        conn.execute(change)
+
+    monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
+    with pytest.raises(SqliteImportError, match="checksums differ"):
+        import_sqlite(path, target, log=lambda _m: None)

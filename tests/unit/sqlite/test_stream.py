@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
+from datetime import datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.sqlite.schema import unchanged
+from pgkura.sqlite.schema import Column, _text, read_source
 from pgkura.sqlite.stream import Rows, checksum, text
+
+texts = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)))
+
+
+def _columns(*types: str) -> list[Column]:
+    return [Column(f"c{i}", "", False, 0, pg_type=t) for i, t in enumerate(types)]
 
 
 def test_text_is_escaped_as_postgresql_escapes_its_copy_output():
     assert text("a\\b\tc\nd\re\bf\fg\vh 日本") == "a\\\\b\\tc\\nd\\re\\bf\\fg\\vh 日本"
 
 
-@given(st.lists(st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)))),
-       st.integers(1, 7))  # fmt: skip
+@given(st.lists(texts), st.integers(1, 7))
 def test_the_checksum_of_what_was_sent_equals_that_of_the_same_rows_read_back(values, cut):
     """PostgreSQL's COPY output arrives in chunks that need not end with a row, and its rows in
     any order."""
-    sent = Rows(["text"], [unchanged])
+    sent = Rows(_columns("text"))
     data = b"".join(sent.blocks([(v,) for v in values], size=3))
     chunks = [data[i : i + cut] for i in range(0, len(data), cut)]
     assert checksum(["text"], chunks) == (sent.count, sent.total)
@@ -27,7 +36,64 @@ def test_the_checksum_of_what_was_sent_equals_that_of_the_same_rows_read_back(va
 
 
 def test_json_is_compared_by_meaning_and_a_changed_value_is_not():
-    sent = Rows(["jsonb", "bigint"], [unchanged, unchanged])
+    sent = Rows(_columns("jsonb", "bigint"))
     list(sent.blocks([('{"b": 1,"a" :[2]}', 7)]))
     assert checksum(["jsonb", "bigint"], [b'{"a": [2], "b": 1}\t7\n']) == (1, sent.total)
     assert checksum(["jsonb", "bigint"], [b'{"a": [2], "b": 1}\t8\n']) != (1, sent.total)
+
+
+moments = st.datetimes(datetime(1, 1, 1), datetime(9999, 12, 31)).map(
+    lambda d: d.replace(microsecond=0).isoformat(" "))  # fmt: skip
+stored = st.tuples(
+    st.integers(-(2**63), 2**63 - 1),
+    texts,
+    st.binary(),
+    st.sampled_from([0, 1]),
+    st.dates().map(lambda d: d.isoformat()),
+    moments,
+    st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(-1e16, 1e16)),
+).map(lambda row: tuple(None if v == "" else v for v in row))
+
+
+@given(st.lists(stored, min_size=1, max_size=12), st.sampled_from([1, 5, 1000]))
+def test_sqlite_writes_the_copy_text_python_would(rows, size):
+    """The fields SQLite writes itself (integers, escaped text, blobs, flags, canonical dates
+    and times, numbers whose text is Python's) are the bytes, and the checksum, of Python's
+    conversion of the same values."""
+    conn = sqlite3.connect(":memory:")
+    conn.text_factory = _text
+    conn.execute("CREATE TABLE t (i INTEGER, s TEXT, b BLOB, f BOOLEAN, d DATE, m DATETIME, "
+                 "n NUMERIC)")  # fmt: skip
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    columns = read_source(conn).tables[0].columns
+    assert all(c.in_sqlite_form for c in columns[:-1])  # the numeric's reals: when SQLite can
+    assert [c.pg_type for c in columns] == ["bigint", "text", "bytea", "boolean", "date",
+                                            "timestamp with time zone", "numeric"]  # fmt: skip
+    by_sqlite, by_python = Rows(columns), Rows([dataclasses.replace(c, in_sqlite_form=False)
+                                                for c in columns])  # fmt: skip
+    assert by_sqlite.line
+    assert not by_python.line
+    written = [b"".join(r.blocks(conn.execute(r.select("t")), size))
+               for r in (by_sqlite, by_python)]  # fmt: skip
+    assert written[0] == written[1]
+    assert (by_sqlite.count, by_sqlite.total) == (by_python.count, by_python.total)
+    assert by_sqlite.count == len(rows)
+
+
+def test_values_outside_sqlites_own_form_are_converted_by_python():
+    """Dates and times in other forms (a T, an offset, Unix time) still become dates and times,
+    converted by Python; the column's fields come after SQLite's in the line."""
+    conn = sqlite3.connect(":memory:")
+    conn.text_factory = _text
+    conn.execute("CREATE TABLE t (m DATETIME, d DATE, f BOOLEAN, i INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [
+        ("2024-01-02T03:04:05+09:00", "2024-01-02", "true", 1), (0, None, 1, None)])  # fmt: skip
+    columns = read_source(conn).tables[0].columns
+    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+        ("timestamp with time zone", False), ("date", True), ("boolean", False),
+        ("bigint", True)]  # fmt: skip
+    rows = Rows(columns)
+    assert [c.name for c in rows.columns] == ["d", "i", "m", "f"]
+    assert b"".join(rows.blocks(conn.execute(rows.select("t")))) == (
+        b"2024-01-02\t1\t2024-01-01 18:04:05.000000+00\tt\n"
+        b"\\N\t\\N\t1970-01-01 00:00:00.000000+00\tt\n")  # fmt: skip
