@@ -329,7 +329,9 @@ def test_a_restore_follows_the_live_timeline_not_the_newest_in_the_archive():
     from pgkura.pitr.restore import along
 
     at = datetime(2026, 12, 1, tzinfo=UTC)
-    on_2 = BaseBackup("20261201-000000F", "full", at, at, 1, 1, wal_start="000000020000000000000005")
+    on_2 = BaseBackup(
+        "20261201-000000F", "full", at, at, 1, 1, wal_start="000000020000000000000005"
+    )
     assert along(None, on_2) == []  # the server is down: pgBackRest's default, the newest
     assert along(2, on_2) == ["--target-timeline=current"]  # no history file needed
     assert along(3, on_2) == ["--target-timeline=3"]  # across a switch: named
