@@ -245,10 +245,15 @@ def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
 
 # How PostgreSQL prints what SQLite wrote, where `Form.read` expects Python's check: a double
 # SQLite wrote as Python's repr (`schema.shortest`) is printed the shortest way too, without
-# the ".0" of a whole number (extra_float_digits at its default, 1)
+# the ".0" of a whole number (extra_float_digits at its default, 1). Dates and times in
+# SQLite's form are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC): to_char
+# costs more than the rest of the read-back; a time SQLite wrote has no fraction of a second,
+# so one stored would show (".5.000000+00") and differ.
 _READ_AS_SQLITE_WROTE = {
     "double precision": "CASE WHEN {0}::text ~ '^-?[0-9]+$' THEN {0}::text || '.0' "
-    "ELSE {0}::text END"
+    "ELSE {0}::text END",
+    "date": "{0}::text",
+    "timestamp with time zone": "replace({0}::text, '+00', '.000000+00')",
 }
 
 
