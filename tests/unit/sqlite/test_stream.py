@@ -114,3 +114,25 @@ def test_rows_read_ahead_arrive_in_order_and_a_reading_error_reaches_the_caller(
     endless = ahead(iter(int, 1), 2, depth=1)  # never ends by itself
     assert next(endless) == [0, 0]
     endless.close()  # joins the reader: it saw the stop
+
+
+def test_text_that_is_not_utf8_or_holds_nul_is_found_among_plain_text():
+    """Only values with a byte outside ASCII or a NUL are looked at in Python: each such kind is
+    still found next to plain text, and alone."""
+    conn = sqlite3.connect(":memory:")
+    conn.text_factory = _text
+    conn.execute("CREATE TABLE t (ascii TEXT, jp TEXT, mixed TEXT, broken TEXT, nul TEXT)")
+    conn.execute("INSERT INTO t VALUES ('plain', 'plain', 'plain', CAST(x'ff41' AS TEXT), "
+                 "'plain')")  # fmt: skip
+    conn.execute("INSERT INTO t VALUES ('x', '日本語', CAST(x'41ff' AS TEXT), CAST(x'c0' AS TEXT), "
+                 "CAST(x'e697a5006100' AS TEXT))")  # fmt: skip
+    columns = read_source(conn).tables[0].columns
+    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+        ("text", True),
+        ("text", True),
+        ("text", False),
+        ("bytea", False),
+        ("bytea", False),
+    ]
+    assert "holds bytes, str: stored as text" in (columns[2].note or "")
+    assert "NUL" in (columns[4].note or "")
