@@ -343,6 +343,8 @@ def import_sqlite(
                     log("comparing every table with the SQLite file")
                     conn.execute("SET LOCAL bytea_output TO 'hex'")  # bytea read back as sent
                     conn.execute("SET LOCAL extra_float_digits TO 1")  # the shortest doubles
+                    conn.execute("SET LOCAL DateStyle TO 'ISO'")  # dates and times as
+                    conn.execute("SET LOCAL TimeZone TO 'UTC'")  # SQLite writes them
                     wrong = [p for t in tables for p in _compare(conn, t, schema, sent[t.name])]
                     if wrong:
                         raise SqliteImportError("the data read back differs from SQLite's:\n"

@@ -334,13 +334,18 @@ def _stored(conn: sqlite3.Connection, table: Table) -> dict[str, set[str]]:
 
 def _text_kinds(conn: sqlite3.Connection, table: str, column: str) -> tuple[set[type], bool]:
     """Whether the text values are str (UTF-8) or bytes (not), and whether any str holds NUL:
-    whole blocks decoded at once, a value at a time only in a block that fails."""
+    whole blocks decoded at once, a value at a time only in a block that fails. Only values
+    with a byte outside ASCII or a NUL can fail, so SQLite passes on just those, each once."""
     kinds: set[type] = set()
     nul = False
     conn.text_factory = bytes
     try:
-        c = quoted(column)
-        cursor = conn.execute(f"SELECT {c} FROM {quoted(table)} WHERE typeof({c}) = 'text'")  # noqa: S608
+        c, t = quoted(column), quoted(table)
+        odd = f"{c} GLOB '*[^\x01-\x7f]*' OR instr(CAST({c} AS BLOB), x'00')"
+        plain = conn.execute(f"SELECT 1 FROM {t} WHERE typeof({c}) = 'text' AND NOT ({odd})")  # noqa: S608
+        kinds |= {str} if plain.fetchone() else set()  # ASCII without NUL
+        cursor = conn.execute(f"SELECT DISTINCT {c} COLLATE BINARY FROM {t} "  # noqa: S608
+                              f"WHERE typeof({c}) = 'text' AND ({odd})")  # fmt: skip
         while block := [r[0] for r in cursor.fetchmany(4096)]:
             try:
                 nul = nul or "\x00" in b"\n".join(block).decode()

@@ -16,18 +16,21 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import queue
 import re
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import sql
 
 from pgkura.sqlite.schema import Column, quoted
 
 Buffer = bytes | bytearray | memoryview
+T = TypeVar("T")
 
 _ESCAPES = {  # the backslash first: SQLite's replace() calls go in this order
     "\\": "\\\\",
@@ -153,8 +156,8 @@ class Rows:
         """`size` rows at a time (memory stays flat), each block counted before it is yielded.
         A block is handled column by column (map and join run in C), so Python's own code runs
         only to convert a value it has not seen recently."""
-        rows, skip = iter(rows), 1 if self.line else 0  # SQLite's part of the line comes first
-        while block := list(itertools.islice(rows, size)):
+        skip = 1 if self.line else 0  # SQLite's part of the line comes first
+        for block in ahead(rows, size):
             columns: list[Any] = list(zip(*block, strict=True))
             if skip:
                 columns[0] = b"\n".join(columns[0]).decode().split("\n")
@@ -172,6 +175,45 @@ class Rows:
             yield ("\n".join(lines) + "\n").encode()
             if self.count == 10 * size:
                 _forget_unrepeated(self.fields)
+
+
+def ahead(rows: Iterable[T], size: int, depth: int = 4) -> Iterator[list[T]]:
+    """Blocks of `size` rows read on a second thread while the caller handles the ones before:
+    SQLite steps (and formats its part of each line) without holding Python's GIL, so reading
+    and converting overlap. At most `depth` blocks wait (memory stays flat); a reading error is
+    raised in the caller, and the reader stops when the caller does."""
+    ready: queue.Queue[list[T] | BaseException] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: list[T] | BaseException) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            source = iter(rows)
+            while not stop.is_set():
+                block = list(itertools.islice(source, size))
+                put(block)
+                if not block:
+                    return
+        except BaseException as exc:  # handed to the caller, who raises it
+            put(exc)
+
+    reader = threading.Thread(target=read, name="sqlite-reader", daemon=True)
+    reader.start()
+    try:
+        while block := ready.get():
+            if isinstance(block, BaseException):
+                raise block
+            yield block
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _field(form: Form, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -203,10 +245,15 @@ def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
 
 # How PostgreSQL prints what SQLite wrote, where `Form.read` expects Python's check: a double
 # SQLite wrote as Python's repr (`schema.shortest`) is printed the shortest way too, without
-# the ".0" of a whole number (extra_float_digits at its default, 1)
+# the ".0" of a whole number (extra_float_digits at its default, 1). Dates and times in
+# SQLite's form are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC): to_char
+# costs more than the rest of the read-back; a time SQLite wrote has no fraction of a second,
+# so one stored would show (".5.000000+00") and differ.
 _READ_AS_SQLITE_WROTE = {
     "double precision": "CASE WHEN {0}::text ~ '^-?[0-9]+$' THEN {0}::text || '.0' "
-    "ELSE {0}::text END"
+    "ELSE {0}::text END",
+    "date": "{0}::text",
+    "timestamp with time zone": "replace({0}::text, '+00', '.000000+00')",
 }
 
 

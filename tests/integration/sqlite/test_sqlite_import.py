@@ -523,3 +523,44 @@ def test_doubles_sqlite_wrote_are_checked_to_the_last_bit(pg_server, database, t
     monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
     with pytest.raises(SqliteImportError, match="checksums differ"):
         import_sqlite(path, target, log=lambda _m: None)
+
+
+@pytest.mark.parametrize("change", [None, "UPDATE t SET m = m + interval '1 microsecond'",
+                                    "UPDATE t SET d = d + 1 WHERE d = '2024-02-29'"])  # fmt: skip
+def test_dates_and_times_sqlite_wrote_are_checked_whatever_the_server_shows(
+    pg_server, database, tmp_path, monkeypatch, change
+):
+    """Dates and times in SQLite's own form are written by SQLite and read back as PostgreSQL
+    prints them, on a server whose time zone and date style are not UTC's and ISO's: equal when
+    nothing changed, and a microsecond is noticed."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    path = tmp_path / "times.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (d DATE, m DATETIME)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [("2024-02-29", "2024-02-29 23:59:59"),
+                         ("0001-01-01", "1900-01-01 00:00:00"), (None, None)])  # fmt: skip
+    conn.close()
+    url = pg_server.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {database} SET TimeZone TO 'Asia/Tokyo'")
+        conn.execute(f"ALTER DATABASE {database} SET DateStyle TO 'SQL, DMY'")
+    target = load_settings(tmp_path, {"DATABASE_URL": url}).target
+    columns = sqlite_import.dry_run(path, "public").tables[0].columns
+    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+        ("date", True), ("timestamp with time zone", True)]  # fmt: skip
+    original = sqlite_import._advance_identities
+
+    def then_tamper(conn, tables, schema):
+        original(conn, tables, schema)
+        conn.execute(change)
+
+    if change is None:
+        assert import_sqlite(path, target, log=lambda _m: None).rows == 3
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT m::text FROM t WHERE d = '2024-02-29'").fetchone() \
+                == ("01/03/2024 08:59:59 JST",)  # fmt: skip
+        return
+    monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
+    with pytest.raises(SqliteImportError, match="checksums differ"):
+        import_sqlite(path, target, log=lambda _m: None)

@@ -6,11 +6,12 @@ import dataclasses
 import sqlite3
 from datetime import datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pgkura.sqlite.schema import Column, _text, read_source
-from pgkura.sqlite.stream import Rows, checksum, text
+from pgkura.sqlite.stream import Rows, ahead, checksum, text
 
 texts = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)))
 
@@ -60,7 +61,7 @@ def test_sqlite_writes_the_copy_text_python_would(rows, size):
     """The fields SQLite writes itself (integers, escaped text, blobs, flags, canonical dates
     and times, numbers whose text is Python's) are the bytes, and the checksum, of Python's
     conversion of the same values."""
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(":memory:", check_same_thread=False)  # read on a second thread
     conn.text_factory = _text
     conn.execute("CREATE TABLE t (i INTEGER, s TEXT, b BLOB, f BOOLEAN, d DATE, m DATETIME, "
                  "n NUMERIC)")  # fmt: skip
@@ -83,7 +84,7 @@ def test_sqlite_writes_the_copy_text_python_would(rows, size):
 def test_values_outside_sqlites_own_form_are_converted_by_python():
     """Dates and times in other forms (a T, an offset, Unix time) still become dates and times,
     converted by Python; the column's fields come after SQLite's in the line."""
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(":memory:", check_same_thread=False)  # read on a second thread
     conn.text_factory = _text
     conn.execute("CREATE TABLE t (m DATETIME, d DATE, f BOOLEAN, i INTEGER)")
     conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [
@@ -97,3 +98,41 @@ def test_values_outside_sqlites_own_form_are_converted_by_python():
     assert b"".join(rows.blocks(conn.execute(rows.select("t")))) == (
         b"2024-01-02\t1\t2024-01-01 18:04:05.000000+00\tt\n"
         b"\\N\t\\N\t1970-01-01 00:00:00.000000+00\tt\n")  # fmt: skip
+
+
+def test_rows_read_ahead_arrive_in_order_and_a_reading_error_reaches_the_caller():
+    """The reader thread hands over every block in order, raises its error in the caller, and
+    stops when the caller does (no thread left reading)."""
+    assert list(ahead(range(10), 4)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+    def broken():
+        yield 1
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        list(ahead(broken(), 1))
+    endless = ahead(iter(int, 1), 2, depth=1)  # never ends by itself
+    assert next(endless) == [0, 0]
+    endless.close()  # joins the reader: it saw the stop
+
+
+def test_text_that_is_not_utf8_or_holds_nul_is_found_among_plain_text():
+    """Only values with a byte outside ASCII or a NUL are looked at in Python: each such kind is
+    still found next to plain text, and alone."""
+    conn = sqlite3.connect(":memory:")
+    conn.text_factory = _text
+    conn.execute("CREATE TABLE t (ascii TEXT, jp TEXT, mixed TEXT, broken TEXT, nul TEXT)")
+    conn.execute("INSERT INTO t VALUES ('plain', 'plain', 'plain', CAST(x'ff41' AS TEXT), "
+                 "'plain')")  # fmt: skip
+    conn.execute("INSERT INTO t VALUES ('x', '日本語', CAST(x'41ff' AS TEXT), CAST(x'c0' AS TEXT), "
+                 "CAST(x'e697a5006100' AS TEXT))")  # fmt: skip
+    columns = read_source(conn).tables[0].columns
+    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+        ("text", True),
+        ("text", True),
+        ("text", False),
+        ("bytea", False),
+        ("bytea", False),
+    ]
+    assert "holds bytes, str: stored as text" in (columns[2].note or "")
+    assert "NUL" in (columns[4].note or "")
