@@ -114,6 +114,8 @@ def dry_run(path: Path, schema: str) -> Preview:
     conn = open_readonly(path)
     try:
         source = read_source(conn, path)
+    except sqlite3.DatabaseError as exc:  # damage the quick check did not reach
+        raise damaged(path, exc) from None
     finally:
         conn.close()
     steps = plan(source, schema).all()  # first: planning names what it cannot carry

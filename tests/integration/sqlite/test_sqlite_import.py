@@ -307,9 +307,9 @@ def make_damaged(tmp_path: Path) -> dict[str, Path]:
 
 def test_a_damaged_or_cut_off_file_is_refused_in_two_lines(pg_server, database, tmp_path):
     url = pg_server.url(database)
-    for name, path in make_damaged(tmp_path).items():
-        refused = cli(tmp_path, url, str(path))
-        assert refused.returncode == 1, name
+    for (name, path), dry in itertools.product(make_damaged(tmp_path).items(), ([], ["--dry-run"])):
+        refused = cli(tmp_path, url, str(path), *dry)
+        assert refused.returncode == 1, (name, dry)
         assert "Traceback" not in refused.stderr, name
         lines = refused.stderr.strip().splitlines()
         assert len(lines) <= 2, refused.stderr
