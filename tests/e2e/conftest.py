@@ -21,7 +21,6 @@ import pytest
 
 from pgkura.config.settings import DEFAULT_BASE_IMAGE
 from tests.conftest import ROOT, free_port, run_invoke
-from tests.integration.conftest import s3_server  # noqa: F401 (a fixture: off-site copies)
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
 TARGET = os.environ.get("PGKURA_E2E_TARGET", "full")

@@ -24,7 +24,7 @@ import pytest
 from pgkura.config.settings import load_settings
 from pgkura.engines.docker.volume_check import mount_problem
 from tests.conftest import INVOKE, ROOT, large_objects_sql, run_invoke, small_disk
-from tests.integration.conftest import S3Server
+from tests.s3 import S3Server
 
 from .conftest import Project
 
