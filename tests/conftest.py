@@ -19,7 +19,7 @@ import pytest
 
 from pgkura.clusters.local import root_home
 
-pytest_plugins = ["tests.scheduling"]  # the `runners` fixture, for both tiers
+pytest_plugins = ["tests.scheduling", "tests.s3"]  # `runners` and `s3_server`, for every tier
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SCHEMA = ROOT / "examples" / "documents"  # migrations/ and their schema.sql

@@ -21,7 +21,6 @@ import pytest
 
 from pgkura.config.settings import DEFAULT_BASE_IMAGE
 from tests.conftest import ROOT, free_port, run_invoke
-from tests.integration.conftest import s3_server  # noqa: F401 (a fixture: off-site copies)
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vector_only"
 TARGET = os.environ.get("PGKURA_E2E_TARGET", "full")
@@ -36,8 +35,11 @@ def _engine_problem() -> str | None:
     return None
 
 
-def _base_image() -> str:
-    """The stand-in built by ../shared/ci/docker-env.sh where it exists, else the real one."""
+def base_image() -> str:
+    """PG_BASE_IMAGE, else the stand-in built by ../shared/ci/docker-env.sh where it exists,
+    else the real one."""
+    if os.environ.get("PG_BASE_IMAGE"):
+        return os.environ["PG_BASE_IMAGE"]
     standin = "local/pgvector-standin:pg18"
     found = subprocess.run(
         ["docker", "image", "inspect", standin], capture_output=True, check=False
@@ -81,7 +83,7 @@ class Project:
             "PGKURA_STANDBY_DIR": str(base / "standby"),  # nor the checkout's .pgkura/
             "PGKURA_IMAGE": "pgkura-postgres:e2e",
             "PGKURA_BUILD_TARGET": TARGET,
-            "PG_BASE_IMAGE": os.environ.get("PG_BASE_IMAGE") or _base_image(),
+            "PG_BASE_IMAGE": base_image(),
             "PGKURA_INIT_SQL": str(self.schema / "init.sql"),
             "PGKURA_MIGRATIONS_DIR": str(self.schema / "migrations"),
             "PGKURA_EXTENSIONS": extensions,

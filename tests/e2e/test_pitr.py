@@ -6,6 +6,7 @@ container on the project's network, archived to, lost for a while, and restored 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -314,6 +315,7 @@ def test_a_full_queue_drops_wal_rather_than_fill_pg_wal_and_doctor_names_the_gap
         eventually(lambda: value(p, "SELECT last_archived_wal FROM pg_stat_archiver")
                    == switched[-1] and value(p, ready) == "0", "WAL dropped")  # fmt: skip
         p.sql("INSERT INTO notes (content) VALUES ('まだ動いている')")
+        in_the_gap = value(p, NOW_IN_JST)
         logs = subprocess.run(["docker", "logs", p.container], capture_output=True, text=True,
                               check=False)  # fmt: skip
         assert "dropped WAL file" in logs.stdout + logs.stderr  # pgBackRest's own warning
@@ -332,6 +334,18 @@ def test_a_full_queue_drops_wal_rather_than_fill_pg_wal_and_doctor_names_the_gap
     assert "off-site repository" in gap
     assert "restores to a time between" in gap
     assert "take a full base backup" in gap
+    listed = p.invoke("db.backups", "--json")
+    assert listed.returncode == 0, listed.stderr
+    holes = json.loads(listed.stdout)["point_in_time"]["gaps"]
+    assert {h["repository"] for h in holes} == {"local", "off-site"}
+    assert all(h["to"] is None for h in holes)
+    assert "cannot reach" in p.invoke("db.backups").stdout
+    volumes = docker("volume", "ls", "-q")
+    refused = p.invoke("db.restore-to", in_the_gap, "--yes")
+    assert refused.returncode != 0
+    assert "is inside a hole of the WAL archive" in refused.stderr, refused.stderr
+    assert "none after it until a new base backup" in refused.stderr
+    assert docker("volume", "ls", "-q") == volumes  # refused before anything was made
 
     assert p.invoke("db.basebackup").returncode == 0
     gap = finding(p, "WAL archive")

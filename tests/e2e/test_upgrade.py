@@ -23,10 +23,11 @@ import pytest
 
 from pgkura.config.settings import load_settings
 from pgkura.engines.docker.volume_check import mount_problem
+from pgkura.upgrade.major import make_plan
 from tests.conftest import INVOKE, ROOT, large_objects_sql, run_invoke, small_disk
-from tests.integration.conftest import S3Server
+from tests.s3 import S3Server
 
-from .conftest import Project
+from .conftest import Project, base_image
 
 pytestmark = pytest.mark.e2e
 OLD_17 = "local/postgres-standin:17"
@@ -358,3 +359,18 @@ def test_doctor_says_when_it_cannot_look_at_the_volume(engine, tmp_path):
     assert result.returncode == 1
     assert "[FAIL] data volume cannot look" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_the_upgrades_backup_is_taken_in_the_projects_compression(engine, tmp_path, compression):
+    """PGKURA_BACKUP_COMPRESSION, as for every backup: the plan (from a host directory that
+    holds a PostgreSQL 17 cluster, surveyed in a container) says it, and the dump uses it."""
+    (tmp_path / "old" / "data").mkdir(parents=True)
+    (tmp_path / "old" / "data" / "PG_VERSION").write_text("17\n")
+    env = {"POSTGRES_PASSWORD": "x", "PGKURA_ENV_FILE": str(tmp_path / "none.env"),
+           "PGKURA_BACKUP_DIR": str(tmp_path / "backups"),
+           "PGKURA_BACKUP_COMPRESSION": compression}  # fmt: skip
+    settings = load_settings(tmp_path, {**env, "PGKURA_IMAGE": base_image()})
+    plan = make_plan(settings, from_dir=str(tmp_path / "old"))
+    assert plan.compression == compression
+    assert f"pg_dumpall 18, {compression} → " in "\n".join(plan.lines())

@@ -27,7 +27,6 @@ import pytest
 from tests.conftest import INVOKE, with_examples
 from tests.e2e.conftest import Project, engine  # noqa: F401 (a fixture)
 from tests.e2e.test_upgrade import docker
-from tests.integration.conftest import s3_server  # noqa: F401 (a fixture)
 
 from .data import generate_sql, psql
 from .load import Load

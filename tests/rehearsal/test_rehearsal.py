@@ -22,7 +22,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 from tests.e2e.test_upgrade import OLD_17, _image, docker
-from tests.integration.conftest import S3Server
+from tests.s3 import S3Server
 
 from .conftest import SIZE_MB, UPGRADE_MB, Rehearsal, timed
 from .data import FINGERPRINT_SQL, LOAD_FINGERPRINT_SQL, fingerprint, generate_sql, psql

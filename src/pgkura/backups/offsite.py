@@ -34,10 +34,10 @@ from pgkura.backups.store import (
     manifest_path,
     own_backups,
     plan_retention,
-    write_private,
 )
 from pgkura.config.offsite import Offsite
 from pgkura.errors import PgkuraError
+from pgkura.private_files import write_private
 from pgkura.progress import QUIET, Meter, Reporter
 from pgkura.retention import Policy
 from pgkura.validation import redact_url
@@ -267,7 +267,7 @@ class RemoteStore:
                     "SHA-256: it is damaged or was changed. Nothing was restored or changed.\n→ "
                     "choose another backup (`invoke db.backups --remote`)"
                 )
-            write_private(manifest_path(local), json.dumps(backup.manifest).encode())
+            write_private(manifest_path(local), json.dumps(backup.manifest))
             yield local
 
     @contextmanager

@@ -12,9 +12,7 @@ which database a file holds and what it is for: safety copies taken before a res
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,20 +66,6 @@ def _created_at(text: object) -> datetime | None:
     except ValueError:
         return None
     return when.replace(tzinfo=UTC) if when and when.tzinfo is None else when
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, readable by the owner only."""
-    fd, tmp = tempfile.mkstemp(prefix=".pgkura-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from pgkura.backups.store import (
     Backup,
     BackupStore,
     manifest_path,
-    write_private,
 )
 from pgkura.compression.gzip_blocks import BLOCK, ParallelGzipWriter
 from pgkura.config.settings import Settings
@@ -39,6 +38,7 @@ from pgkura.dsn import Target
 from pgkura.engines.pg_tools import Tool, choose, container_tool, could_not_connect
 from pgkura.errors import ConfigError, PgkuraError
 from pgkura.file_lock import locked
+from pgkura.private_files import fsync_dir, write_private
 from pgkura.progress import QUIET, Meter, Reporter
 from pgkura.replication.roles import require_primary
 from pgkura.retention import Policy
@@ -254,7 +254,7 @@ def record(final: Path, dumped: Dumped, **fields: object) -> Backup:
         "plain_size": dumped.plain_size,
         "sha256": dumped.sha256,
     }
-    write_private(manifest_path(final), json.dumps(manifest, indent=2).encode() + b"\n")
+    write_private(manifest_path(final), json.dumps(manifest, indent=2) + "\n")
     return Backup(final, manifest)
 
 
@@ -380,7 +380,7 @@ def dump_into(
             out.flush()
             os.fsync(out.fileno())
             os.link(tmp, final)  # never overwrites an existing backup
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             return Dumped(writer.sha256, writer.size, writer.plain_size, head)
         except BaseException as exc:
             writer.abort()
@@ -437,11 +437,3 @@ def _check_writable(directory: Path) -> None:
     """Fail before dumping, not after: create and remove a probe file."""
     with tempfile.NamedTemporaryFile(prefix=".pgkura-probe-", dir=directory):
         pass
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

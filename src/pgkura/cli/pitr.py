@@ -45,7 +45,13 @@ def base_backup_facts(settings: Settings) -> dict[str, Any]:
     same)."""
     from pgkura.connect.connection import connect
     from pgkura.engines.docker.compose import container_state
-    from pgkura.engines.docker.pgbackrest import archiver, backups, window_line
+    from pgkura.engines.docker.pgbackrest import (
+        SEGMENT_BYTES,
+        archiver,
+        backups,
+        wal_gaps,
+        window_line,
+    )
     from pgkura.errors import PgkuraError
 
     try:
@@ -53,10 +59,16 @@ def base_backup_facts(settings: Settings) -> dict[str, Any]:
     except PgkuraError as exc:
         return {"problem": f"cannot read pgBackRest's repository: {exc}", "base_backups": []}
     state = container_state(settings)
-    archived_at = None
+    archived_at, segment_bytes = None, SEGMENT_BYTES
     if state is not None and state.running:
         with connect(settings.target, purpose="backups") as conn:
-            archived_at = archiver(conn).archived_at
+            live = archiver(conn)
+        archived_at, segment_bytes = live.archived_at, live.segment_bytes
+    gaps_problem = None
+    try:
+        gaps = [g.facts() for g in wal_gaps(settings, found, segment_bytes)] if found else []
+    except PgkuraError as exc:
+        gaps, gaps_problem = [], f"cannot list the WAL archive for gaps: {exc}"
     return {
         "problem": None,
         "base_backups": [
@@ -64,6 +76,8 @@ def base_backup_facts(settings: Settings) -> dict[str, Any]:
              "ended": b.stopped, "size": b.size, "stored": b.stored} for b in found
         ],
         "window": window_line(found, archived_at),
+        "gaps": gaps,
+        "gaps_problem": gaps_problem,
         "archived_at": archived_at,
         "stanza": status,
     }  # fmt: skip
@@ -71,7 +85,7 @@ def base_backup_facts(settings: Settings) -> dict[str, Any]:
 
 def show_base_backups(facts: dict[str, Any], out: Output) -> None:
     from pgkura.cli.report import table
-    from pgkura.engines.docker.pgbackrest import local
+    from pgkura.engines.docker.pgbackrest import hole_line, local
     from pgkura.units import size
 
     if facts["problem"]:
@@ -84,6 +98,10 @@ def show_base_backups(facts: dict[str, Any], out: Output) -> None:
         out.line(table(heads, rows))
     stanza = facts["stanza"]
     out.line(facts["window"] + ("" if stanza == "ok" else f" (stanza: {stanza})"))
+    for gap in facts["gaps"]:
+        out.line(f"  {hole_line(gap)}", "warn")
+    if facts["gaps_problem"]:
+        out.line(f"  {facts['gaps_problem']}", "warn")
     out.line()
 
 

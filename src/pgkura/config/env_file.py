@@ -7,6 +7,7 @@ import os
 import re
 
 from pgkura.config.settings import Settings
+from pgkura.private_files import write_private
 
 
 def set_value(settings: Settings, name: str, value: str, note: str) -> str:
@@ -25,8 +26,5 @@ def set_value(settings: Settings, name: str, value: str, note: str) -> str:
     else:
         text = text + ("" if not text or text.endswith("\n") else "\n") + f"# {note}\n{line}\n"
     mode = path.stat().st_mode & 0o777 if path.is_file() else 0o600
-    tmp = path.with_name(path.name + ".pgkura-tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    write_private(path, text, mode=mode)
     return f"{path}: {line}"

@@ -4,12 +4,11 @@ collector (which reads `*.prom` files and must never see one half-written)."""
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgkura.errors import PgkuraError
+from pgkura.private_files import write_private
 
 TEXTFILE_SUFFIX = ".prom"
 
@@ -63,22 +62,10 @@ def write_textfile(path: Path, text: str) -> None:
             f"only *{TEXTFILE_SUFFIX} files\n→ name it e.g. pgkura{TEXTFILE_SUFFIX} in the "
             "collector's directory (--collector.textfile.directory)"
         )
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".pgkura-metrics-", suffix=".tmp", dir=path.parent)
+    try:  # facts, no secrets: readable by node_exporter's user
+        write_private(path, text, mode=0o644)
     except OSError as exc:
         raise _unwritable(path, exc) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # facts, no secrets; node_exporter runs as another user
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _unwritable(path, exc) from None
-        raise
 
 
 def _unwritable(path: Path, exc: OSError) -> PgkuraError:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from pgkura.cache import cache_dir
+from pgkura.private_files import write_private
 
 _CHECKING_CODE = ("files.py", "sql_rules.py", "sql_text.py", "parse_cache.py")
 Slices = list[tuple[int, int]]
@@ -65,9 +64,6 @@ class ParseCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".parsed-")
-            with os.fdopen(fd, "w") as out:
-                json.dump({"stamp": self.stamp, "files": self.seen}, out)
-            os.replace(tmp, self.path)
+            write_private(self.path, json.dumps({"stamp": self.stamp, "files": self.seen}))
         except OSError:
             pass  # a read-only home, a full disk: the next run parses again

@@ -3,7 +3,8 @@ archive, into a NEW volume; the live volume is never written to and stays as the
 
 The steps, each refusing to go on if the one before did not succeed:
  1. the live server (when it runs) hands its newest WAL to the archive (`pgbackrest check`);
- 2. a base backup that ended before the moment is chosen (else: the window, and refuse);
+ 2. a base backup that ended before the moment is chosen, with no WAL missing between (else:
+    the window or the hole, and refuse);
  3. a new volume is made and `pgbackrest restore --type=time` fills it;
  4. a helper server starts on it, with the project's own command and settings: it replays the
     WAL up to the moment and is promoted onto a new timeline; pgkura checks that, then clears
@@ -91,19 +92,56 @@ def make_plan(settings: Settings, moment: datetime, to_volume: str = "") -> Plan
             f"{pgbackrest.local(moment)} has not happened yet (now: {pgbackrest.local(now)})"
         )
     found, _ = pgbackrest.backups(settings)
+    gaps = pgbackrest.wal_gaps(settings, found, _segment_bytes(settings)) if found else []
+    backup = choose_backup(found, gaps, moment)
+    stamp = now.strftime("%Y%m%d%H%M%S")
+    to_volume = VOLUME.flag(to_volume or None, "--to-volume") or ""
+    target = to_volume or f"{settings.compose_project}_pgdata_pitr_{stamp}"
+    return Plan(moment, backup, settings.volume, target)
+
+
+def choose_backup(
+    found: list[pgbackrest.BaseBackup], gaps: list[pgbackrest.Gap], moment: datetime
+) -> pgbackrest.BaseBackup:
+    """The newest base backup that ended before `moment`, from the local repository (faster)
+    unless WAL it lacks lies between, then from the off-site one; PitrError, before anything
+    is made, when the moment is before every base backup or inside a hole of every repository
+    that has one."""
     before = [b for b in found if b.stopped <= moment]
-    # the local repository when it has one (faster), else the off-site one
-    before = [b for b in before if b.repo == min(b.repo for b in before)]
     if not before:
         reach = f"from {pgbackrest.local(found[0].stopped)} on" if found else "nothing yet"
         raise pgbackrest.PitrError(
             f"no base backup ended before {pgbackrest.local(moment)}: a restore can reach {reach}\n"
             "→ choose a later moment (`invoke db.backups` shows the window)"
         )
-    stamp = now.strftime("%Y%m%d%H%M%S")
-    to_volume = VOLUME.flag(to_volume or None, "--to-volume") or ""
-    target = to_volume or f"{settings.compose_project}_pgdata_pitr_{stamp}"
-    return Plan(moment, before[-1], settings.volume, target)
+    holes = []
+    for repo in sorted({b.repo for b in before}):
+        in_repo = [g for g in gaps if g.repo == repo and g.covers(moment)]
+        if not in_repo:
+            return [b for b in before if b.repo == repo][-1]
+        holes += in_repo
+    earlier = pgbackrest.local(max(g.since for g in holes))
+    ends = [g.until for g in holes if g.until is not None]
+    later = (
+        f"from {pgbackrest.local(min(ends))} on"
+        if ends
+        else "none after it until a new base backup (`invoke db.basebackup --type full`)"
+    )
+    hole = pgbackrest.hole_line(holes[0].facts())
+    raise pgbackrest.PitrError(
+        f"{pgbackrest.local(moment)} is inside a hole of the WAL archive: {hole}\n"
+        f"→ the nearest moments a restore reaches: up to {earlier}, and {later}"
+    )
+
+
+def _segment_bytes(settings: Settings) -> int:
+    """The server's WAL segment size (it names the archive's files); initdb's default when
+    the server is down."""
+    state = container_state(settings)
+    if state is None or not state.running:
+        return pgbackrest.SEGMENT_BYTES
+    with connect(settings.target, purpose="restore to a moment") as conn:
+        return pgbackrest.archiver(conn).segment_bytes
 
 
 @dataclass(frozen=True)

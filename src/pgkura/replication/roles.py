@@ -10,7 +10,6 @@ the promotion's was left behind by it, and writing there would split the data in
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from pgkura.config.settings import Settings
 from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
+from pgkura.private_files import write_private
 
 if TYPE_CHECKING:  # psycopg is imported where a connection is made: a backup through
     import psycopg  # `docker exec` never needs it
@@ -51,19 +51,15 @@ class Node:
     primary_host: str | None = None  # a standby's: where it streams from
 
 
-def write_private(path: Path, text: str) -> None:
-    """Written whole under a temporary name created owner-only, then renamed: the directory
-    holds the replication password, never readable by others, not even for a moment."""
+def write_record(path: Path, text: str) -> None:
+    """A file of PGKURA_STANDBY_DIR (it holds the replication password): the directory made
+    owner-only, the file written whole and never readable by others."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(temporary, path)
+    write_private(path, text)
 
 
 def write_json(path: Path, data: object) -> None:
-    write_private(path, json.dumps(data, indent=2) + "\n")
+    write_record(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_promotion(settings: Settings) -> Promotion | None:

@@ -136,7 +136,7 @@ def _replication_role(settings: Settings, conn: psycopg.Connection, log: Log) ->
         password = path.read_text().strip()
     else:
         password = secrets.token_urlsafe(32)  # no ':' or '\\': a passfile line as it is
-        roles.write_private(path, password + "\n")
+        roles.write_record(path, password + "\n")
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (roles.ROLE,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
     if not exists:

@@ -36,11 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgkura.backups.store import write_private
 from pgkura.config.schedule import Schedule
 from pgkura.config.settings import Settings
 from pgkura.errors import PgkuraError
 from pgkura.file_lock import is_locked, locked
+from pgkura.private_files import write_private
 from pgkura.schedule import result as run_result
 
 Log = Callable[[str], None]
@@ -95,7 +95,7 @@ def read_state(settings: Settings) -> dict[str, Any]:
 
 
 def _write_state(settings: Settings, state: dict[str, Any]) -> None:
-    write_private(settings.backup_dir / STATE, json.dumps(state, indent=2).encode() + b"\n")
+    write_private(settings.backup_dir / STATE, json.dumps(state, indent=2) + "\n")
 
 
 def runner_active(settings: Settings) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pgkura.config.settings import Settings
 from pgkura.errors import PgkuraError
+from pgkura.private_files import write_private
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,7 @@ def _quoted(arg: str) -> str:
 def install(service: Unit) -> list[str]:
     """Write the unit (0644) and enable it; what was done, or what remains to do by hand."""
     service.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = service.path.with_name(service.path.name + ".tmp")
-    tmp.write_text(service.text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, service.path)
+    write_private(service.path, service.text, mode=0o644)
     done = [f"wrote {service.path}"]
     return done + _systemctl(service, ["daemon-reload"], ["enable", "--now", service.name])
 

@@ -88,6 +88,7 @@ class Plan:
     free_docker_kib: int
     free_backup_kib: int
     backup_dir: Path
+    compression: str  # the backup's, PGKURA_BACKUP_COMPRESSION like every backup
 
     @property
     def need_volume_kib(self) -> int:
@@ -103,7 +104,8 @@ class Plan:
             f"from: {kind} {self.source}: PostgreSQL {self.cluster.major} in "
             f"{self.cluster.layout}, {_mib(self.cluster.size_kib)}",
             f"old server: {self.old_image} (no network; a private socket)",
-            f"backup of the old cluster first: pg_dumpall {SERVER_MAJOR} → {self.backup_dir}/ "
+            f"backup of the old cluster first: pg_dumpall {SERVER_MAJOR}, {self.compression} "
+            f"→ {self.backup_dir}/ "
             f"(needs about {_mib(self.need_backup_kib)}, {_mib(self.free_backup_kib)} free)",
             f"to: a new volume {self.target} with PostgreSQL {SERVER_MAJOR} (needs about "
             f"{_mib(self.need_volume_kib)}, {_mib(self.free_docker_kib)} free where Docker "
@@ -155,7 +157,7 @@ def make_plan(
     settings.backup_dir.mkdir(parents=True, exist_ok=True)
     plan = Plan(source, bool(from_dir), cluster, image, target, found.free_kib,
                 shutil.disk_usage(settings.backup_dir).free // 1024,
-                settings.backup_dir)  # fmt: skip
+                settings.backup_dir, settings.backup_compression)  # fmt: skip
     short = [
         f"{where}: about {_mib(need)} needed, {_mib(free)} free"
         for where, need, free in (
@@ -449,7 +451,7 @@ def _dump(
     estimate, stop = plan.cluster.size_kib * 1024, lambda: remove(names.dump, timeout_s=0)
     dump = Prepared(tool, "the old cluster", str(plan.cluster.major), estimate, stop)
     backup = take_backup(settings, dbname=f"{Path(plan.source).name}_pg{plan.cluster.major}",
-                         mode="cluster", compression="gzip", reason="before upgrading",
+                         mode="cluster", compression=plan.compression, reason="before upgrading",
                          purpose="upgrade", log=log, progress=progress, prepared=dump)  # fmt: skip
     check = verify(backup.path, progress)
     if not check.ok:

@@ -21,8 +21,7 @@ from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.offsite import Offsite
 from pgkura.progress import Reporter
 from tests.conftest import TOKEN, free_port, run_invoke
-
-from ..conftest import S3Server
+from tests.s3 import S3Server
 
 PREFIX = "prod/app"
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from datetime import UTC, datetime, timedelta, timezone
@@ -11,12 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pgkura.cli.output import Output
+from pgkura.cli.pitr import show_base_backups
 from pgkura.config.settings import load_settings
 from pgkura.engines.chosen import engine_for
 from pgkura.engines.docker.compose import PITR_FILE, compose_files
 from pgkura.engines.docker.pgbackrest import (
     Archiver,
     BaseBackup,
+    Gap,
     PitrError,
     archiving_finding,
     auto_kind,
@@ -24,13 +28,15 @@ from pgkura.engines.docker.pgbackrest import (
     failure,
     find_gaps,
     gap_finding,
+    hole_line,
+    local,
     parse_info,
     require,
     window_line,
 )
 from pgkura.engines.lifecycle import up
 from pgkura.errors import ConfigError, PgkuraError
-from pgkura.pitr.restore import parse_moment
+from pgkura.pitr.restore import choose_backup, parse_moment
 from pgkura.schedule.runner import jobs
 from tests.conftest import ROOT, run_invoke
 
@@ -335,3 +341,60 @@ def test_a_restore_follows_the_live_timeline_not_the_newest_in_the_archive():
     assert along(None, on_2) == []  # the server is down: pgBackRest's default, the newest
     assert along(2, on_2) == ["--target-timeline=current"]  # no history file needed
     assert along(3, on_2) == ["--target-timeline=3"]  # across a switch: named
+
+
+def hole(repo: int, since: int, until: int | None) -> Gap:
+    return Gap(repo, segment(1, 4), segment(1, 6), datetime.fromtimestamp(since, UTC),
+               datetime.fromtimestamp(until, UTC) if until else None)  # fmt: skip
+
+
+def at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def test_a_hole_covers_the_moments_between_its_last_wal_and_the_next_base_backup():
+    closed, open_ = hole(1, 2000, 3000), hole(1, 2000, None)
+    assert [closed.covers(at(t)) for t in (1999, 2000, 2001, 2999, 3000)] == [
+        False, False, True, True, False]  # fmt: skip
+    assert open_.covers(at(10**10))
+
+
+def test_the_window_names_each_hole_as_text_and_as_facts():
+    facts = hole(2, 2000, None).facts()
+    assert facts == {"repository": "off-site", "from": at(2000), "to": None,
+                     "first_missing": segment(1, 4), "last_missing": segment(1, 6)}  # fmt: skip
+    line = hole_line(facts)
+    assert line.startswith(f"cannot reach {local(at(2000))} … now: WAL dropped (")
+    assert "missing in the off-site repository" in line
+    stream = io.StringIO()
+    facts_of_backups = {"problem": None, "base_backups": [], "stanza": "ok",
+                        "window": "point-in-time recovery: can restore to any moment from …",
+                        "gaps": [hole(1, 2000, 3000).facts()], "gaps_problem": None}  # fmt: skip
+    show_base_backups(facts_of_backups, Output(stream))
+    assert f"  cannot reach {local(at(2000))} … {local(at(3000))}: WAL dropped" in stream.getvalue()
+
+
+def test_restore_to_takes_the_newest_backup_before_the_moment_outside_any_hole():
+    local_, offsite = base("L", segment(1, 2), 1000), base("O", segment(1, 2), 1010, repo=2)
+    later = base("L2", segment(1, 8), 3000)
+    found = [local_, offsite, later]
+    assert choose_backup(found, [], at(2500)) is local_
+    # the local repository lacks WAL the off-site one holds: the off-site backup is taken
+    assert choose_backup(found, [hole(1, 2000, 3000)], at(2500)) is offsite
+    # past the hole, the backup that ended after it
+    assert choose_backup(found, [hole(1, 2000, 3000), hole(2, 2000, None)], at(3500)) is later
+    assert choose_backup(found, [hole(1, 2000, 3000)], at(2000)) is local_
+
+
+def test_restore_to_refuses_a_moment_in_a_hole_naming_it_and_the_nearest_moments():
+    found = [base("L", segment(1, 2), 1000), base("O", segment(1, 2), 1010, repo=2)]
+    with pytest.raises(PitrError) as refused:
+        choose_backup(found, [hole(1, 2000, 3000), hole(2, 2100, 2900)], at(2500))
+    first, second = str(refused.value).splitlines()
+    assert first.startswith(f"{local(at(2500))} is inside a hole of the WAL archive: cannot reach")
+    assert second == (f"→ the nearest moments a restore reaches: up to {local(at(2100))}, "
+                      f"and from {local(at(2900))} on")  # fmt: skip
+    with pytest.raises(PitrError, match="none after it until a new base backup"):
+        choose_backup(found[:1], [hole(1, 2000, None)], at(2500))
+    with pytest.raises(PitrError, match="no base backup ended before"):
+        choose_backup(found, [], at(500))

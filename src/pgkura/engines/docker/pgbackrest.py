@@ -14,9 +14,11 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import psycopg
 
@@ -340,6 +342,25 @@ class Gap:
         if self.until is None:
             return text + " → take a full base backup: `invoke db.basebackup --type full`"
         return text + "; a later base backup restores past it"
+
+    def covers(self, moment: datetime) -> bool:
+        """A restore to `moment` from this repository replays through the hole: after the
+        last WAL before it, before the end of the first base backup past it."""
+        return self.since < moment and (self.until is None or moment < self.until)
+
+    def facts(self) -> dict[str, Any]:
+        """The hole in `db.backups`' window (its `--json`; `to` None: no base backup past it)."""
+        return {"repository": where(self.repo), "from": self.since, "to": self.until,
+                "first_missing": self.first, "last_missing": self.last}  # fmt: skip
+
+
+def hole_line(hole: Mapping[str, Any]) -> str:
+    """A Gap's facts in words: the moments no restore reaches."""
+    then = local(hole["to"]) if hole["to"] else "now"
+    return (
+        f"cannot reach {local(hole['from'])} … {then}: WAL dropped ({hole['first_missing']}…"
+        f"{hole['last_missing']} missing in the {hole['repository']} repository)"
+    )
 
 
 def _number(name: str, per_log: int) -> int:

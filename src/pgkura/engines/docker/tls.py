@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from pgkura.config.settings import Settings
 from pgkura.config.tls import CA_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE, Tls
 from pgkura.engines.docker.compose import SERVICE
 from pgkura.errors import ConfigError
+from pgkura.private_files import write_private
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -91,10 +91,11 @@ def make_certificates(settings: Settings, *, force: bool = False) -> list[Path]:
     plain = serialization.NoEncryption()
     pkcs8 = serialization.PrivateFormat.PKCS8
     tls.directory.mkdir(parents=True, exist_ok=True)
-    _write(tls.path(CA_KEY_FILE), ca_key.private_bytes(pem, pkcs8, plain), 0o600)
-    _write(tls.path(KEY_FILE), key.private_bytes(pem, pkcs8, plain), 0o600)
-    _write(tls.path(CA_FILE), ca.public_bytes(pem), 0o644)
-    _write(tls.path(CERT_FILE), server.public_bytes(pem) + ca.public_bytes(pem), 0o644)
+    write_private(tls.path(CA_KEY_FILE), ca_key.private_bytes(pem, pkcs8, plain))
+    write_private(tls.path(KEY_FILE), key.private_bytes(pem, pkcs8, plain))
+    write_private(tls.path(CA_FILE), ca.public_bytes(pem), mode=0o644)
+    certificate = server.public_bytes(pem) + ca.public_bytes(pem)
+    write_private(tls.path(CERT_FILE), certificate, mode=0o644)
     return files
 
 
@@ -105,17 +106,6 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Written under a temporary name with its final mode, then renamed: a key is never
-    readable by others, not even for a moment."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
 
 
 def prepare(settings: Settings, log: Log) -> None:
