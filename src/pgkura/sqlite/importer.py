@@ -27,6 +27,7 @@ from pgkura.connect.connection import connect
 from pgkura.dsn import Target
 from pgkura.errors import PgkuraError
 from pgkura.progress import QUIET, Meter, Reporter
+from pgkura.sqlite import parallel
 from pgkura.sqlite.schema import (
     Column,
     Source,
@@ -335,7 +336,7 @@ def import_sqlite(
                                         unit="rows") as meter:  # fmt: skip
                         rows = 0
                         for t in tables:
-                            sent[t.name] = _copy(source, conn, t, schema, meter, rows)
+                            sent[t.name] = _copy(path, source, conn, t, schema, meter, rows)
                             rows += sent[t.name].count
                     refused += _run(conn, steps.after)
                     _advance_identities(conn, tables, schema)
@@ -406,17 +407,23 @@ def _refuse_existing(conn: psycopg.Connection[Any], tables: list[Table], schema:
         )
 
 
-def _copy(source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table, schema: str,
-          meter: Meter, before: int) -> Rows:  # fmt: skip
-    """Copy one table as COPY text, summing the checksum of what was sent; the meter hears the
-    rows of all tables so far (`before` this one)."""
+def _copy(path: Path, source: sqlite3.Connection, conn: psycopg.Connection[Any], t: Table,
+          schema: str, meter: Meter, before: int) -> Rows:  # fmt: skip
+    """Copy one table as COPY text, summing the checksum of what was sent (a large table read
+    by several processes at once); the meter hears the rows of all tables so far (`before`
+    this one)."""
     rows = Rows(t.columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FREEZE)").format(
         sql.Identifier(schema, t.name), _idents([c.name for c in rows.columns]))  # fmt: skip
+    ranges = parallel.split(source, t)
+    blocks = (parallel.blocks(path, t.name, t.columns, ranges, rows) if ranges
+              else rows.read(source, t.name))  # fmt: skip
+    done = 0
     with conn.cursor().copy(statement) as copy:
-        for block in rows.blocks(source.execute(rows.select(t.name))):
+        for block in blocks:
             copy.write(block)
-            meter.update(before + rows.count, t.name)
+            done += block.count(b"\n")  # a value's own newlines are escaped
+            meter.update(before + done, t.name)
     return rows
 
 

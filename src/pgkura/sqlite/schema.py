@@ -62,7 +62,8 @@ class Column:
     identity: bool = False
     convert: Callable[[Any], Any] = field(default=unchanged, repr=False)
     note: str = ""  # why the type differs from the declaration, when it does
-    in_sqlite_form: bool = False  # every value as SQLite itself writes it for pg_type
+    plain_form: bool = False  # every value in the form of pg_type's COPY text, or one
+    # SQLite or Python writes without converting it (`stream.Rows`)
 
 
 @dataclass
@@ -148,11 +149,11 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """Another read-only connection to a file `open_readonly` has checked."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-    conn.text_factory = _text
+    conn.text_factory = text_or_bytes
     return conn
 
 
-def _text(raw: bytes) -> str | bytes:
+def text_or_bytes(raw: bytes) -> str | bytes:
     """TEXT as str; text that is not UTF-8 stays bytes (reported, then stored as bytea)."""
     try:
         return raw.decode("utf-8")
@@ -310,13 +311,17 @@ def _values(conn: sqlite3.Connection, table: str, column: str, where: str) -> sq
 
 _KINDS = {"integer": int, "real": float, "blob": bytes, "text": str}
 
-# Values SQLite itself writes in the one form the type's COPY text takes (a subset of what the
-# Python conversion accepts): Python need not look at them, and SQLite can format the column.
+# A number whose repr is fixed-point below `{1}` (repr and SQLite agree on the bounds' doubles)
+_FIXED = "({0} = 0 OR abs({0}) >= 1e-4 AND abs({0}) < {1})"
+
+# Values in the one form the type's COPY text takes (a subset of what the Python conversion
+# accepts): Python need not look at them, and SQLite or Python writes them without converting.
 _SQLITE_FORMS = {
     "boolean": "typeof({0}) = 'integer' AND {0} IN (0, 1)",
     "timestamp with time zone": "typeof({0}) = 'text' AND {0} >= '0001' AND datetime({0}) = {0}",
     "date": "typeof({0}) = 'text' AND {0} >= '0001' AND date({0}) = {0}",
-    "numeric": "typeof({0}) = 'integer'",
+    "numeric": "typeof({0}) = 'integer' OR typeof({0}) = 'real' AND "
+    + _FIXED.replace("{1}", "1e16"),
 }
 
 
@@ -352,32 +357,36 @@ def _text_kinds(conn: sqlite3.Connection, table: str, column: str) -> tuple[set[
                 kinds.add(str)
             except UnicodeDecodeError:
                 for value in block:
-                    decoded = _text(value)
+                    decoded = text_or_bytes(value)
                     kinds.add(type(decoded))
                     nul = nul or (isinstance(decoded, str) and "\x00" in decoded)
     finally:
-        conn.text_factory = _text
+        conn.text_factory = text_or_bytes
     return kinds, nul
 
 
 def _fitting(conn: sqlite3.Connection, table: str, column: str, pg_type: str,
              convert: Callable[[Any], Any]) -> tuple[bool, bool]:  # fmt: skip
-    """(every value fits the type, every value is in SQLite's own form of it): Python converts
-    only the values outside that form, and stops at the first that does not fit. A numeric's
-    REAL is in SQLite's form when its text is `shortest`."""
+    """(every value fits the type, every value is in its plain form): Python converts only the
+    values outside that form (which SQLite finds), and stops at the first that does not fit.
+    A numeric's REAL is plain when its repr is fixed-point (numeric keeps those digits)."""
     form = _SQLITE_FORMS.get(pg_type)
     in_form = form is not None
-    for _kind, value, text in _values(conn, table, column, form or "0"):
+    for _kind, value, _text in _values(conn, table, column, form or "0"):
         if not _fits(convert, value):
             return False, False
-        in_form = in_form and pg_type == "numeric" and shortest(value, text)
+        in_form = False
     return True, in_form
 
 
-def shortest(value: Any, text: str) -> bool:
-    """Whether SQLite's text of a REAL is Python's repr: the shortest that reads back the same
-    double, in fixed notation (so between 1e-4 and 1e15, where PostgreSQL prints it so too)."""
-    return isinstance(value, float) and text == repr(value) and "e" not in text
+def _plain_doubles(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Whether every number's repr (the shortest text that reads back the same double) is how
+    PostgreSQL prints it too, give or take a whole number's ".0": both write fixed-point from
+    1e-4 up to 1e15 (repr up to 1e16, where a numeric keeps the digits it is given)."""
+    c = quoted(column)
+    outside = _FIXED.format(c, "1e15")
+    return conn.execute(f"SELECT 1 FROM {quoted(table)} WHERE typeof({c}) IN ('real', "  # noqa: S608
+                        f"'integer') AND NOT {outside} LIMIT 1").fetchone() is None  # fmt: skip
 
 
 def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[str]) -> None:
@@ -388,13 +397,13 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[
     single_pk = column.pk == 1 and len([c for c in table.columns if c.pk]) == 1
     if single_pk and declared == "INTEGER" and stored <= {"integer"}:
         column.pg_type, column.identity = "bigint", True  # the rowid: an identity column
-        column.in_sqlite_form = True
+        column.plain_form = True
         return
     candidates = [(t, f) for matches, t, f in _RECOGNISED if matches(declared)]
     if affinity == "numeric":
         candidates.append(("numeric", _decimal))
     for pg_type, convert in candidates:  # the first that fits
-        fits, column.in_sqlite_form = _fitting(conn, table.name, column.name, pg_type, convert)
+        fits, column.plain_form = _fitting(conn, table.name, column.name, pg_type, convert)
         if fits:  # an empty column takes its declared type (DATETIME: timestamptz, not numeric)
             column.pg_type, column.convert = pg_type, convert
             if column.pg_type == "date" and declared != "DATE":
@@ -405,7 +414,7 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[
     if "text" in stored:
         text_kinds, nul = _text_kinds(conn, table.name, column.name)
         kinds |= text_kinds
-    column.in_sqlite_form = kinds <= {int} or stored == {"blob"} or (kinds <= {str} and not nul)
+    column.plain_form = kinds <= {int} or stored == {"blob"} or (kinds <= {str} and not nul)
     if affinity == "integer" and kinds <= {int}:
         column.pg_type = "bigint"
     elif not column.declared and kinds == {int}:
@@ -413,8 +422,7 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[
         column.note = "declared without a type, holds only integers: bigint"
     elif affinity == "real" and kinds <= {int, float}:
         column.pg_type, column.convert = "double precision", float
-        column.in_sqlite_form = all(shortest(v, text) for _k, v, text in
-                                    _values(conn, table.name, column.name, "0"))  # fmt: skip
+        column.plain_form = _plain_doubles(conn, table.name, column.name)
     elif kinds == {bytes}:
         column.pg_type = "bytea"
         if affinity != "blob":
@@ -435,7 +443,7 @@ def _decide(conn: sqlite3.Connection, table: Table, column: Column, stored: set[
         column.pg_type, column.convert = "text", _as_text
         column.note = (f"declared {column.declared or 'without a type'} but holds {shown}: "
                        "stored as text")  # fmt: skip
-        column.in_sqlite_form = False
+        column.plain_form = False
 
 
 def _fits(convert: Callable[[Any], Any], value: Any) -> bool:

@@ -4,11 +4,14 @@ Each value is written in the text PostgreSQL itself prints for it (integers, tex
 numerics as fixed-point, UUIDs, UTC timestamps, bytes as hex) or read back through an
 expression whose output Python can reproduce exactly (a double's IEEE bits), so the
 verification hashes raw COPY lines on both sides instead of converting every value twice.
-Where a column's values are all in SQLite's own form of the type, SQLite writes the field
-itself (one string a row, no Python call per value): the slowest part of the import was
-Python's work per value. JSON alone is compared by meaning (PostgreSQL reorders keys), parsed
-on both sides. The checksum is a sum of per-row hashes: independent of row order, and memory
-stays flat for any table size.
+Where a column's values are all in the plain form of the type (`Column.plain_form`), no value
+is converted on its own: SQLite writes the fields that cost it least (integers, flags, dates,
+times: one string a row), Python the others a whole block at a time in C (text escaped by one
+`replace` over the block, blobs by `bytes.hex`, numbers by `repr`); Python's own code runs
+per value only for the rest. JSON alone is compared by meaning (PostgreSQL reorders keys),
+parsed on both sides. The checksum is a sum of per-row hashes (xxHash's XXH3 of each line's
+bytes: the same in every process, so a table read by several processes sums as one):
+independent of row order, and memory stays flat for any table size.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import itertools
 import json
 import queue
 import re
+import sqlite3
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +30,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from psycopg import sql
+from xxhash import xxh3_64_intdigest as line_hash
 
-from pgkura.sqlite.schema import Column, quoted
+from pgkura.sqlite.schema import Column, quoted, text_or_bytes
 
 Buffer = bytes | bytearray | memoryview
 T = TypeVar("T")
@@ -111,68 +116,129 @@ def _escaped(column: str) -> str:
     return f"CASE WHEN {column} GLOB '*[{''.join(_ESCAPES)}]*' THEN {replaced} ELSE {column} END"
 
 
-# The COPY field SQLite writes itself (`{0}` the column) for a column whose values are all in
-# SQLite's own form of the type (`Column.in_sqlite_form`): the same text as `Form.send`.
+# The COPY field SQLite writes itself (`{0}` the column) for a plain-form column of these types:
+# the same text as `Form.send`, where SQLite's work is a copy or a CASE (cheaper than handing
+# Python the value).
 IN_SQLITE = {
     "bigint": "ifnull({0}, '\\N')",
-    "text": "ifnull(" + _escaped("{0}") + ", '\\N')",
-    "bytea": "ifnull('\\\\x' || lower(hex({0})), '\\N')",
     "boolean": "CASE {0} WHEN 1 THEN 't' WHEN 0 THEN 'f' ELSE '\\N' END",
     "date": "ifnull({0}, '\\N')",
-    "numeric": "ifnull({0} || '', '\\N')",
-    "double precision": "ifnull({0} || '', '\\N')",
     "timestamp with time zone": "ifnull({0} || '.000000+00', '\\N')",
+}
+
+
+def _nulls(values: tuple[Any, ...], fields: list[str]) -> list[str]:
+    return [NULL if v is None else f for v, f in zip(values, fields, strict=True)]
+
+
+def _texts(values: tuple[Any, ...]) -> list[str]:
+    """Text, a block at a time: joined by NUL (which PostgreSQL text never holds), escaped by
+    one replace a character to escape, split again."""
+    empty = None in values
+    joined = "\x00".join(["" if v is None else v for v in values] if empty else values)
+    for char, escape in _ESCAPES.items():
+        if char in joined:
+            joined = joined.replace(char, escape)
+    fields = joined.split("\x00")
+    return _nulls(values, fields) if empty else fields
+
+
+def _blobs(values: tuple[Any, ...]) -> list[str]:
+    empty = None in values
+    hexes = map(bytes.hex, [b"" if v is None else v for v in values] if empty else values)
+    fields = list(map("\\\\x".__add__, hexes))
+    return _nulls(values, fields) if empty else fields
+
+
+def _numbers(values: tuple[Any, ...]) -> list[str]:
+    """Integers and reals whose repr is fixed-point: the text PostgreSQL's numeric keeps."""
+    fields = list(map(str, values))
+    return _nulls(values, fields) if None in values else fields
+
+
+def _doubles(values: tuple[Any, ...]) -> list[str]:
+    empty = None in values
+    fields = list(map(repr, map(float, [0.0 if v is None else v for v in values] if empty
+                                else values)))  # fmt: skip
+    return _nulls(values, fields) if empty else fields
+
+
+# The COPY fields Python writes a block at a time for a plain-form column of these types.
+PLAIN: dict[str, Callable[[tuple[Any, ...]], list[str]]] = {
+    "text": _texts,
+    "bytea": _blobs,
+    "numeric": _numbers,
+    "double precision": _doubles,
 }
 
 
 class Rows:
     """One table's rows as blocks of COPY text lines, summed into a checksum as they go.
 
-    SQLite writes the fields of the columns whose values are in its own form of the type, as
-    one string a row; Python converts the others and appends them. So the COPY (and the
-    read-back) lists those columns first: `columns` is the order."""
+    SQLite writes its part of the plain-form columns as one string a row; Python writes the
+    other plain-form columns a block at a time, then converts the rest value by value. So the
+    COPY (and the read-back) lists the columns in that order: `columns` is the order."""
 
     def __init__(self, columns: list[Column]) -> None:
-        ours = [c for c in columns if c.in_sqlite_form and c.pg_type in IN_SQLITE]
-        theirs = [c for c in columns if c not in ours]
-        self.columns = ours + theirs
+        ours = [c for c in columns if c.plain_form and c.pg_type in IN_SQLITE]
+        plain = [c for c in columns if c.plain_form and c.pg_type in PLAIN and c not in ours]
+        theirs = [c for c in columns if c not in ours and c not in plain]
+        self.columns = ours + plain + theirs
+        self.ours = len(ours)
         fields = ", ".join(IN_SQLITE[c.pg_type].format(quoted(c.name)) for c in ours)
         tabbed = "\t".join(["%s"] * len(ours))  # one printf: cheaper than || between fields
         # as bytes: decoded a block at a time, not by the connection's text factory a row
         self.line = f"CAST(printf('{tabbed}', {fields}) AS BLOB)" if ours else ""
+        self.writers = [PLAIN[c.pg_type] for c in plain]
         forms = [_FORMS[c.pg_type] for c in theirs]
         self.fields = [_field(f, c.convert) for f, c in zip(forms, theirs, strict=True)]
         self.pairs = [f.check is not None for f in forms]  # fields that are (sent, checked)
+        # every text Python reads is UTF-8 when all its columns are plain: decoded in C
+        self.text_factory: Callable[[bytes], Any] = str if not theirs else text_or_bytes
         self.count, self.total = 0, 0
+
+    def read(self, conn: sqlite3.Connection, table: str, where: str = "",
+             bounds: tuple[int, int] | None = None) -> Iterator[bytes]:  # fmt: skip
+        """The table's blocks (those `where` selects) read from `conn`."""
+        conn.text_factory = self.text_factory
+        try:
+            yield from self.blocks(conn.execute(self.select(table) + where, bounds or ()))
+        finally:
+            conn.text_factory = text_or_bytes
 
     def select(self, table: str) -> str:
         """The query whose rows `blocks` reads: SQLite's part of the line, then raw values."""
         parts = ([self.line] if self.line else []) + [
-            quoted(c.name) for c in self.columns[len(self.columns) - len(self.fields) :]
+            quoted(c.name) for c in self.columns[self.ours :]
         ]
         return f"SELECT {', '.join(parts)} FROM {quoted(table)}"  # noqa: S608 - quoted
 
     def blocks(self, rows: Iterable[tuple[Any, ...]], size: int = 4096) -> Iterator[bytes]:
         """`size` rows at a time (memory stays flat), each block counted before it is yielded.
         A block is handled column by column (map and join run in C), so Python's own code runs
-        only to convert a value it has not seen recently."""
+        only to convert a value outside the plain form it has not seen recently."""
         skip = 1 if self.line else 0  # SQLite's part of the line comes first
         for block in ahead(rows, size):
             columns: list[Any] = list(zip(*block, strict=True))
             if skip:
                 columns[0] = b"\n".join(columns[0]).decode().split("\n")
             sent, checked = columns[:skip], columns[:skip]
-            for field, pair, values in zip(self.fields, self.pairs, columns[skip:], strict=True):
+            plain = columns[skip : skip + len(self.writers)]
+            written = [write(v) for write, v in zip(self.writers, plain, strict=True)]
+            sent += written
+            checked += written
+            theirs = columns[skip + len(self.writers) :]
+            for field, pair, values in zip(self.fields, self.pairs, theirs, strict=True):
                 out = list(map(field, values))
                 sent.append([s for s, _c in out] if pair else out)
                 checked.append([c for _s, c in out] if pair else out)
-            lines = list(map("\t".join, zip(*sent, strict=True)))
-            expected = lines if not any(self.pairs) else map("\t".join, zip(*checked, strict=True))
+            data = ("\n".join(map("\t".join, zip(*sent, strict=True))) + "\n").encode()
+            expected = data if not any(self.pairs) else \
+                ("\n".join(map("\t".join, zip(*checked, strict=True))) + "\n").encode()  # fmt: skip
+            lines = expected.split(b"\n")[:-1]
             self.count += len(lines)
-            # Python's own string hash (SipHash, keyed once per process: both sides are summed
-            # in this one process) is far cheaper than a cryptographic one and catches any change
-            self.total += sum(map(hash, expected))
-            yield ("\n".join(lines) + "\n").encode()
+            self.total += sum(map(line_hash, lines))  # far cheaper than a cryptographic hash
+            yield data
             if self.count == 10 * size:
                 _forget_unrepeated(self.fields)
 
@@ -243,15 +309,14 @@ def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
             fields[i] = field.__wrapped__  # type: ignore[attr-defined]
 
 
-# How PostgreSQL prints what SQLite wrote, where `Form.read` expects Python's check: a double
-# SQLite wrote as Python's repr (`schema.shortest`) is printed the shortest way too, without
-# the ".0" of a whole number (extra_float_digits at its default, 1). Dates and times in
-# SQLite's form are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC): to_char
-# costs more than the rest of the read-back; a time SQLite wrote has no fraction of a second,
-# so one stored would show (".5.000000+00") and differ.
+# How PostgreSQL prints a plain-form field, where `Form.read` expects Python's check: a double
+# written as Python's repr (fixed-point, `schema._plain_doubles`) is printed the shortest way
+# too, without the ".0" of a whole number (extra_float_digits at its default, 1). Dates and
+# times in SQLite's form are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC):
+# to_char costs more than the rest of the read-back; a time SQLite wrote has no fraction of a
+# second, so one stored would show (".5.000000+00") and differ.
 _READ_AS_SQLITE_WROTE = {
-    "double precision": "CASE WHEN {0}::text ~ '^-?[0-9]+$' THEN {0}::text || '.0' "
-    "ELSE {0}::text END",
+    "double precision": "CASE WHEN {0} = trunc({0}) THEN {0}::text || '.0' ELSE {0}::text END",
     "date": "{0}::text",
     "timestamp with time zone": "replace({0}::text, '+00', '.000000+00')",
 }
@@ -259,9 +324,9 @@ _READ_AS_SQLITE_WROTE = {
 
 def read_back(rows: Rows) -> sql.Composed:
     """The SELECT list (in the order sent) whose COPY output the checksum of `rows` expects."""
-    ours = len(rows.columns) - len(rows.fields)
+    plain = len(rows.columns) - len(rows.fields)
     return sql.SQL(", ").join(
-        sql.SQL(_READ_AS_SQLITE_WROTE.get(c.pg_type, _FORMS[c.pg_type].read) if i < ours
+        sql.SQL(_READ_AS_SQLITE_WROTE.get(c.pg_type, _FORMS[c.pg_type].read) if i < plain
                 else _FORMS[c.pg_type].read).format(sql.Identifier(c.name))
         for i, c in enumerate(rows.columns)
     )  # fmt: skip
@@ -275,20 +340,20 @@ def checksum(types: list[str], chunks: Iterable[Buffer]) -> tuple[int, int]:
         if json_at:
             lines = [_json_fields(line, json_at) for line in lines]
         count += len(lines)
-        total += sum(map(hash, lines))
+        total += sum(map(line_hash, lines))
     return count, total
 
 
-def _json_fields(line: str, json_at: list[int]) -> str:
-    fields = line.split("\t")
+def _json_fields(line: bytes, json_at: list[int]) -> bytes:
+    fields = line.decode().split("\t")
     for i in json_at:
         fields[i] = fields[i] if fields[i] == NULL else _json(_unescape(fields[i]))
-    return "\t".join(fields)
+    return "\t".join(fields).encode()
 
 
-def _lines(chunks: Iterable[Buffer], size: int = 1 << 20) -> Iterator[list[str]]:
-    """COPY output (a message a row) as lists of lines, decoded about `size` bytes at a time
-    (a value's own newlines are escaped, so each \\n ends a row)."""
+def _lines(chunks: Iterable[Buffer], size: int = 1 << 20) -> Iterator[list[bytes]]:
+    """COPY output (a message a row) as lists of lines, about `size` bytes at a time (a value's
+    own newlines are escaped, so each \\n ends a row)."""
     pending: list[bytes] = []
     held = 0
     for chunk in chunks:
@@ -297,6 +362,6 @@ def _lines(chunks: Iterable[Buffer], size: int = 1 << 20) -> Iterator[list[str]]
         if held >= size:
             data = b"".join(pending)
             cut = data.rfind(b"\n") + 1
-            yield data[:cut].decode().split("\n")[:-1]
+            yield data[:cut].split(b"\n")[:-1]
             pending, held = [data[cut:]], len(data) - cut
-    yield b"".join(pending).decode().split("\n")[:-1]
+    yield b"".join(pending).split(b"\n")[:-1]

@@ -511,7 +511,7 @@ def test_doubles_sqlite_wrote_are_checked_to_the_last_bit(pg_server, database, t
         conn.executemany("INSERT INTO t VALUES (?)", [(0.1,), (100.0,), (-2.5e-3,), (None,)])
     conn.close()
     target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
-    assert [c.in_sqlite_form for c in sqlite_import.dry_run(path, "public").tables[0].columns] \
+    assert [c.plain_form for c in sqlite_import.dry_run(path, "public").tables[0].columns] \
         == [True]  # fmt: skip
     assert import_sqlite(path, target, schema="first", log=lambda _m: None).rows == 4
     original = sqlite_import._advance_identities
@@ -547,7 +547,7 @@ def test_dates_and_times_sqlite_wrote_are_checked_whatever_the_server_shows(
         conn.execute(f"ALTER DATABASE {database} SET DateStyle TO 'SQL, DMY'")
     target = load_settings(tmp_path, {"DATABASE_URL": url}).target
     columns = sqlite_import.dry_run(path, "public").tables[0].columns
-    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+    assert [(c.pg_type, c.plain_form) for c in columns] == [
         ("date", True), ("timestamp with time zone", True)]  # fmt: skip
     original = sqlite_import._advance_identities
 

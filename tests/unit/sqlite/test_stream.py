@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgkura.sqlite.schema import Column, _text, read_source
+from pgkura.sqlite.schema import Column, read_source, text_or_bytes
 from pgkura.sqlite.stream import Rows, ahead, checksum, text
 
 texts = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)))
@@ -58,21 +58,22 @@ stored = st.tuples(
 
 @given(st.lists(stored, min_size=1, max_size=12), st.sampled_from([1, 5, 1000]))
 def test_sqlite_writes_the_copy_text_python_would(rows, size):
-    """The fields SQLite writes itself (integers, escaped text, blobs, flags, canonical dates
-    and times, numbers whose text is Python's) are the bytes, and the checksum, of Python's
-    conversion of the same values."""
+    """The plain-form fields, written by SQLite (integers, flags, canonical dates and times) or
+    by Python a block at a time (escaped text, blobs, numbers), are the bytes, and the
+    checksum, of Python's conversion of each value on its own."""
     conn = sqlite3.connect(":memory:", check_same_thread=False)  # read on a second thread
-    conn.text_factory = _text
+    conn.text_factory = text_or_bytes
     conn.execute("CREATE TABLE t (i INTEGER, s TEXT, b BLOB, f BOOLEAN, d DATE, m DATETIME, "
                  "n NUMERIC)")  # fmt: skip
     conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     columns = read_source(conn).tables[0].columns
-    assert all(c.in_sqlite_form for c in columns[:-1])  # the numeric's reals: when SQLite can
+    assert all(c.plain_form for c in columns[:-1])  # the numeric's reals: when SQLite can
     assert [c.pg_type for c in columns] == ["bigint", "text", "bytea", "boolean", "date",
                                             "timestamp with time zone", "numeric"]  # fmt: skip
-    by_sqlite, by_python = Rows(columns), Rows([dataclasses.replace(c, in_sqlite_form=False)
-                                                for c in columns])  # fmt: skip
+    by_sqlite = Rows(columns)  # its order: SQLite's fields, Python's plain ones, the rest
+    by_python = Rows([dataclasses.replace(c, plain_form=False) for c in by_sqlite.columns])
     assert by_sqlite.line
+    assert by_sqlite.writers
     assert not by_python.line
     written = [b"".join(r.blocks(conn.execute(r.select("t")), size))
                for r in (by_sqlite, by_python)]  # fmt: skip
@@ -85,12 +86,12 @@ def test_values_outside_sqlites_own_form_are_converted_by_python():
     """Dates and times in other forms (a T, an offset, Unix time) still become dates and times,
     converted by Python; the column's fields come after SQLite's in the line."""
     conn = sqlite3.connect(":memory:", check_same_thread=False)  # read on a second thread
-    conn.text_factory = _text
+    conn.text_factory = text_or_bytes
     conn.execute("CREATE TABLE t (m DATETIME, d DATE, f BOOLEAN, i INTEGER)")
     conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [
         ("2024-01-02T03:04:05+09:00", "2024-01-02", "true", 1), (0, None, 1, None)])  # fmt: skip
     columns = read_source(conn).tables[0].columns
-    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+    assert [(c.pg_type, c.plain_form) for c in columns] == [
         ("timestamp with time zone", False), ("date", True), ("boolean", False),
         ("bigint", True)]  # fmt: skip
     rows = Rows(columns)
@@ -120,14 +121,14 @@ def test_text_that_is_not_utf8_or_holds_nul_is_found_among_plain_text():
     """Only values with a byte outside ASCII or a NUL are looked at in Python: each such kind is
     still found next to plain text, and alone."""
     conn = sqlite3.connect(":memory:")
-    conn.text_factory = _text
+    conn.text_factory = text_or_bytes
     conn.execute("CREATE TABLE t (ascii TEXT, jp TEXT, mixed TEXT, broken TEXT, nul TEXT)")
     conn.execute("INSERT INTO t VALUES ('plain', 'plain', 'plain', CAST(x'ff41' AS TEXT), "
                  "'plain')")  # fmt: skip
     conn.execute("INSERT INTO t VALUES ('x', '日本語', CAST(x'41ff' AS TEXT), CAST(x'c0' AS TEXT), "
                  "CAST(x'e697a5006100' AS TEXT))")  # fmt: skip
     columns = read_source(conn).tables[0].columns
-    assert [(c.pg_type, c.in_sqlite_form) for c in columns] == [
+    assert [(c.pg_type, c.plain_form) for c in columns] == [
         ("text", True),
         ("text", True),
         ("text", False),
