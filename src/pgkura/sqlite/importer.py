@@ -338,6 +338,7 @@ def import_sqlite(
                         for t in tables:
                             sent[t.name] = _copy(path, source, conn, t, schema, meter, rows)
                             rows += sent[t.name].count
+                    _more_memory(conn)
                     refused += _run(conn, steps.after)
                     _advance_identities(conn, tables, schema)
                     conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(
@@ -363,6 +364,18 @@ def import_sqlite(
     finally:
         source.close()
     return Imported(schema, tables, rows, time.monotonic() - started, notes_for(found) + refused)
+
+
+# For this transaction only, never lowered: keys and indexes sorted in memory rather than on
+# disk, foreign keys checked by one hash join (the defaults suit many small sessions)
+_MEMORY = {"maintenance_work_mem": "256MB", "work_mem": "64MB"}
+
+
+def _more_memory(conn: psycopg.Connection[Any]) -> None:
+    for name, size in _MEMORY.items():
+        conn.execute("SELECT set_config(%s, %s, true) WHERE "
+                     "pg_size_bytes(current_setting(%s)) < pg_size_bytes(%s)",
+                     (name, size, name, size))  # fmt: skip
 
 
 def _one_line(exc: psycopg.Error) -> str:

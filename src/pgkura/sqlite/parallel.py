@@ -93,7 +93,7 @@ class _Reader:
         self.name = f"SQLite reader {number + 1}"
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from pgkura.sqlite.parallel import serve; serve()"],
+            [sys.executable, "-c", _SERVE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
         )  # fmt: skip
         self.out = cast(IO[bytes], self.proc.stdout)
@@ -140,6 +140,9 @@ class _Reader:
         return done, total
 
 
+# this very pgkura, wherever it was imported from (installed, or a checkout's src/)
+_SERVE = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[2])!r}); "
+          "from pgkura.sqlite.parallel import serve; serve()")  # fmt: skip
 _HEAD = struct.Struct(">cQ")  # a frame: its kind, the length of what follows
 _BLOCK, _END, _TOTALS, _FAILED = b"B", b"E", b"T", b"F"
 

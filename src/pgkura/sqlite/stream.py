@@ -351,17 +351,14 @@ def _json_fields(line: bytes, json_at: list[int]) -> bytes:
     return "\t".join(fields).encode()
 
 
-def _lines(chunks: Iterable[Buffer], size: int = 1 << 20) -> Iterator[list[bytes]]:
-    """COPY output (a message a row) as lists of lines, about `size` bytes at a time (a value's
-    own newlines are escaped, so each \\n ends a row)."""
-    pending: list[bytes] = []
-    held = 0
-    for chunk in chunks:
-        pending.append(bytes(chunk))
-        held += len(chunk)
-        if held >= size:
-            data = b"".join(pending)
-            cut = data.rfind(b"\n") + 1
-            yield data[:cut].split(b"\n")[:-1]
-            pending, held = [data[cut:]], len(data) - cut
-    yield b"".join(pending).split(b"\n")[:-1]
+def _lines(chunks: Iterable[Buffer], rows: int = 4096) -> Iterator[list[bytes]]:
+    """COPY output (a message a row) as lists of lines, `rows` messages joined at a time in C
+    (a value's own newlines are escaped, so each \\n ends a row; a message may end mid-row)."""
+    source = iter(chunks)
+    rest = b""
+    while data := b"".join(itertools.islice(source, rows)):
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        yield data[:cut].split(b"\n")[:-1]
+        rest = data[cut:]
+    yield rest.split(b"\n")[:-1]

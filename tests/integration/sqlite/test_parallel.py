@@ -10,10 +10,12 @@ import struct
 from decimal import Decimal
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
 from pgkura.config.settings import load_settings
+from pgkura.errors import PgkuraError
 from pgkura.sqlite import parallel
 from pgkura.sqlite.importer import SqliteImportError, import_sqlite
 from pgkura.sqlite.schema import open_readonly, read_source
@@ -125,3 +127,24 @@ def test_numbers_on_either_side_of_the_fixed_point_bounds_arrive_exact(
         assert [struct.pack(">d", v) for v in got] == [struct.pack(">d", v) for v in held]
     else:
         assert got == [Decimal(repr(v)) for v in held]
+
+
+def test_a_reading_process_that_dies_is_named_and_the_others_are_stopped(tmp_path, small_ranges):
+    path = _orders(tmp_path / "orders.db", rows=20000)
+    conn = open_readonly(path)
+    table = read_source(conn, path).tables[0]
+    plan = parallel.split(conn, table)
+    conn.close()
+    assert plan is not None
+    blocks = parallel.blocks(path, table.name, table.columns, plan, Rows(table.columns))
+    next(blocks)
+    readers = [
+        p
+        for p in psutil.Process().children()  # only ours: other fixtures run some
+        if "pgkura.sqlite.parallel import serve" in " ".join(p.cmdline())
+    ]
+    assert len(readers) == 3
+    readers[1].kill()
+    with pytest.raises(PgkuraError, match=r"SQLite reader \d ended unexpectedly \(exit code -9"):
+        list(blocks)
+    assert not any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in readers)
