@@ -26,9 +26,10 @@ from typing import IO, Any, cast
 
 from pgkura.errors import PgkuraError
 from pgkura.sqlite.schema import Column, Table, connect_readonly, quoted
-from pgkura.sqlite.stream import Rows
+from pgkura.sqlite.stream import Rows, ahead
 
-RANGE = 1 << 16  # rowids a range: a block (4,096 rows) many times over, a few dozen a million
+RANGE = 1 << 14  # rowids a range: four blocks of 4,096 rows
+AHEAD = 8 * (RANGE // 4096 + 1)  # frames waiting from each process: about eight ranges
 ENOUGH_ROWS = 200_000  # below this, starting the processes costs more than they save
 
 
@@ -87,7 +88,8 @@ def blocks(
 class _Reader:
     """One reading process: a new interpreter (never a fork of one holding connections, and
     never a re-run of the caller's main module), its work given on stdin, its blocks framed on
-    stdout. The pipe's own buffer is the queue: the process waits while the caller writes."""
+    stdout. A thread here drains the pipe into a queue of `AHEAD` frames (two ranges): while
+    the caller takes another process's range, this one keeps reading, and memory stays flat."""
 
     def __init__(self, number: int, work: tuple[Any, ...]) -> None:
         self.name = f"SQLite reader {number + 1}"
@@ -100,6 +102,7 @@ class _Reader:
         given = cast(IO[bytes], self.proc.stdin)
         given.write(pickle.dumps(work))
         given.close()
+        self.frames = ahead(self._frames(), 1, depth=AHEAD)
 
     def __enter__(self) -> _Reader:
         return self
@@ -107,35 +110,41 @@ class _Reader:
     def __exit__(self, *exc: object) -> None:
         if self.proc.poll() is None:
             self.proc.kill()  # the caller stopped early (an error, Ctrl-C)
+        self.frames.close()  # its thread sees the end of the pipe, or the stop
         self.out.close()
         self.proc.wait()
         self.errors.close()
 
-    def _frame(self) -> tuple[bytes, bytes]:
-        head = self.out.read(_HEAD.size)
-        if len(head) < _HEAD.size:
-            self.proc.wait()
-            self.errors.seek(0)
-            last = (self.errors.read().decode(errors="replace").strip().splitlines() or [""])[-1]
-            raise PgkuraError(f"the {self.name} ended unexpectedly (exit code "
-                              f"{self.proc.returncode}{': ' + last if last else ''}); "
-                              "nothing was committed")  # fmt: skip
-        kind, size = _HEAD.unpack(head)
-        payload = self.out.read(size)
-        if kind == _FAILED:
-            message, database = pickle.loads(payload)  # noqa: S301 - our own process
-            if database:
-                raise sqlite3.DatabaseError(message)
-            raise PgkuraError(f"reading SQLite failed ({message}); nothing was committed")
-        return kind, payload
+    def _frames(self) -> Iterator[tuple[bytes, bytes]]:
+        """(kind, payload) up to the totals; the process's error, or its end, raised."""
+        while True:
+            head = self.out.read(_HEAD.size)
+            if len(head) < _HEAD.size:
+                self.proc.wait()
+                self.errors.seek(0)
+                said = self.errors.read().decode(errors="replace").strip().splitlines()
+                last = f": {said[-1]}" if said else ""
+                code = self.proc.returncode
+                raise PgkuraError(f"the {self.name} ended unexpectedly (exit code {code}{last}); "
+                                  "nothing was committed")  # fmt: skip
+            kind, size = _HEAD.unpack(head)
+            payload = self.out.read(size)
+            if kind == _FAILED:
+                message, database = pickle.loads(payload)  # noqa: S301 - our own process
+                if database:
+                    raise sqlite3.DatabaseError(message)
+                raise PgkuraError(f"reading SQLite failed ({message}); nothing was committed")
+            yield kind, payload
+            if kind == _TOTALS:
+                return
 
     def next(self) -> bytes | None:
         """The next block of the current range; None at its end."""
-        kind, payload = self._frame()
+        kind, payload = next(self.frames)[0]
         return payload if kind == _BLOCK else None
 
     def totals(self) -> tuple[int, int]:
-        _kind, payload = self._frame()
+        _kind, payload = next(self.frames)[0]
         done, total = pickle.loads(payload)  # noqa: S301 - our own process
         return done, total
 

@@ -312,7 +312,7 @@ def _values(conn: sqlite3.Connection, table: str, column: str, where: str) -> sq
 _KINDS = {"integer": int, "real": float, "blob": bytes, "text": str}
 
 # A number whose repr is fixed-point below `{1}` (repr and SQLite agree on the bounds' doubles)
-_FIXED = "({0} = 0 OR abs({0}) >= 1e-4 AND abs({0}) < {1})"
+_FIXED = "({0} = 0 OR {0} >= 1e-4 AND {0} < {1} OR {0} <= -1e-4 AND {0} > -{1})"  # abs() overflows
 
 # Values in the one form the type's COPY text takes (a subset of what the Python conversion
 # accepts): Python need not look at them, and SQLite or Python writes them without converting.
