@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pgkura.errors import PgkuraError
 
@@ -206,29 +206,53 @@ def read_source(conn: sqlite3.Connection, path: Path | None = None) -> Source:
 
 def _decide_all(conn: sqlite3.Connection, path: Path | None, tables: list[Table]) -> None:
     """Every column's type: each a few scans of its table, which SQLite runs without holding
-    Python's GIL, so with the file's path they run on up to 4 connections at once."""
-    work = []
-    for t in tables:
-        stored = _stored(conn, t)
-        work += [(t, c, stored[c.name]) for c in t.columns]
+    Python's GIL, so with the file's path they run on up to 4 connections at once (a large
+    table's storage classes in ranges of rowids, then a column on each)."""
     if path is None:
-        for t, c, kinds in work:
-            _decide(conn, t, c, kinds)
+        for t in tables:
+            kinds = _stored(conn, t)
+            for c in t.columns:
+                _decide(conn, t, c, kinds[c.name])
         return
     local, opened = threading.local(), []
 
-    def decide(item: tuple[Table, Column, set[str]]) -> None:
+    def connection() -> sqlite3.Connection:
         if not hasattr(local, "conn"):
             local.conn = connect_readonly(path)
             opened.append(local.conn)
-        _decide(local.conn, *item)
+        return cast(sqlite3.Connection, local.conn)
 
+    parts = [(t, where) for t in tables for where in _slices(conn, t)]
     try:
         with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:
-            list(pool.map(decide, work))
+            found = list(pool.map(lambda part: _stored(connection(), *part), parts))
+            stored: dict[str, dict[str, set[str]]] = {t.name: {} for t in tables}
+            for (t, _where), kinds in zip(parts, found, strict=True):
+                for name, seen in kinds.items():
+                    stored[t.name][name] = stored[t.name].get(name, set()) | seen
+            work = [(t, c, stored[t.name][c.name]) for t in tables for c in t.columns]
+            list(pool.map(lambda item: _decide(connection(), *item), work))
     finally:
         for each in opened:
             each.close()
+
+
+def _slices(conn: sqlite3.Connection, table: Table, rows: int = 100_000) -> list[str]:
+    """WHERE clauses splitting a large table with a rowid into up to four ranges of it (the
+    whole table otherwise)."""
+    named = {c.name.lower() for c in table.columns}
+    alias = next((a for a in ("rowid", "_rowid_", "oid") if a not in named), None)
+    if table.rows < rows or table.fts or alias is None:
+        return [""]
+    try:
+        low, high = conn.execute(f"SELECT min({alias}), max({alias}) FROM "  # noqa: S608
+                                 f"{quoted(table.name)}").fetchone()  # fmt: skip
+    except sqlite3.OperationalError:  # WITHOUT ROWID
+        return [""]
+    if low is None:
+        return [""]
+    step = (high - low) // 4 + 1
+    return [f" WHERE {alias} BETWEEN {lo} AND {lo + step - 1}" for lo in range(low, high + 1, step)]
 
 
 def _virtual(text: str | None) -> re.Match[str] | None:
@@ -325,11 +349,11 @@ _SQLITE_FORMS = {
 }
 
 
-def _stored(conn: sqlite3.Connection, table: Table) -> dict[str, set[str]]:
-    """The storage classes (typeof) of each column, in one pass over the table: SQLite
-    deduplicates the combinations, which are few."""
+def _stored(conn: sqlite3.Connection, table: Table, where: str = "") -> dict[str, set[str]]:
+    """The storage classes (typeof) of each column, in one pass over the table (or the part
+    `where` selects): SQLite deduplicates the combinations, which are few."""
     kinds = ", ".join(f"typeof({quoted(c.name)})" for c in table.columns)
-    found = conn.execute(f"SELECT DISTINCT {kinds} FROM {quoted(table.name)}")  # noqa: S608
+    found = conn.execute(f"SELECT DISTINCT {kinds} FROM {quoted(table.name)}{where}")  # noqa: S608
     out: dict[str, set[str]] = {c.name: set() for c in table.columns}
     for combination in found:
         for c, kind in zip(table.columns, combination, strict=True):

@@ -24,7 +24,7 @@ import re
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -163,12 +163,30 @@ def _doubles(values: tuple[Any, ...]) -> list[str]:
     return _nulls(values, fields) if empty else fields
 
 
+Writer = Callable[[tuple[Any, ...]], list[str]]
+
+
+def _repeated(write: Writer) -> Writer:
+    """`write` once per distinct value where a block repeats its values (amounts, flags, small
+    blobs): finding them is a dict built in C. Only where equal keys write the same text (1 and
+    1.0 are one key: a double writes both as 1.0, a numeric would not)."""
+
+    def once(values: tuple[Any, ...]) -> list[str]:
+        distinct = dict.fromkeys(values)
+        if 2 * len(distinct) > len(values):
+            return write(values)
+        written = dict(zip(distinct, write(tuple(distinct)), strict=True))
+        return list(map(written.__getitem__, values))
+
+    return once
+
+
 # The COPY fields Python writes a block at a time for a plain-form column of these types.
-PLAIN: dict[str, Callable[[tuple[Any, ...]], list[str]]] = {
+PLAIN: dict[str, Writer] = {
     "text": _texts,
-    "bytea": _blobs,
+    "bytea": _repeated(_blobs),
     "numeric": _numbers,
-    "double precision": _doubles,
+    "double precision": _repeated(_doubles),
 }
 
 
@@ -243,7 +261,7 @@ class Rows:
                 _forget_unrepeated(self.fields)
 
 
-def ahead(rows: Iterable[T], size: int, depth: int = 4) -> Iterator[list[T]]:
+def ahead(rows: Iterable[T], size: int, depth: int = 4) -> Generator[list[T], None, None]:
     """Blocks of `size` rows read on a second thread while the caller handles the ones before:
     SQLite steps (and formats its part of each line) without holding Python's GIL, so reading
     and converting overlap. At most `depth` blocks wait (memory stays flat); a reading error is

@@ -137,3 +137,20 @@ def test_text_that_is_not_utf8_or_holds_nul_is_found_among_plain_text():
     ]
     assert "holds bytes, str: stored as text" in (columns[2].note or "")
     assert "NUL" in (columns[4].note or "")
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from([0.5, 1.0, 2, 1e-4, 3.25e14])), max_size=40),
+    st.lists(st.one_of(st.none(), st.sampled_from([b"", b"\x00\xff", b"\\x"])), max_size=40),
+)
+def test_repeated_doubles_and_blobs_are_written_once_each_and_the_same(doubles, blobs):
+    """Python's block writers convert a value once where a block repeats it: the fields are
+    still each value's own (an integer in a double column as the double it becomes)."""
+    n = min(len(doubles), len(blobs))
+    columns = [Column("d", "REAL", False, 0, pg_type="double precision", plain_form=True),
+               Column("b", "BLOB", False, 0, pg_type="bytea", plain_form=True)]  # fmt: skip
+    rows = Rows(columns)
+    data = b"".join(rows.blocks(list(zip(doubles[:n], blobs[:n], strict=True)), size=7))
+    assert data.decode().splitlines() == [
+        ("\\N" if d is None else repr(float(d))) + "\t" + ("\\N" if b is None else "\\\\x" + b.hex())
+        for d, b in zip(doubles[:n], blobs[:n], strict=True)]  # fmt: skip
