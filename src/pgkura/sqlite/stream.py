@@ -50,7 +50,6 @@ _ESCAPE = str.maketrans(_ESCAPES)
 _UNESCAPE = re.compile(r"\\(.)")
 _UNESCAPED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 NULL = "\\N"
-_IN_UTC = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
 
 
 def text(value: Any) -> str:
@@ -71,8 +70,11 @@ def _numeric(value: Any) -> str:
 
 
 def _moment(value: datetime) -> str:
+    """As PostgreSQL prints a timestamptz in UTC (DateStyle ISO): a fraction of a second only
+    when there is one, without its trailing zeros."""
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-    return utc.isoformat(" ", "microseconds")[:-6]  # without its +00:00
+    text = utc.isoformat(" ", "microseconds")[:-6]  # without its +00:00
+    return (text.rstrip("0") if utc.microsecond else text[:-7]) + "+00"
 
 
 def _bytea(value: Any) -> str:
@@ -101,8 +103,8 @@ _FORMS = {
     "numeric": Form(_numeric),
     "double precision": Form(repr, _double, "encode(float8send({}), 'hex')"),
     "bytea": Form(_bytea),  # read back as it is: bytea_output is hex
-    "date": Form(lambda v: v.isoformat(), None, "to_char({}, 'YYYY-MM-DD')"),
-    "timestamp with time zone": Form(lambda v: _moment(v) + "+00", None, _IN_UTC + " || '+00'"),
+    "date": Form(lambda v: v.isoformat(), None, "{}::text"),  # DateStyle ISO, TimeZone UTC
+    "timestamp with time zone": Form(_moment, None, "{}::text"),
     "jsonb": Form(text, _json, "{}::text"),
 }
 
@@ -123,7 +125,7 @@ IN_SQLITE = {
     "bigint": "ifnull({0}, '\\N')",
     "boolean": "CASE {0} WHEN 1 THEN 't' WHEN 0 THEN 'f' ELSE '\\N' END",
     "date": "ifnull({0}, '\\N')",
-    "timestamp with time zone": "ifnull({0} || '.000000+00', '\\N')",
+    "timestamp with time zone": "ifnull({0} || '+00', '\\N')",
 }
 
 
@@ -329,14 +331,9 @@ def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
 
 # How PostgreSQL prints a plain-form field, where `Form.read` expects Python's check: a double
 # written as Python's repr (fixed-point, `schema._plain_doubles`) is printed the shortest way
-# too, without the ".0" of a whole number (extra_float_digits at its default, 1). Dates and
-# times in SQLite's form are read as PostgreSQL prints them (DateStyle ISO, TimeZone UTC):
-# to_char costs more than the rest of the read-back; a time SQLite wrote has no fraction of a
-# second, so one stored would show (".5.000000+00") and differ.
+# too, without the ".0" of a whole number (extra_float_digits at its default, 1).
 _READ_AS_SQLITE_WROTE = {
     "double precision": "CASE WHEN {0} = trunc({0}) THEN {0}::text || '.0' ELSE {0}::text END",
-    "date": "{0}::text",
-    "timestamp with time zone": "replace({0}::text, '+00', '.000000+00')",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -97,8 +97,8 @@ def test_values_outside_sqlites_own_form_are_converted_by_python():
     rows = Rows(columns)
     assert [c.name for c in rows.columns] == ["d", "i", "m", "f"]
     assert b"".join(rows.blocks(conn.execute(rows.select("t")))) == (
-        b"2024-01-02\t1\t2024-01-01 18:04:05.000000+00\tt\n"
-        b"\\N\t\\N\t1970-01-01 00:00:00.000000+00\tt\n")  # fmt: skip
+        b"2024-01-02\t1\t2024-01-01 18:04:05+00\tt\n"
+        b"\\N\t\\N\t1970-01-01 00:00:00+00\tt\n")  # fmt: skip
 
 
 def test_rows_read_ahead_arrive_in_order_and_a_reading_error_reaches_the_caller():
@@ -154,3 +154,16 @@ def test_repeated_doubles_and_blobs_are_written_once_each_and_the_same(doubles, 
     assert data.decode().splitlines() == [
         ("\\N" if d is None else repr(float(d))) + "\t" + ("\\N" if b is None else "\\\\x" + b.hex())
         for d, b in zip(doubles[:n], blobs[:n], strict=True)]  # fmt: skip
+
+
+def test_a_moment_is_written_as_postgresql_prints_it_in_utc():
+    """No fraction of a second when there is none, and none of its trailing zeros: the text
+    PostgreSQL's timestamptz output gives under DateStyle ISO and TimeZone UTC."""
+    from datetime import timedelta, timezone
+
+    from pgkura.sqlite.stream import _moment
+
+    tokyo = timezone(timedelta(hours=9))
+    assert _moment(datetime(2024, 1, 2, 9, 0, tzinfo=tokyo)) == "2024-01-02 00:00:00+00"
+    assert _moment(datetime(1, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)) == "0001-01-01 00:00:00.5+00"
+    assert _moment(datetime(2024, 1, 2, 3, 4, 5, 1, tzinfo=UTC)) == "2024-01-02 03:04:05.000001+00"
