@@ -35,8 +35,7 @@ from pgkura.sqlite.schema import (
     Token,
     damaged,
     joined,
-    open_readonly,
-    read_source,
+    open_and_read,
     tokenize,
 )
 from pgkura.sqlite.stream import Rows, checksum, read_back
@@ -112,13 +111,8 @@ class Preview:
 
 
 def dry_run(path: Path, schema: str) -> Preview:
-    conn = open_readonly(path)
-    try:
-        source = read_source(conn, path)
-    except sqlite3.DatabaseError as exc:  # damage the quick check did not reach
-        raise damaged(path, exc) from None
-    finally:
-        conn.close()
+    conn, source = open_and_read(path)
+    conn.close()
     steps = plan(source, schema).all()  # first: planning names what it cannot carry
     return Preview(schema, source.tables, steps, notes_for(source))
 
@@ -315,9 +309,8 @@ def import_sqlite(
 ) -> Imported:
     """Import everything in one transaction, verified before the commit."""
     started = time.monotonic()
-    source = open_readonly(path)
+    source, found = open_and_read(path)
     try:
-        found = read_source(source, path)
         tables = found.tables
         if not tables:
             raise SqliteImportError(f"{path} holds no tables")

@@ -30,7 +30,7 @@ from pgkura.sqlite.stream import Rows, ahead
 
 RANGE = 1 << 14  # rowids a range: four blocks of 4,096 rows
 AHEAD = 8 * (RANGE // 4096 + 1)  # frames waiting from each process: about eight ranges
-ENOUGH_ROWS = 200_000  # below this, starting the processes costs more than they save
+ENOUGH_ROWS = 50_000  # below this, starting the processes costs more than they save
 
 
 @dataclass(frozen=True)

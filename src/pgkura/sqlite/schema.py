@@ -127,6 +127,38 @@ class Table:
 
 def open_readonly(path: Path) -> sqlite3.Connection:
     """The database at `path`, read-only; NotSqlite for anything else."""
+    _header(path)
+    conn = connect_readonly(path)
+    problems = _quick_check(conn)  # the header alone proves little: a cut-off file fails here
+    if problems != "ok":
+        conn.close()
+        raise damaged(path, problems)
+    return conn
+
+
+def open_and_read(path: Path) -> tuple[sqlite3.Connection, Source]:
+    """The database at `path`, read-only, and what it holds. SQLite's quick check of every
+    page runs on its own connection while the types are decided (scans that leave a core
+    free); its finding comes first: a damaged file is refused whichever step met the damage."""
+    _header(path)
+    found: list[str] = []
+    checker = threading.Thread(target=lambda: found.append(_checked(path)), name="quick-check")
+    checker.start()
+    conn = connect_readonly(path)
+    failure: sqlite3.DatabaseError | None = None
+    try:
+        source = read_source(conn, path)
+    except sqlite3.DatabaseError as exc:
+        failure = exc
+    finally:
+        checker.join()
+    if found != ["ok"] or failure is not None:
+        conn.close()
+        raise damaged(path, found[0] if found != ["ok"] else cast(sqlite3.DatabaseError, failure))
+    return conn, source
+
+
+def _header(path: Path) -> None:
     try:
         with path.open("rb") as fh:
             head = fh.read(len(SQLITE_MAGIC))
@@ -134,16 +166,22 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         raise NotSqlite(f"cannot read {path}: {exc.strerror}") from None
     if head != SQLITE_MAGIC:
         raise NotSqlite(f"{path} is not a SQLite database (its first bytes are not SQLite's)")
-    conn = connect_readonly(path)
-    try:  # the header alone proves little: a cut-off or damaged file fails here, not half-way
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+
+
+def _quick_check(conn: sqlite3.Connection) -> str:
+    """ "ok", or what SQLite found wrong."""
+    try:
+        return "; ".join(r[0] for r in conn.execute("PRAGMA quick_check(3)"))
     except sqlite3.DatabaseError as exc:
+        return str(exc)
+
+
+def _checked(path: Path) -> str:
+    conn = connect_readonly(path)
+    try:
+        return _quick_check(conn)
+    finally:
         conn.close()
-        raise damaged(path, exc) from None
-    if problems != ["ok"]:
-        conn.close()
-        raise damaged(path, "; ".join(problems))
-    return conn
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
