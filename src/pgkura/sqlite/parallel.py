@@ -5,7 +5,8 @@ to one core by its GIL: so a table of many rows is split into ranges of rowids, 
 reads and formats every n-th range on its own read-only connection, and the caller receives the
 ranges in order (the table's rows arrive as SQLite holds them). Each process sums the checksum
 of what it wrote; the line hash is the same in every process, so the sums add up to the one
-the read-back is compared with. At most a few blocks wait in each queue: memory stays flat.
+the read-back is compared with. At most about eight ranges wait from each process: memory
+stays flat.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from pgkura.errors import PgkuraError
-from pgkura.sqlite.schema import Column, Table, connect_readonly, quoted
+from pgkura.sqlite.schema import Column, Table, connect_readonly, rowid_span
 from pgkura.sqlite.stream import Rows, ahead
 
 RANGE = 1 << 14  # rowids a range: four blocks of 4,096 rows
@@ -45,18 +46,10 @@ def split(conn: sqlite3.Connection, table: Table) -> Plan | None:
     """Ranges of rowids for a large ordinary table whose rowids are dense enough that ranges
     hold rows; None where one process reads it (small, WITHOUT ROWID, virtual, sparse keys, or
     every name of the rowid taken by a column)."""
-    if table.rows < ENOUGH_ROWS or table.fts or workers() < 2:
+    span = rowid_span(conn, table) if table.rows >= ENOUGH_ROWS and workers() > 1 else None
+    if span is None or span[2] - span[1] + 1 > 4 * table.rows:
         return None
-    taken = {c.name.lower() for c in table.columns}
-    alias = next((a for a in ("rowid", "_rowid_", "oid") if a not in taken), None)
-    listed = {r[1]: r for r in conn.execute("PRAGMA table_list") if r[0] == "main"}
-    entry = listed.get(table.name)
-    if alias is None or entry is None or entry[2] != "table" or entry[4]:  # wr: WITHOUT ROWID
-        return None
-    bounds = f"SELECT min({alias}), max({alias}) FROM {quoted(table.name)}"  # noqa: S608
-    low, high = conn.execute(bounds).fetchone()
-    if low is None or high - low + 1 > 4 * table.rows:
-        return None
+    alias, low, high = span
     return Plan(alias, [(lo, min(lo + RANGE - 1, high)) for lo in range(low, high + 1, RANGE)])
 
 

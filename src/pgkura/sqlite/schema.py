@@ -278,19 +278,26 @@ def _decide_all(conn: sqlite3.Connection, path: Path | None, tables: list[Table]
 def _slices(conn: sqlite3.Connection, table: Table, rows: int = 100_000) -> list[str]:
     """WHERE clauses splitting a large table with a rowid into up to four ranges of it (the
     whole table otherwise)."""
-    named = {c.name.lower() for c in table.columns}
-    alias = next((a for a in ("rowid", "_rowid_", "oid") if a not in named), None)
-    if table.rows < rows or table.fts or alias is None:
+    span = rowid_span(conn, table) if table.rows >= rows else None
+    if span is None:
         return [""]
-    try:
-        low, high = conn.execute(f"SELECT min({alias}), max({alias}) FROM "  # noqa: S608
-                                 f"{quoted(table.name)}").fetchone()  # fmt: skip
-    except sqlite3.OperationalError:  # WITHOUT ROWID
-        return [""]
-    if low is None:
-        return [""]
+    alias, low, high = span
     step = (high - low) // 4 + 1
     return [f" WHERE {alias} BETWEEN {lo} AND {lo + step - 1}" for lo in range(low, high + 1, step)]
+
+
+def rowid_span(conn: sqlite3.Connection, table: Table) -> tuple[str, int, int] | None:
+    """A name of an ordinary table's rowid no column has taken, and its smallest and largest
+    value; None for a virtual, empty or WITHOUT ROWID table."""
+    named = {c.name.lower() for c in table.columns}
+    alias = next((a for a in ("rowid", "_rowid_", "oid") if a not in named), None)
+    listed = {r[1]: r for r in conn.execute("PRAGMA table_list") if r[0] == "main"}
+    entry = listed.get(table.name)
+    if alias is None or table.fts or entry is None or entry[2] != "table" or entry[4]:  # wr
+        return None
+    bounds = f"SELECT min({alias}), max({alias}) FROM {quoted(table.name)}"  # noqa: S608
+    low, high = conn.execute(bounds).fetchone()
+    return None if low is None else (alias, low, high)
 
 
 def _virtual(text: str | None) -> re.Match[str] | None:
