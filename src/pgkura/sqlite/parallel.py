@@ -81,8 +81,9 @@ def blocks(
 class _Reader:
     """One reading process: a new interpreter (never a fork of one holding connections, and
     never a re-run of the caller's main module), its work given on stdin, its blocks framed on
-    stdout. A thread here drains the pipe into a queue of `AHEAD` frames (two ranges): while
-    the caller takes another process's range, this one keeps reading, and memory stays flat."""
+    stdout. A thread here drains the pipe into a queue of `AHEAD` frames (about eight ranges):
+    while the caller takes another process's range, this one keeps reading, and memory stays
+    flat."""
 
     def __init__(self, number: int, work: tuple[Any, ...]) -> None:
         self.name = f"SQLite reader {number + 1}"

@@ -368,13 +368,13 @@ def _affinity(declared: str) -> str:
 
 
 def _values(conn: sqlite3.Connection, table: str, column: str, where: str) -> sqlite3.Cursor:
-    """Each distinct stored value once (by type and bytes: 1 and 1.0, 'a' and 'A' stay apart),
-    with SQLite's text of it: a type is decided by what values there are, not how often, and
-    SQLite deduplicates far faster than Python converts."""
+    """Each distinct stored value once (by type and bytes: 1 and 1.0, 'a' and 'A' stay apart):
+    a type is decided by what values there are, not how often, and SQLite deduplicates far
+    faster than Python converts."""
     c = quoted(column)
     return conn.execute(
-        f"SELECT kind, v, v || '' FROM (SELECT DISTINCT typeof({c}) AS kind, {c} COLLATE BINARY "  # noqa: S608
-        f"AS v FROM {quoted(table)} WHERE {c} IS NOT NULL AND ({where.format(c)}) IS NOT 1)"
+        f"SELECT v FROM (SELECT DISTINCT typeof({c}) AS kind, {c} COLLATE BINARY AS v "  # noqa: S608
+        f"FROM {quoted(table)} WHERE {c} IS NOT NULL AND ({where.format(c)}) IS NOT 1)"
     )
 
 
@@ -441,7 +441,7 @@ def _fitting(conn: sqlite3.Connection, table: str, column: str, pg_type: str,
     A numeric's REAL is plain when its repr is fixed-point (numeric keeps those digits)."""
     form = _SQLITE_FORMS.get(pg_type)
     in_form = form is not None
-    for _kind, value, _text in _values(conn, table, column, form or "0"):
+    for (value,) in _values(conn, table, column, form or "0"):
         if not _fits(convert, value):
             return False, False
         in_form = False

@@ -37,7 +37,7 @@ from pgkura.sqlite.schema import Column, quoted, text_or_bytes
 Buffer = bytes | bytearray | memoryview
 T = TypeVar("T")
 
-_ESCAPES = {  # the backslash first: SQLite's replace() calls go in this order
+_ESCAPES = {  # the backslash first: `_texts` replaces in this order
     "\\": "\\\\",
     "\b": "\\b",
     "\f": "\\f",
@@ -107,15 +107,6 @@ _FORMS = {
     "timestamp with time zone": Form(_moment, None, "{}::text"),
     "jsonb": Form(text, _json, "{}::text"),
 }
-
-
-def _escaped(column: str) -> str:
-    """SQLite's expression for `text(column)`: replace() calls, the backslash first, only for
-    the values that hold a character to escape (few do)."""
-    replaced = column
-    for char, escape in _ESCAPES.items():  # the characters themselves in SQL string literals
-        replaced = f"replace({replaced}, '{char}', '{escape}')"
-    return f"CASE WHEN {column} GLOB '*[{''.join(_ESCAPES)}]*' THEN {replaced} ELSE {column} END"
 
 
 # The COPY field SQLite writes itself (`{0}` the column) for a plain-form column of these types:
@@ -220,11 +211,11 @@ class Rows:
     def read(self, conn: sqlite3.Connection, table: str, where: str = "",
              bounds: tuple[int, int] | None = None) -> Iterator[bytes]:  # fmt: skip
         """The table's blocks (those `where` selects) read from `conn`."""
-        conn.text_factory = self.text_factory
+        before, conn.text_factory = conn.text_factory, self.text_factory
         try:
             yield from self.blocks(conn.execute(self.select(table) + where, bounds or ()))
         finally:
-            conn.text_factory = text_or_bytes
+            conn.text_factory = before
 
     def select(self, table: str) -> str:
         """The query whose rows `blocks` reads: SQLite's part of the line, then raw values."""
@@ -332,7 +323,7 @@ def _forget_unrepeated(fields: list[Callable[[Any], Any]]) -> None:
 # How PostgreSQL prints a plain-form field, where `Form.read` expects Python's check: a double
 # written as Python's repr (fixed-point, `schema._plain_doubles`) is printed the shortest way
 # too, without the ".0" of a whole number (extra_float_digits at its default, 1).
-_READ_AS_SQLITE_WROTE = {
+_READ_PLAIN = {
     "double precision": "CASE WHEN {0} = trunc({0}) THEN {0}::text || '.0' ELSE {0}::text END",
 }
 
@@ -341,7 +332,7 @@ def read_back(rows: Rows) -> sql.Composed:
     """The SELECT list (in the order sent) whose COPY output the checksum of `rows` expects."""
     plain = len(rows.columns) - len(rows.fields)
     return sql.SQL(", ").join(
-        sql.SQL(_READ_AS_SQLITE_WROTE.get(c.pg_type, _FORMS[c.pg_type].read) if i < plain
+        sql.SQL(_READ_PLAIN.get(c.pg_type, _FORMS[c.pg_type].read) if i < plain
                 else _FORMS[c.pg_type].read).format(sql.Identifier(c.name))
         for i, c in enumerate(rows.columns)
     )  # fmt: skip
