@@ -9,8 +9,9 @@ is converted on its own: SQLite writes the fields that cost it least (integers, 
 times: one string a row), Python the others a whole block at a time in C (text escaped by one
 `replace` over the block, blobs by `bytes.hex`, numbers by `repr`); Python's own code runs
 per value only for the rest. JSON alone is compared by meaning (PostgreSQL reorders keys),
-parsed on both sides. The checksum is a sum of per-row hashes (xxHash's XXH3 of each line's
-bytes: the same in every process, so a table read by several processes sums as one):
+parsed on both sides. The checksum is a sum of per-row hashes (the CRC-32C of each line's
+bytes: the same in every process, so a table read by several processes sums as one, and the
+same as PostgreSQL 18's crc32c(), so the server sums the table it holds without sending it):
 independent of row order, and memory stays flat for any table size.
 """
 
@@ -29,8 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from google_crc32c import value as line_hash
 from psycopg import sql
-from xxhash import xxh3_64_intdigest as line_hash
 
 from pgkura.sqlite.schema import Column, quoted, text_or_bytes
 
@@ -328,14 +329,58 @@ _READ_PLAIN = {
 }
 
 
+# The settings under which PostgreSQL prints a table as the checksum of what was sent expects:
+# bytea as hex, the shortest doubles, dates and times as SQLite writes them.
+PRINTING = {"bytea_output": "hex", "extra_float_digits": "1", "DateStyle": "ISO",
+            "TimeZone": "UTC"}  # fmt: skip
+
+
+def _reads(rows: Rows) -> list[str]:
+    """Each column's read-back expression (`{}` the column), in the order sent."""
+    plain = len(rows.columns) - len(rows.fields)
+    return [_READ_PLAIN.get(c.pg_type, _FORMS[c.pg_type].read) if i < plain
+            else _FORMS[c.pg_type].read for i, c in enumerate(rows.columns)]  # fmt: skip
+
+
 def read_back(rows: Rows) -> sql.Composed:
     """The SELECT list (in the order sent) whose COPY output the checksum of `rows` expects."""
-    plain = len(rows.columns) - len(rows.fields)
     return sql.SQL(", ").join(
-        sql.SQL(_READ_PLAIN.get(c.pg_type, _FORMS[c.pg_type].read) if i < plain
-                else _FORMS[c.pg_type].read).format(sql.Identifier(c.name))
-        for i, c in enumerate(rows.columns)
+        sql.SQL(read).format(sql.Identifier(c.name))
+        for read, c in zip(_reads(rows), rows.columns, strict=True)
+    )
+
+
+# A read-back field as COPY prints it, as SQL text (`{}` the read expression): text escaped as
+# COPY escapes it, a boolean and bytea as their output functions write them (chr() is folded
+# once, whatever standard_conforming_strings says); other types print no character to escape.
+def _escaped(expression: str) -> str:
+    for char, escape in _ESCAPES.items():
+        into = " || ".join(f"chr({ord(e)})" for e in escape)
+        expression = f"replace({expression}, chr({ord(char)}), {into})"
+    return expression
+
+
+_PRINTED = {
+    "text": _escaped("{}"),
+    "boolean": "CASE {} WHEN true THEN 't' WHEN false THEN 'f' END",
+    "bytea": "chr(92) || chr(92) || 'x' || encode({}, 'hex')",
+}
+
+
+def summed(rows: Rows) -> sql.Composed | None:
+    """A query PostgreSQL answers with (rows, checksum) of the table as the COPY read-back would
+    print it, hashed and summed where it is (CRC-32C of each line, PostgreSQL 18's crc32c(),
+    in parallel where the server allows): none of it crosses the network. None where a column
+    is compared by meaning (JSON)."""
+    if any(c.pg_type == "jsonb" for c in rows.columns):
+        return None
+    line = sql.SQL(", ").join(
+        sql.SQL("coalesce(" + _PRINTED.get(c.pg_type, "({})::text").format(read)
+                + ", chr(92) || 'N')").format(sql.Identifier(c.name))
+        for read, c in zip(_reads(rows), rows.columns, strict=True)
     )  # fmt: skip
+    return sql.SQL("SELECT count(*), coalesce(sum(crc32c(convert_to(concat_ws(chr(9), {}), "
+                   "'UTF8'))), 0)").format(line)  # fmt: skip
 
 
 def checksum(types: list[str], chunks: Iterable[Buffer]) -> tuple[int, int]:

@@ -8,18 +8,21 @@ import io
 import itertools
 import json
 import sqlite3
+from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql as pgsql
 
 from pgkura.clusters.throwaway import bin_dir
 from pgkura.config.settings import load_settings
 from pgkura.progress import Reporter
 from pgkura.sqlite.importer import SqliteImportError, import_sqlite
-from pgkura.sqlite.schema import NotSqlite
+from pgkura.sqlite.schema import NotSqlite, Table, connect_readonly
+from pgkura.sqlite.stream import PRINTING, Rows, checksum, read_back, summed
 from tests.conftest import run_invoke
 
 SCHEMA = """
@@ -564,3 +567,104 @@ def test_dates_and_times_sqlite_wrote_are_checked_whatever_the_server_shows(
     monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
     with pytest.raises(SqliteImportError, match="checksums differ"):
         import_sqlite(path, target, log=lambda _m: None)
+
+
+escapes = st.text(st.sampled_from("\\\b\f\n\r\t\va日"), max_size=6)  # all COPY escapes
+moments = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31))
+_rows = st.lists(st.tuples(
+    st.none() | texts | escapes, st.none() | floats, st.none() | st.integers(-(2**63), 2**63 - 1),
+    st.none() | st.binary(max_size=20), st.none() | st.sampled_from([0, 1]),
+    st.none() | st.dates(min_value=date(1, 1, 1)).map(date.isoformat),
+    st.none() | moments.map(lambda m: m.isoformat(" ", "seconds")),  # SQLite's own form
+    st.none() | moments.map(lambda m: m.isoformat(" ")),  # fractions of a second: converted
+), max_size=8)  # fmt: skip
+
+
+def _both_checks(conn: psycopg.Connection, path: Path, table: Table, schema: str) -> list:
+    """(rows, checksum) of the table as sent, as PostgreSQL sums it, and as read back."""
+    sent = Rows(table.columns)
+    source = connect_readonly(path)
+    try:
+        for _block in sent.read(source, table.name):
+            pass
+    finally:
+        source.close()
+    for name, value in PRINTING.items():
+        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+    where = pgsql.Identifier(schema, table.name)
+    count, total = conn.execute(pgsql.SQL("{} FROM {}").format(summed(sent), where)).fetchone()
+    with conn.cursor().copy(pgsql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(
+            read_back(sent), where)) as copy:  # fmt: skip
+        back = checksum([c.pg_type for c in sent.columns], copy)
+    return [(sent.count, sent.total), (count, int(total)), back]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(rows=_rows)
+def test_postgresql_sums_what_was_sent_as_the_read_back_does(pg_server, database,
+                                                             tmp_path_factory, rows):  # fmt: skip
+    """PostgreSQL's own sum of the table (text with every character COPY escapes, NULLs of every
+    type, flags, dates, times, doubles, blobs) equals the checksum of what was sent and that of
+    the table read back: the import passes, and the two ways of checking agree."""
+    path = tmp_path_factory.mktemp("sq") / "gen.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (s TEXT, f REAL, i INTEGER, b BLOB, flag BOOLEAN, d DATE, "
+                     "m DATETIME, mf TIMESTAMP)")  # fmt: skip
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.close()
+    url = pg_server.url(database)
+    schema = f"both_{next(_schemas)}"
+    target = load_settings(tmp_path_factory.getbasetemp(), {"DATABASE_URL": url}).target
+    done = import_sqlite(path, target, schema=schema, log=lambda _m: None)
+    with psycopg.connect(url) as conn:
+        sent, by_postgresql, read = _both_checks(conn, path, done.tables[0], schema)
+    assert sent == by_postgresql == read
+    assert sent[0] == len(rows)
+
+
+TYPED = [("tab\there", 0.1, 7, b"\x00\xff", 1, "2024-02-29", "2024-02-29 23:59:59", "10.5"),
+         ("back\\slash", -2.5e-3, -1, b"", 0, "0001-01-01", "1900-01-01 00:00:00", 3),
+         (None, None, None, None, None, None, None, None)]  # fmt: skip
+
+
+@pytest.mark.parametrize("reading", ["summed", "read back"])
+@pytest.mark.parametrize("change", [
+    "UPDATE t SET s = replace(s, E'\\t', E'\\n') WHERE s LIKE 'tab%'",  # one escaped character for another
+    "UPDATE t SET s = 'back/slash' WHERE s LIKE 'back%'",
+    "UPDATE t SET f = f + 1e-16 WHERE f = 0.1",  # the double's last bit
+    "UPDATE t SET i = i + 1 WHERE i = 7",
+    "UPDATE t SET b = '\\x00fe' WHERE b = '\\x00ff'",
+    "UPDATE t SET flag = NULL WHERE NOT flag",  # NULL is not false
+    "UPDATE t SET d = d + 1 WHERE d = '2024-02-29'",
+    "UPDATE t SET m = m + interval '1 microsecond' WHERE d = '2024-02-29'",
+    "UPDATE t SET n = 10.50 WHERE n = 10.5",  # the scale counts
+    "UPDATE t SET s = 'NULL' WHERE s IS NULL",
+])  # fmt: skip
+def test_either_check_notices_the_smallest_change_of_any_type(pg_server, database, tmp_path,
+                                                              monkeypatch, reading, change):  # fmt: skip
+    """The sum PostgreSQL computes (and the COPY read-back, used for JSON and older servers)
+    notices a change of any type by the smallest step it has; nothing is left behind."""
+    from pgkura.sqlite import importer as sqlite_import
+
+    path = tmp_path / "typed.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (s TEXT, f REAL, i INTEGER, b BLOB, flag BOOLEAN, d DATE, "
+                     "m DATETIME, n NUMERIC)")  # fmt: skip
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?)", TYPED)
+    conn.close()
+    target = load_settings(tmp_path, {"DATABASE_URL": pg_server.url(database)}).target
+    if reading == "read back":
+        monkeypatch.setattr(sqlite_import, "summed", lambda _rows: None)
+    assert import_sqlite(path, target, schema="untouched", log=lambda _m: None).rows == 3
+    original = sqlite_import._advance_identities
+
+    def then_tamper(conn, tables, schema):
+        original(conn, tables, schema)
+        assert conn.execute(change).rowcount == 1
+
+    monkeypatch.setattr(sqlite_import, "_advance_identities", then_tamper)
+    with pytest.raises(SqliteImportError, match="checksums differ"):
+        import_sqlite(path, target, log=lambda _m: None)
+    with psycopg.connect(pg_server.url(database)) as conn:
+        assert conn.execute("SELECT to_regclass('public.t')").fetchone() == (None,)
