@@ -65,7 +65,8 @@ INFO = [{
 
 
 def settings_with(tmp_path, **env):
-    return load_settings(tmp_path, {"POSTGRES_PASSWORD": "pw", **env})
+    # the Docker engine named, not guessed from whether this machine runs one
+    return load_settings(tmp_path, {"POSTGRES_PASSWORD": "pw", "PGKURA_ENGINE": "docker", **env})
 
 
 def test_pitr_is_off_by_default_and_its_file_added_only_when_on(tmp_path):
@@ -239,7 +240,8 @@ def test_the_scheduler_runs_base_backups_on_their_own_schedule(tmp_path):
 def test_restore_and_restore_to_keep_their_positional_arguments(tmp_path):
     """invoke cannot leave a positional argument out, so the moment is restore-to's own and
     `db.restore latest` stays as it was."""
-    env = {"PGKURA_ENV_FILE": str(tmp_path / ".env"), "PGKURA_BACKUP_DIR": str(tmp_path)}
+    env = {"PGKURA_ENV_FILE": str(tmp_path / ".env"), "PGKURA_BACKUP_DIR": str(tmp_path),
+           "PGKURA_ENGINE": "docker"}  # fmt: skip
     latest = run_invoke("db.restore", "latest", "--yes", env=env, cwd=tmp_path)
     assert "No idea what" not in latest.stderr
     assert "no backups" in latest.stderr
